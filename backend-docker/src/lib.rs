@@ -1,0 +1,60 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+use async_trait::async_trait;
+use runner_core::backend::HealthCheck;
+use runner_core::plan::StepPlan;
+use runner_core::{
+    Backend, BackendError, BuildSpec, Capabilities, Health, PreparedEnv, RunContext, StepOutput,
+};
+
+/// The docker backend.
+#[derive(Debug, Default, Clone)]
+pub struct DockerBackend;
+
+impl DockerBackend {
+    /// The backend's stable name.
+    pub const NAME: &'static str = "docker";
+}
+
+#[async_trait]
+impl Backend for DockerBackend {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            needs_network: true,
+            ..Capabilities::default()
+        }
+    }
+
+    async fn check(&self) -> Result<Health, BackendError> {
+        Ok(Health {
+            usable: false,
+            checks: vec![HealthCheck {
+                name: "docker".into(),
+                ok: false,
+                detail: "the docker backend is not implemented yet".into(),
+            }],
+        })
+    }
+
+    async fn prepare(
+        &self,
+        _build: &BuildSpec,
+        _cx: &RunContext,
+    ) -> Result<PreparedEnv, BackendError> {
+        Err(BackendError::not_implemented(Self::NAME, "prepare"))
+    }
+
+    async fn execute(
+        &self,
+        _env: &PreparedEnv,
+        _step: &StepPlan,
+        _cx: &RunContext,
+    ) -> Result<StepOutput, BackendError> {
+        Err(BackendError::not_implemented(Self::NAME, "execute"))
+    }
+}

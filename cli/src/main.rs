@@ -1,0 +1,2 @@
+//! The `perf-runner` binary.
+fn main() {}

@@ -1,0 +1,198 @@
+//! The `Backend` trait: where and how a build is prepared and a step executed.
+//!
+//! A backend is minimal and object safe (`Arc<dyn Backend>`). The engine owns scheduling,
+//! retries and records; a backend only prepares environments and executes steps, and says —
+//! through [`BackendError::kind`] — whether a failure is transient.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::build::BuildSpec;
+use crate::failure::Failure;
+use crate::plan::StepPlan;
+
+/// An error from a backend, classified into the closed [`Failure`] taxonomy.
+#[derive(Debug, thiserror::Error)]
+#[error("{backend}: {kind}: {message}")]
+pub struct BackendError {
+    /// The backend that failed.
+    pub backend: &'static str,
+    /// The classification; `kind.is_transient()` drives retries.
+    pub kind: Failure,
+    /// What happened, for people.
+    pub message: String,
+    /// The underlying error, if any.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl BackendError {
+    /// A new error without an underlying source.
+    pub fn new(backend: &'static str, kind: Failure, message: impl Into<String>) -> Self {
+        BackendError {
+            backend,
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The honest error of a backend feature that a later piece of work will build.
+    pub fn not_implemented(backend: &'static str, what: &str) -> Self {
+        BackendError::new(
+            backend,
+            Failure::Unknown,
+            format!("{what} is not implemented yet in the {backend} backend"),
+        )
+    }
+
+    /// Attach an underlying error.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Whether retrying may help.
+    pub fn is_transient(&self) -> bool {
+        self.kind.is_transient()
+    }
+}
+
+/// What a backend can do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// GPU kinds and how many of each it can lease at most (e.g. `H100` → 8).
+    pub gpus: BTreeMap<String, u32>,
+    /// Whether it can build the engine from source.
+    pub source_builds: bool,
+    /// Whether it needs network access to fetch builds.
+    pub needs_network: bool,
+}
+
+/// Read-only health of a backend on this host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// Whether the backend can run jobs here.
+    pub usable: bool,
+    /// Named checks with a human-readable result each (`docker` → `28.2.2`, `nvidia-smi` →
+    /// `not found`).
+    pub checks: Vec<HealthCheck>,
+}
+
+/// One line of a health report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// What was checked.
+    pub name: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+}
+
+/// An environment ready to execute steps of one build.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreparedEnv {
+    /// The build identity this environment realises.
+    pub identity: String,
+    /// Backend-specific handle: venv path, image reference, Modal image id …
+    pub handle: String,
+    /// The engine version actually installed (e.g. `0.6.3.dev123+gabcdef`).
+    pub engine_version: Option<String>,
+    /// Content identity: wheel sha256 or image digest.
+    pub digest: Option<String>,
+    /// Whether it was reused from a cache.
+    pub reused: bool,
+}
+
+/// Where a run's progress goes (the CLI draws bars; tests collect lines).
+pub trait ProgressSink: Send + Sync + std::fmt::Debug {
+    /// A phase started or advanced (`prepare`, `server`, `benchmark` …).
+    fn event(&self, phase: &str, message: &str);
+}
+
+/// A sink that drops everything.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl ProgressSink for NoProgress {
+    fn event(&self, _phase: &str, _message: &str) {}
+}
+
+/// The context of one attempt: cancellation, deadline, artifact dir and progress.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// Cancelled on Ctrl-C/SIGTERM or budget exhaustion; backends stop and clean up.
+    pub cancel: CancellationToken,
+    /// The latest instant this attempt may still run.
+    pub deadline: Option<Instant>,
+    /// Directory for this attempt's logs, plan and result files.
+    pub artifact_dir: PathBuf,
+    /// Run id, task commit, variant and attempt number, for labels and log lines.
+    pub labels: BTreeMap<String, String>,
+    /// Progress sink.
+    pub progress: std::sync::Arc<dyn ProgressSink>,
+}
+
+impl RunContext {
+    /// Time left before the deadline (`None` = no deadline).
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// Everything a step produced.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepOutput {
+    /// The client's exit code (`None` if killed by a signal).
+    pub exit_code: Option<i32>,
+    /// Client stdout path.
+    pub client_stdout: PathBuf,
+    /// Client stderr path.
+    pub client_stderr: PathBuf,
+    /// Server log path (serving mode).
+    pub server_log: Option<PathBuf>,
+    /// Result files the client wrote (JSON), by logical name.
+    pub result_files: Vec<PathBuf>,
+    /// Host that ran it.
+    pub host: Option<String>,
+    /// GPU SKU(s) it ran on, as reported by the GPU (e.g. `NVIDIA H100 80GB HBM3`).
+    pub gpu_names: Vec<String>,
+    /// Wall time of the benchmark phase, seconds.
+    pub benchmark_seconds: f64,
+}
+
+/// A place that prepares builds and executes steps.
+#[async_trait]
+pub trait Backend: std::fmt::Debug + Send + Sync + 'static {
+    /// Short stable name (`local`, `docker`, `modal`).
+    fn name(&self) -> &'static str;
+
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Read-only health check: is it usable here?
+    async fn check(&self) -> Result<Health, BackendError>;
+
+    /// Obtain the environment for a build (cached, idempotent).
+    async fn prepare(
+        &self,
+        build: &BuildSpec,
+        cx: &RunContext,
+    ) -> Result<PreparedEnv, BackendError>;
+
+    /// Run one step: start the server if the mode has one, wait for readiness, run the client,
+    /// collect outputs, stop everything started.
+    async fn execute(
+        &self,
+        env: &PreparedEnv,
+        step: &StepPlan,
+        cx: &RunContext,
+    ) -> Result<StepOutput, BackendError>;
+}

@@ -1,0 +1,1 @@
+//! Loading tasks from a dataset file (JSON array or JSONL).

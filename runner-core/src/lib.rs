@@ -1,0 +1,28 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod benchmark;
+pub mod build;
+pub mod command;
+pub mod dataset;
+pub mod exit;
+pub mod failure;
+pub mod gpu;
+pub mod metrics;
+pub mod parse;
+pub mod plan;
+pub mod settings;
+pub mod spec;
+pub mod task;
+
+pub use backend::{
+    Backend, BackendError, Capabilities, Health, PreparedEnv, RunContext, StepOutput,
+};
+pub use benchmark::{Benchmark, ParseOutcome, RunOutput};
+pub use build::{Artifact, BuildSpec};
+pub use failure::Failure;
+pub use gpu::GpuSpec;
+pub use metrics::{MetricValue, Metrics, Provenance};
+pub use spec::{BenchmarkSpec, Mode};
+pub use task::{Task, Variant};

@@ -1,0 +1,74 @@
+//! Settings shared by every crate, with the embedded defaults.
+//!
+//! Layering (embedded defaults → `perf-runner.toml` → `PERF_RUNNER__SECTION__KEY` env → flags)
+//! is done by the CLI with config-rs; this module owns the shape and the defaults.
+
+use serde::{Deserialize, Serialize};
+
+use crate::build::ArtifactSources;
+
+/// The embedded default configuration, as TOML. Every key a user may set appears here.
+pub const DEFAULT_TOML: &str = include_str!("default-config.toml");
+
+/// All settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where per-commit builds come from.
+    pub artifacts: ArtifactSources,
+    /// Per-phase deadlines.
+    pub timeouts: Timeouts,
+    /// How run plans are built.
+    pub plan: PlanSettings,
+}
+
+/// Per-phase deadlines, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// Obtaining the environment (download, install, image pull).
+    pub prepare_s: u64,
+    /// From server start to readiness.
+    pub server_ready_s: u64,
+    /// The benchmark client (or offline script) itself.
+    pub benchmark_s: u64,
+}
+
+/// How run plans are built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSettings {
+    /// The module that starts the OpenAI-compatible server (present in every vLLM version).
+    pub server_module: String,
+    /// Prompts sent by the warm-up run before anything is measured (serving); 0 disables it.
+    pub warmup_prompts: u32,
+    /// Default repeats per variant.
+    pub repeats: u32,
+}
+
+impl Settings {
+    /// The embedded defaults.
+    pub fn embedded() -> Settings {
+        // The embedded TOML is part of the binary and covered by a test; it always parses.
+        toml::from_str(DEFAULT_TOML).unwrap_or_else(|e| panic!("embedded defaults: {e}"))
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::embedded()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_parse_and_match_code_defaults() {
+        let s = Settings::embedded();
+        assert_eq!(s.artifacts, ArtifactSources::default());
+        assert!(s.timeouts.server_ready_s > 0);
+        assert_eq!(s.plan.server_module, "vllm.entrypoints.openai.api_server");
+    }
+}

@@ -1,0 +1,1 @@
+//! Helpers shared by perf-runner's integration tests.

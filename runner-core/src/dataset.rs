@@ -1,1 +1,321 @@
-//! Loading tasks from a dataset file (JSON array or JSONL).
+//! Loading tasks from a dataset: a JSON array or JSONL, one task per record, in the field names
+//! real datasets use (with aliases). A bad row is reported with its line number and field and
+//! never stops the other rows.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::command::parse_perf_command;
+use crate::gpu::GpuSpec;
+use crate::task::Task;
+
+/// Field aliases, canonical name first.
+const COMMIT: &[&str] = &["commit_hash", "commit"];
+const PARENT: &[&str] = &["parent_commit", "parent", "base_commit"];
+const SUBJECT: &[&str] = &["commit_subject", "subject"];
+const DATE: &[&str] = &["commit_date", "pr_date"];
+
+/// A row that could not become a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    /// 1-based line where the row starts.
+    pub line: usize,
+    /// The offending field, when one is to blame.
+    pub field: Option<String>,
+    /// What is wrong and what would be right.
+    pub message: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "line {}: field '{field}': {}", self.line, self.message),
+            None => write!(f, "line {}: {}", self.line, self.message),
+        }
+    }
+}
+
+/// The outcome of loading a dataset: the good tasks and the rejected rows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Dataset {
+    /// Where it came from (a path, or `embedded:…`).
+    pub origin: String,
+    /// Tasks in file order.
+    pub tasks: Vec<Task>,
+    /// Rows that were rejected.
+    pub errors: Vec<RowError>,
+}
+
+/// A dataset file that could not be read at all.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read dataset '{path}': {source}")]
+pub struct DatasetError {
+    /// The path.
+    pub path: PathBuf,
+    /// The I/O error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Why a commit could not be found in a dataset.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// No task matches.
+    #[error("no task for commit '{0}' in the dataset")]
+    NotFound(String),
+    /// The query is not a hex prefix of at least 4 digits.
+    #[error("'{0}' is not a commit hash or a hex prefix of at least 4 digits")]
+    NotHex(String),
+    /// More than one task matches the prefix.
+    #[error("commit prefix '{query}' is ambiguous; candidates: {}", candidates.join(", "))]
+    Ambiguous {
+        /// The prefix.
+        query: String,
+        /// Matching commits with their lines (`abcdef12… (line 3)`).
+        candidates: Vec<String>,
+    },
+}
+
+impl Dataset {
+    /// Load a dataset file; relative agent patch paths resolve against its directory.
+    pub fn load(path: &Path) -> Result<Dataset, DatasetError> {
+        let text = std::fs::read_to_string(path).map_err(|source| DatasetError {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(Dataset::from_str(&text, &path.display().to_string(), &base))
+    }
+
+    /// Load a dataset from text (JSON array if it starts with `[`, else JSONL).
+    pub fn from_str(text: &str, origin: &str, base_dir: &Path) -> Dataset {
+        let mut ds = Dataset {
+            origin: origin.to_string(),
+            ..Dataset::default()
+        };
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        if text.trim_start().starts_with('[') {
+            load_array(text, base_dir, &mut ds);
+        } else {
+            for (i, line) in text.lines().enumerate() {
+                let trimmed = line.trim();
+                if trimmed.is_empty() || trimmed.starts_with("//") {
+                    continue;
+                }
+                match serde_json::from_str::<Value>(trimmed) {
+                    Ok(v) => ds.push_row(i + 1, v, base_dir),
+                    Err(e) => ds.errors.push(RowError {
+                        line: i + 1,
+                        field: None,
+                        message: format!("not valid JSON ({e}); each line must be one JSON object"),
+                    }),
+                }
+            }
+        }
+        ds
+    }
+
+    fn push_row(&mut self, line: usize, value: Value, base_dir: &Path) {
+        match task_from_row(line, value, base_dir) {
+            Ok(task) => {
+                if let Some(prev) = self.tasks.iter().find(|t| t.commit == task.commit) {
+                    self.errors.push(RowError {
+                        line,
+                        field: Some("commit_hash".into()),
+                        message: format!(
+                            "commit {} already appears on line {}; each commit may appear once",
+                            task.commit, prev.source_line
+                        ),
+                    });
+                } else {
+                    self.tasks.push(task);
+                }
+            }
+            Err(e) => self.errors.push(e),
+        }
+    }
+
+    /// Find a task by full hash or unique prefix (case-insensitive).
+    pub fn find(&self, query: &str) -> Result<&Task, LookupError> {
+        let q = query.trim().to_ascii_lowercase();
+        if q.len() < 4 || !q.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(LookupError::NotHex(query.to_string()));
+        }
+        // A dataset may itself hold a short hash: match either way round.
+        let hits: Vec<&Task> = self
+            .tasks
+            .iter()
+            .filter(|t| t.commit.starts_with(&q) || q.starts_with(&t.commit))
+            .collect();
+        match hits.as_slice() {
+            [] => Err(LookupError::NotFound(query.to_string())),
+            [one] => Ok(one),
+            many => Err(LookupError::Ambiguous {
+                query: query.to_string(),
+                candidates: many
+                    .iter()
+                    .map(|t| format!("{} (line {})", t.commit, t.source_line))
+                    .collect(),
+            }),
+        }
+    }
+}
+
+fn load_array(text: &str, base_dir: &Path, ds: &mut Dataset) {
+    let items: Vec<&serde_json::value::RawValue> = match serde_json::from_str(text) {
+        Ok(items) => items,
+        Err(e) => {
+            ds.errors.push(RowError {
+                line: e.line().max(1),
+                field: None,
+                message: format!("the JSON array does not parse ({e}); no row could be read"),
+            });
+            return;
+        }
+    };
+    for raw in items {
+        let offset = raw.get().as_ptr() as usize - text.as_ptr() as usize;
+        let line = 1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..offset]).count();
+        match serde_json::from_str::<Value>(raw.get()) {
+            Ok(v) => ds.push_row(line, v, base_dir),
+            Err(e) => ds.errors.push(RowError {
+                line,
+                field: None,
+                message: format!("not valid JSON ({e})"),
+            }),
+        }
+    }
+}
+
+fn task_from_row(line: usize, value: Value, base_dir: &Path) -> Result<Task, RowError> {
+    let err = |field: &str, message: String| RowError {
+        line,
+        field: Some(field.to_string()),
+        message,
+    };
+    let Value::Object(row) = value else {
+        return Err(RowError {
+            line,
+            field: None,
+            message: format!("expected a JSON object, found {}", kind(&value)),
+        });
+    };
+    let commit = match aliased_str(&row, COMMIT).map_err(|(f, m)| err(f, m))? {
+        Some(c) => hex_commit(&c).map_err(|m| err(COMMIT[0], m))?,
+        None => {
+            return Err(RowError {
+                line,
+                field: Some(COMMIT[0].into()),
+                message: format!("missing; one of {} is required", COMMIT.join(", ")),
+            });
+        }
+    };
+    let parent = match aliased_str(&row, PARENT).map_err(|(f, m)| err(f, m))? {
+        Some(p) => Some(hex_commit(&p).map_err(|m| err(PARENT[0], m))?),
+        None => None,
+    };
+    let perf_command = opt_str(&row, "perf_command")
+        .map_err(|m| err("perf_command", m))?
+        .filter(|c| !c.trim().is_empty());
+    let (spec, command_error) = match perf_command.as_deref().map(parse_perf_command) {
+        Some(Ok(spec)) => (Some(spec), None),
+        Some(Err(e)) => (None, Some(e.to_string())),
+        None => (None, None),
+    };
+    let mut models = str_list(&row, "models").map_err(|m| err("models", m))?;
+    if let Some(m) = opt_str(&row, "model").map_err(|m| err("model", m))? {
+        if !models.contains(&m) {
+            models.insert(0, m);
+        }
+    }
+    let gpu = match opt_str(&row, "gpu_config").map_err(|m| err("gpu_config", m))? {
+        Some(g) if !g.trim().is_empty() => Some(
+            g.parse::<GpuSpec>()
+                .map_err(|e| err("gpu_config", e.to_string()))?,
+        ),
+        _ => None,
+    };
+    let patch = opt_str(&row, "patch")
+        .map_err(|m| err("patch", m))?
+        .map(|p| base_dir.join(p));
+    Ok(Task {
+        source_line: line,
+        commit,
+        parent,
+        subject: aliased_str(&row, SUBJECT).map_err(|(f, m)| err(f, m))?,
+        repo: opt_str(&row, "repo").map_err(|m| err("repo", m))?,
+        perf_command,
+        spec,
+        command_error,
+        models,
+        gpu,
+        files_changed: str_list(&row, "files_changed").map_err(|m| err("files_changed", m))?,
+        pr_url: opt_str(&row, "pr_url").map_err(|m| err("pr_url", m))?,
+        date: aliased_str(&row, DATE).map_err(|(f, m)| err(f, m))?,
+        benchmark_mode_hint: opt_str(&row, "benchmark_mode")
+            .map_err(|m| err("benchmark_mode", m))?,
+        patch,
+    })
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// An optional string field; null counts as absent.
+fn opt_str(row: &Map<String, Value>, field: &str) -> Result<Option<String>, String> {
+    match row.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(format!("expected a string, found {}", kind(other))),
+    }
+}
+
+/// The first present alias of a string field.
+fn aliased_str(
+    row: &Map<String, Value>,
+    aliases: &[&'static str],
+) -> Result<Option<String>, (&'static str, String)> {
+    for &a in aliases {
+        if let Some(v) = opt_str(row, a).map_err(|m| (a, m))? {
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
+}
+
+/// A list of strings; a missing field or null is empty.
+fn str_list(row: &Map<String, Value>, field: &str) -> Result<Vec<String>, String> {
+    match row.get(field) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(format!("item {i} is {}, expected a string", kind(other))),
+            })
+            .collect(),
+        Some(other) => Err(format!("expected a list of strings, found {}", kind(other))),
+    }
+}
+
+fn hex_commit(s: &str) -> Result<String, String> {
+    let c = s.trim().to_ascii_lowercase();
+    if (7..=40).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(c)
+    } else {
+        Err(format!(
+            "'{s}' is not a commit hash (7 to 40 hexadecimal digits)"
+        ))
+    }
+}

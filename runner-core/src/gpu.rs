@@ -108,6 +108,14 @@ impl FromStr for GpuSpec {
         if !kind.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
             return Err(err(&format!("kind '{kind}' must start with a letter")));
         }
+        let upper = kind.to_ascii_uppercase();
+        if let Some((sku, n)) = upper.rsplit_once('X') {
+            if sku_memory_gib(sku).is_some() && n.parse::<u32>().is_ok() {
+                return Err(err(&format!(
+                    "'{kind}' is not a GPU kind; did you mean '{sku}:{n}'?"
+                )));
+            }
+        }
         if count == 0 || count > Self::MAX_COUNT {
             return Err(err(&format!(
                 "count {count} is outside 1-{}",

@@ -12,7 +12,6 @@ pub const DEFAULT_TOML: &str = include_str!("default-config.toml");
 
 /// All settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Where per-commit builds come from.
     pub artifacts: ArtifactSources,
@@ -24,7 +23,6 @@ pub struct Settings {
 
 /// Per-phase deadlines, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Timeouts {
     /// Obtaining the environment (download, install, image pull).
     pub prepare_s: u64,
@@ -36,7 +34,6 @@ pub struct Timeouts {
 
 /// How run plans are built.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PlanSettings {
     /// The module that starts the OpenAI-compatible server (present in every vLLM version).
     pub server_module: String,

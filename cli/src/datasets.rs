@@ -1,0 +1,25 @@
+//! Loading the dataset a command names, or the embedded example.
+
+use std::path::Path;
+
+use anyhow::Result;
+use runner_core::dataset::Dataset;
+
+/// The embedded example dataset: a handful of real vLLM perf commits with their public facts.
+pub const EMBEDDED: &str = include_str!("../../examples/vllm-perf-commits.jsonl");
+
+/// The origin name of the embedded dataset.
+pub const EMBEDDED_ORIGIN: &str = "embedded:examples/vllm-perf-commits.jsonl";
+
+/// Load `path`, or the embedded example when `None`. Rejected rows are logged to stderr, each
+/// with its line and field; the caller decides the exit code.
+pub fn load(path: Option<&Path>) -> Result<Dataset> {
+    let ds = match path {
+        Some(p) => Dataset::load(p)?,
+        None => Dataset::from_str(EMBEDDED, EMBEDDED_ORIGIN, Path::new("examples")),
+    };
+    for e in &ds.errors {
+        eprintln!("{}: rejected row: {e}", ds.origin);
+    }
+    Ok(ds)
+}

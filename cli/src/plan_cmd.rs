@@ -1,0 +1,160 @@
+//! `perf-runner plan`: the exact plan of one commit, without running anything.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use runner_core::build::{Artifact, PatchSpec};
+use runner_core::plan::{ClientBuild, TaskPlan, plan_task};
+use runner_core::settings::Settings;
+use runner_core::task::{Variant, parse_variant_list};
+use runner_core::{Task, exit};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::{Format, datasets};
+
+/// The JSON schema version of `plan --format json`.
+const SCHEMA_VERSION: u32 = 1;
+
+pub fn run(
+    args: &[String],
+    variants: Option<&str>,
+    patch: Option<&Path>,
+    format: Format,
+    settings: &Settings,
+) -> Result<i32> {
+    let (dataset, commit) = match args {
+        [commit] => (None, commit),
+        [dataset, commit] => (Some(PathBuf::from(dataset)), commit),
+        _ => bail!("plan takes [DATASET] COMMIT"),
+    };
+    let ds = datasets::load(dataset.as_deref())?;
+    let task = ds
+        .find(commit)
+        .with_context(|| format!("in {}", ds.origin))?;
+    let patch_path = patch.map(Path::to_path_buf).or_else(|| task.patch.clone());
+    let variants = match variants {
+        Some(v) => parse_variant_list(v).context("--variants")?,
+        None if patch_path.is_some() => Variant::ALL.to_vec(),
+        None => vec![Variant::Baseline, Variant::Human],
+    };
+    let patch_spec = match &patch_path {
+        Some(p) if variants.contains(&Variant::Agent) => Some(patch_spec(p)?),
+        _ => None,
+    };
+    let plan = match plan_task(task, &variants, settings, patch_spec) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {e} [{}]", e.failure());
+            return Ok(exit::TASKS_FAILED);
+        }
+    };
+    match format {
+        Format::Json => {
+            let out = json!({
+                "schema_version": SCHEMA_VERSION,
+                "task": task_json(task),
+                "plan": plan,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Format::Text | Format::Table => print_text(task, &plan),
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn patch_spec(path: &Path) -> Result<PatchSpec> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the agent patch '{}'", path.display()))?;
+    Ok(PatchSpec {
+        path: path.display().to_string(),
+        sha256: Some(hex::encode(Sha256::digest(&bytes))),
+    })
+}
+
+fn task_json(t: &Task) -> serde_json::Value {
+    json!({
+        "line": t.source_line,
+        "commit": t.commit,
+        "parent": t.parent,
+        "subject": t.subject,
+        "perf_command": t.perf_command,
+        "models": t.models,
+        "gpu_config": t.gpu.as_ref().map(ToString::to_string),
+        "pr_url": t.pr_url,
+    })
+}
+
+fn argv_text(argv: &[String]) -> String {
+    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
+}
+
+fn print_text(task: &Task, plan: &TaskPlan) {
+    let step = &plan.step;
+    println!(
+        "commit    {}  {}",
+        plan.commit,
+        task.subject.as_deref().unwrap_or("")
+    );
+    println!("parent    {}", plan.parent);
+    println!("command   {}", task.perf_command.as_deref().unwrap_or(""));
+    println!("mode      {}", step.mode);
+    let kind = step.gpu.kind.as_deref().unwrap_or("any");
+    println!("gpus      {} × {kind}", step.gpu.count);
+    for (k, v) in &step.env {
+        println!("env       {k}={v}");
+    }
+    if let Some(server) = &step.server {
+        println!("server    {}", argv_text(&server.argv));
+    }
+    if let Some(w) = &step.warmup {
+        println!("warm-up   {}", argv_text(&w.argv));
+    }
+    println!("client    {}", argv_text(&step.client.argv));
+    match step.client_build {
+        ClientBuild::Fixed(v) => println!("          (run from the {v} build for every variant)"),
+        ClientBuild::SameAsVariant => println!("          (run from each variant's own build)"),
+    }
+    for d in &step.datasets {
+        println!(
+            "dataset   {} {} → {{DATA_DIR}}/{}",
+            d.flag, d.original, d.name
+        );
+    }
+    if let Some(r) = &step.result_file {
+        println!("result    {{RESULT_DIR}}/{r} (JSON)");
+    }
+    for r in &step.replaced_flags {
+        println!("replaced  {r}");
+    }
+    let t = &step.timeouts;
+    println!(
+        "timeouts  prepare {}s, server ready {}s, benchmark {}s",
+        t.prepare_s, t.server_ready_s, t.benchmark_s
+    );
+    println!("builds");
+    for b in &plan.builds {
+        println!(
+            "  {:<9} {}  identity {}",
+            b.variant.as_str(),
+            b.commit,
+            b.identity
+        );
+        for a in &b.artifacts {
+            let line = match a {
+                Artifact::WheelIndex { url } => format!("wheel index {url}"),
+                Artifact::Wheel { location } => format!("wheel {location}"),
+                Artifact::Image { reference } => format!("image {reference}"),
+                Artifact::Source { repo } => format!("source build from {repo}"),
+            };
+            println!("            {line}");
+        }
+        if let Some(p) = &b.patch {
+            let sha = p.sha256.as_deref().unwrap_or("?");
+            println!("            + patch {} (sha256 {sha})", p.path);
+        }
+    }
+    for w in &plan.warnings {
+        println!("warning   {w}");
+    }
+}

@@ -1,0 +1,56 @@
+//! Configuration layering: embedded defaults → `perf-runner.toml` (or `--config FILE`) →
+//! `PERF_RUNNER__SECTION__KEY` environment variables → command-line flags.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use config::{Config, Environment, File, FileFormat};
+use runner_core::settings::{DEFAULT_TOML, Settings};
+
+/// The optional config file looked up in the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "perf-runner.toml";
+
+/// Settings and the unknown keys that were ignored (each worth a warning).
+pub struct Loaded {
+    /// The merged settings.
+    pub settings: Settings,
+    /// Dotted paths of keys no setting has.
+    pub unknown_keys: Vec<String>,
+}
+
+/// Load the layered settings. `file` is `--config`; when absent, `./perf-runner.toml` is used
+/// if present.
+pub fn load(file: Option<&Path>) -> Result<Loaded> {
+    let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+    builder = match file {
+        Some(path) => {
+            if !path.is_file() {
+                anyhow::bail!(
+                    "--config {}: no such file (give a TOML file like the embedded defaults: \
+                     `perf-runner config --defaults`)",
+                    path.display()
+                );
+            }
+            builder.add_source(File::from(path).format(FileFormat::Toml).required(true))
+        }
+        None => {
+            builder.add_source(File::new(DEFAULT_CONFIG_FILE, FileFormat::Toml).required(false))
+        }
+    };
+    builder = builder.add_source(
+        Environment::with_prefix("PERF_RUNNER")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true),
+    );
+    let merged = builder.build().context("reading configuration")?;
+    let value: serde_json::Value = merged.try_deserialize().context("reading configuration")?;
+    let mut unknown_keys = Vec::new();
+    let settings: Settings =
+        serde_ignored::deserialize(value, |path| unknown_keys.push(path.to_string()))
+            .context("invalid configuration value")?;
+    Ok(Loaded {
+        settings,
+        unknown_keys,
+    })
+}

@@ -1,0 +1,116 @@
+//! `perf-runner tasks`: validate a dataset and list its tasks.
+
+use std::path::Path;
+
+use anyhow::Result;
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use runner_core::{Task, exit};
+use serde_json::json;
+
+use crate::{Format, datasets};
+
+/// The JSON schema version of `tasks --format json`.
+const SCHEMA_VERSION: u32 = 1;
+
+/// A task's readiness to be planned: `ok`, or a failure code with its detail.
+fn status(t: &Task) -> (&'static str, Option<String>) {
+    match (&t.perf_command, &t.command_error) {
+        (None, _) => ("no_perf_command", None),
+        (Some(_), Some(e)) => ("bad_config", Some(e.clone())),
+        (Some(_), None) if t.parent.is_none() => (
+            "bad_config",
+            Some("no parent commit (parent_commit)".into()),
+        ),
+        _ => ("ok", None),
+    }
+}
+
+pub fn run(dataset: Option<&Path>, format: Format) -> Result<i32> {
+    let ds = datasets::load(dataset)?;
+    match format {
+        Format::Json => {
+            let tasks: Vec<_> = ds
+                .tasks
+                .iter()
+                .map(|t| {
+                    let (status, detail) = status(t);
+                    json!({
+                        "line": t.source_line,
+                        "commit": t.commit,
+                        "parent": t.parent,
+                        "subject": t.subject,
+                        "mode": t.spec.as_ref().map(|s| s.mode),
+                        "model": t.model(),
+                        "gpu_config": t.gpu.as_ref().map(ToString::to_string),
+                        "status": status,
+                        "detail": detail,
+                        "unclassified_flags": t.spec.as_ref()
+                            .map(|s| s.unclassified().map(|f| f.name.clone()).collect::<Vec<_>>())
+                            .unwrap_or_default(),
+                    })
+                })
+                .collect();
+            let out = json!({
+                "schema_version": SCHEMA_VERSION,
+                "origin": ds.origin,
+                "tasks": tasks,
+                "errors": ds.errors,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Format::Text | Format::Table => {
+            let mut table = Table::new();
+            table.load_preset(UTF8_BORDERS_ONLY);
+            table.set_header([
+                "line", "commit", "mode", "model", "gpus", "status", "subject",
+            ]);
+            for t in &ds.tasks {
+                let (status, detail) = status(t);
+                let status = match detail {
+                    Some(d) => format!("{status}: {}", truncate(&d, 60)),
+                    None => status.to_string(),
+                };
+                table.add_row([
+                    t.source_line.to_string(),
+                    t.short().to_string(),
+                    t.spec
+                        .as_ref()
+                        .map(|s| s.mode.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    t.model().unwrap_or("-").to_string(),
+                    t.gpu
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_else(|| "?".into()),
+                    status,
+                    truncate(t.subject.as_deref().unwrap_or(""), 50),
+                ]);
+            }
+            println!("{table}");
+            let ok = ds.tasks.iter().filter(|t| status(t).0 == "ok").count();
+            println!(
+                "{} tasks ({} plannable), {} rejected rows — {}",
+                ds.tasks.len(),
+                ok,
+                ds.errors.len(),
+                ds.origin
+            );
+        }
+    }
+    Ok(if ds.errors.is_empty() {
+        exit::SUCCESS
+    } else {
+        exit::INPUT
+    })
+}
+
+/// At most `n` characters, with an ellipsis when cut.
+pub fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}

@@ -59,7 +59,11 @@ fn main() {
         }
     }
     let total = start.elapsed();
-    println!("load_plan: {} tasks ({} row errors)", ds.tasks.len(), ds.errors.len());
+    println!(
+        "load_plan: {} tasks ({} row errors)",
+        ds.tasks.len(),
+        ds.errors.len()
+    );
     println!("  load:          {:>8.1} ms", loaded.as_secs_f64() * 1e3);
     println!(
         "  load + plan:   {:>8.1} ms  ({planned} planned, {rejected} rejected as bad_config)",

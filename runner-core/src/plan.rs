@@ -105,6 +105,16 @@ pub struct StepPlan {
     pub replaced_flags: Vec<String>,
 }
 
+impl StepPlan {
+    /// sha256 (hex) of the step's canonical JSON; equal steps have equal fingerprints.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        // Serialising plain data to a Vec cannot fail.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(&json))
+    }
+}
+
 /// The plan of a task: the shared step and one build per variant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskPlan {
@@ -114,6 +124,8 @@ pub struct TaskPlan {
     pub parent: String,
     /// The step every variant runs.
     pub step: StepPlan,
+    /// sha256 of the step's canonical JSON: the same for every variant, recorded with each run.
+    pub step_fingerprint: String,
     /// One build per requested variant.
     pub builds: Vec<BuildSpec>,
     /// Things a person should know before running it.
@@ -203,10 +215,12 @@ pub fn plan_task(
                 .build_for(v, &task.commit, &parent, patch.clone())
         })
         .collect();
+    let step_fingerprint = step.fingerprint();
     Ok(TaskPlan {
         commit: task.commit.clone(),
         parent,
         step,
+        step_fingerprint,
         builds,
         warnings,
     })
@@ -278,6 +292,20 @@ pub fn plan_step(
     let result_file = (!extra.is_empty()).then(|| RESULT_FILE.to_string());
     client.extend(extra);
 
+    // benchmark_serving.py defaults to ShareGPT (`vllm bench serve` later defaults to random).
+    if mode.needs_server()
+        && matches!(spec.entry, EntryPoint::Script { .. })
+        && datasets.is_empty()
+        && spec
+            .value_of("--dataset-name")
+            .is_none_or(|d| d == "sharegpt")
+    {
+        warnings.push(
+            "the serving client's default dataset is ShareGPT, which needs --dataset-path; the \
+             command gives none, so the client may fail (nothing is substituted)"
+                .into(),
+        );
+    }
     let gpu = gpu_request(task, spec, warnings);
     let unclassified: Vec<String> = spec.unclassified().map(|f| f.name.clone()).collect();
     if !unclassified.is_empty() {

@@ -14,6 +14,7 @@ pub mod parse;
 pub mod plan;
 pub mod settings;
 pub mod spec;
+pub mod stats;
 pub mod task;
 
 pub use backend::{

@@ -16,7 +16,7 @@ pub use mann_whitney::{MannWhitney, largest_significant_effect, mann_whitney};
 /// Default bootstrap resamples.
 pub const DEFAULT_RESAMPLES: usize = 2000;
 /// Default seed of the bootstrap.
-pub const DEFAULT_SEED: u64 = 0x5eed_0f_be7c;
+pub const DEFAULT_SEED: u64 = 0x005e_ed0f_be7c;
 /// Minimum samples per side before a Mann–Whitney test is reported.
 pub const MIN_MW_SAMPLES: usize = 10;
 

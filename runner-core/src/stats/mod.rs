@@ -5,12 +5,14 @@
 //! Every random draw comes from a ChaCha8 generator seeded by the caller, so the same inputs
 //! and seed give the same numbers on every machine.
 
+mod compare;
 mod mann_whitney;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+pub use compare::{COMPARE_SCHEMA_VERSION, CompareOptions, Comparison, compare};
 pub use mann_whitney::{MannWhitney, largest_significant_effect, mann_whitney};
 
 /// Default bootstrap resamples.

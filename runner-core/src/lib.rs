@@ -12,9 +12,11 @@ pub mod gpu;
 pub mod metrics;
 pub mod parse;
 pub mod plan;
+pub mod record;
 pub mod settings;
 pub mod spec;
 pub mod stats;
+pub mod store;
 pub mod task;
 
 pub use backend::{

@@ -126,7 +126,7 @@ pub struct TaskPlan {
     pub step: StepPlan,
     /// sha256 of the step's canonical JSON: the same for every variant, recorded with each run.
     pub step_fingerprint: String,
-    /// One build per requested variant.
+    /// One build per requested variant, plus the serving client's build when not requested.
     pub builds: Vec<BuildSpec>,
     /// Things a person should know before running it.
     pub warnings: Vec<String>,
@@ -207,7 +207,17 @@ pub fn plan_task(
     }
     let mut warnings = Vec::new();
     let step = plan_step(task, spec, settings, &mut warnings);
-    let builds = variants
+    // The serving client runs from a fixed build, which is prepared even when that variant is
+    // not measured.
+    let mut with_client = variants.to_vec();
+    if let ClientBuild::Fixed(v) = step.client_build {
+        if !with_client.contains(&v) {
+            with_client.push(v);
+            with_client.sort();
+            warnings.push(format!("the {v} build is prepared to run the serving client"));
+        }
+    }
+    let builds = with_client
         .iter()
         .map(|&v| {
             settings

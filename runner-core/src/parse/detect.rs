@@ -59,10 +59,74 @@ pub fn detect_output_mode(output: &RunOutput) -> Option<Mode> {
     })
 }
 
+/// The kind of a captured file, for callers that only have files (e.g. `perf-runner parse
+/// FILE…`): a JSON object (by name or content) is a result file, anything else a combined
+/// capture.
+pub fn guess_source_kind(name: &str, text: &str) -> SourceKind {
+    let looks_json = text.trim_start().starts_with('{');
+    if looks_json && (name.ends_with(".json") || json::first_object(text).is_some()) {
+        SourceKind::ResultJson
+    } else {
+        SourceKind::Combined
+    }
+}
+
 /// Whether a source may hold the tool's printed results.
 pub(crate) fn is_text_result_source(kind: SourceKind) -> bool {
     matches!(
         kind,
         SourceKind::Stdout | SourceKind::Stderr | SourceKind::Combined
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_are_ranked() {
+        let serving = "============ Serving Benchmark Result ============\n";
+        let throughput = "Throughput: 1.00 requests/s, 2.00 tokens/s\n";
+        let latency = "Avg latency: 0.5 seconds\n";
+        let prefix = "------start generating------\n";
+        assert_eq!(detect_mode(serving), Some(Mode::Serving));
+        assert_eq!(
+            detect_mode(&format!("{latency}{throughput}")),
+            Some(Mode::Throughput)
+        );
+        assert_eq!(
+            detect_mode(&format!("{prefix}{latency}")),
+            Some(Mode::Latency)
+        );
+        assert_eq!(detect_mode(prefix), Some(Mode::PrefixCaching));
+        assert_eq!(
+            detect_mode(&format!("{prefix}{serving}")),
+            Some(Mode::Serving)
+        );
+        assert_eq!(
+            detect_mode("INFO x Throughput: 1.00 requests/s, 2.00 tokens/s"),
+            None
+        );
+        assert_eq!(detect_mode(""), None);
+    }
+
+    #[test]
+    fn source_kinds_are_guessed() {
+        assert_eq!(
+            guess_source_kind("r.json", "{\"a\": 1}"),
+            SourceKind::ResultJson
+        );
+        assert_eq!(
+            guess_source_kind("out", "{\"avg_latency\": 1}"),
+            SourceKind::ResultJson
+        );
+        assert_eq!(
+            guess_source_kind("out.txt", "{ broken"),
+            SourceKind::Combined
+        );
+        assert_eq!(
+            guess_source_kind("r.json", "Throughput: 1 requests/s"),
+            SourceKind::Combined
+        );
+    }
 }

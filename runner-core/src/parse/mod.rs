@@ -28,7 +28,7 @@ pub use classify::{
     Classifier, Signature, SignatureError, builtin_signatures, classify, classify_with,
     parse_signatures,
 };
-pub use detect::{detect_json_mode, detect_mode, detect_output_mode};
+pub use detect::{detect_json_mode, detect_mode, detect_output_mode, guess_source_kind};
 pub use modes::{
     ClassifyingBenchmark, GenericBenchmark, LatencyBenchmark, PrefixCachingBenchmark,
     ServingBenchmark, ThroughputBenchmark, parse_output, parse_output_with,

@@ -155,7 +155,8 @@ pub(crate) fn latency(text: &str) -> Option<(Vec<Reading>, &'static str)> {
                 return Some((done, "latency_avg_seconds"));
             }
             current = Some((vec![Reading::new("latency_avg_s", v, line)], true));
-        } else if let Some((key, v)) = percentile_latency(line.text) {
+        } else if let Some((key, v)) = percentile_latency(line.text).filter(|_| line.no > 1) {
+            // (A capture's first line may have lost its head: "10%" would read as "0%".)
             let (readings, _) = current.get_or_insert_with(|| (Vec::new(), false));
             push_new(readings, key, v, line);
         } else if !line.text.trim().is_empty() && current.is_some() {

@@ -198,7 +198,7 @@ impl Classifier {
             }
             let mut lines = vec![clip(&text[start..end])];
             let mut next = end;
-            while next < m.end() && lines.len() < MAX_EVIDENCE_LINES {
+            while next + 1 < m.end() && lines.len() < MAX_EVIDENCE_LINES {
                 let (s, e) = line_bounds(text, next + 1);
                 lines.push(clip(&text[s..e]));
                 next = e;
@@ -295,4 +295,67 @@ fn last_error_lines(output: &RunOutput, n: usize) -> Vec<String> {
         }
     }
     picked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::benchmark::{OutputSource, SourceKind};
+
+    fn out(text: &str) -> RunOutput {
+        RunOutput {
+            sources: vec![OutputSource {
+                name: "log".into(),
+                kind: SourceKind::Combined,
+                text: text.into(),
+            }],
+            exit_code: None,
+        }
+    }
+
+    fn one(pattern: &str) -> Classifier {
+        Classifier::from_signatures(vec![Signature {
+            name: "s".into(),
+            code: Failure::Unknown,
+            patterns: vec![pattern.into()],
+            exclude: vec![],
+        }])
+        .unwrap()
+    }
+
+    #[test]
+    fn evidence_spans_the_lines_a_match_covers() {
+        let c = one(r"first\n\s*second");
+        let got = c.find(&out("x\nfirst\n   second line\nthird\n")).unwrap();
+        assert_eq!(got.evidence, vec!["first", "second line"]);
+        // A match ending with its newline does not drag the next line in.
+        let c = one(r"first\n");
+        let got = c.find(&out("first\nsecond\n")).unwrap();
+        assert_eq!(got.evidence, vec!["first"]);
+    }
+
+    #[test]
+    fn no_metrics_evidence_is_the_last_error_lines() {
+        let text = "ok\nTraceback (most recent call last):\n  File x\nValueError: a\nbye\n";
+        let got = Classifier::from_signatures(vec![])
+            .unwrap()
+            .classify(&out(text));
+        assert_eq!(got.code, Failure::NoMetrics);
+        assert_eq!(
+            got.evidence,
+            vec!["Traceback (most recent call last):", "ValueError: a"]
+        );
+        let quiet = Classifier::from_signatures(vec![])
+            .unwrap()
+            .classify(&out("a\nb\n"));
+        assert_eq!(quiet.evidence, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn long_evidence_is_clipped() {
+        let line = "CUDA out of memory ".repeat(100);
+        let got = classify(&out(&line));
+        assert_eq!(got.code, Failure::Oom);
+        assert!(got.evidence[0].chars().count() <= MAX_EVIDENCE_CHARS + 1);
+    }
 }

@@ -3,6 +3,7 @@
 //! Results go to stdout; logs go to stderr (level from `PERF_RUNNER_LOG`, e.g. `debug`).
 
 mod datasets;
+mod parse_cmd;
 mod plan_cmd;
 mod settings;
 mod tasks_cmd;
@@ -63,6 +64,19 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Parse benchmark outputs (text logs or JSON result files) into metrics with units and
+    /// provenance, or a failure code with evidence.
+    Parse {
+        /// Files to parse: captured stdout/logs, `--save-result` or `--output-json` files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Benchmark mode: auto, serving, throughput, latency, prefix-caching, other.
+        #[arg(long, default_value = "auto")]
+        mode: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Print the embedded default configuration (TOML).
     Config {
         /// Print the embedded defaults rather than the merged settings.
@@ -115,6 +129,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             format,
             &settings,
         ),
+        Command::Parse {
+            files,
+            mode,
+            format,
+        } => parse_cmd::run(&files, &mode, format),
         Command::Config { defaults } => {
             if defaults {
                 print!("{}", runner_core::settings::DEFAULT_TOML);

@@ -1,9 +1,8 @@
 //! Parse speed over ~10 MB of mixed log (engine logs, progress bars, docker pull noise,
 //! tracebacks) built from the parse fixtures. Target: under 100 ms per 10 MB in release.
 //!
-//! Run: `cargo bench -p runner-core --bench parse_speed` (with `harness = false` for this
-//! bench in `Cargo.toml` it runs `main`; under the default libtest harness the same code runs
-//! as a test). In debug builds the log is shrunk to 1 MB so `--all-targets` test runs stay quick.
+//! Run: `cargo bench -p runner-core --bench parse_speed`. In debug builds the log is shrunk to
+//! 1 MB so a debug run stays quick.
 
 use std::time::{Duration, Instant};
 
@@ -107,15 +106,6 @@ fn run() {
     println!("slowest case scaled to 10 MB: {worst_per_10mb:.1} ms ({verdict} the 100 ms target)");
 }
 
-#[cfg(not(test))]
 fn main() {
     run();
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn parse_speed() {
-        super::run();
-    }
 }

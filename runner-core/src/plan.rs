@@ -214,7 +214,9 @@ pub fn plan_task(
         if !with_client.contains(&v) {
             with_client.push(v);
             with_client.sort();
-            warnings.push(format!("the {v} build is prepared to run the serving client"));
+            warnings.push(format!(
+                "the {v} build is prepared to run the serving client"
+            ));
         }
     }
     let builds = with_client

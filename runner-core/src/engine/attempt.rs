@@ -50,10 +50,21 @@ impl<'a> TaskRun<'a> {
     }
 
     fn gpus(&self) -> f64 {
-        self.lease.devices.len().max(self.plan.step.gpu.count as usize) as f64
+        self.lease
+            .devices
+            .len()
+            .max(self.plan.step.gpu.count as usize) as f64
     }
 
-    fn record(&self, job: &JobKey, attempt: u32, env: Option<&PreparedEnv>, started: (String, Instant), out: Outcome, status: JobStatus) -> Result<(), EngineError> {
+    fn record(
+        &self,
+        job: &JobKey,
+        attempt: u32,
+        env: Option<&PreparedEnv>,
+        started: (String, Instant),
+        out: Outcome,
+        status: JobStatus,
+    ) -> Result<(), EngineError> {
         let wall = started.1.elapsed().as_secs_f64();
         let gpu_seconds = wall * self.gpus();
         self.engine
@@ -92,7 +103,11 @@ impl<'a> TaskRun<'a> {
             metrics: out.metrics,
             artifact_dir: self.job_dir(job, attempt).display().to_string(),
             wall_s: wall,
-            benchmark_s: out.output.as_ref().map(|o| o.benchmark_seconds).unwrap_or(0.0),
+            benchmark_s: out
+                .output
+                .as_ref()
+                .map(|o| o.benchmark_seconds)
+                .unwrap_or(0.0),
             gpu_seconds,
         };
         self.engine.store.record_attempt(&rec, status)?;
@@ -101,18 +116,30 @@ impl<'a> TaskRun<'a> {
 
     fn job_dir(&self, job: &JobKey, attempt: u32) -> PathBuf {
         let aa = if job.aa { "-aa" } else { "" };
-        self.dir.join(format!("{}{aa}-r{}", job.variant, job.repeat)).join(format!("attempt-{attempt}"))
+        self.dir
+            .join(format!("{}{aa}-r{}", job.variant, job.repeat))
+            .join(format!("attempt-{attempt}"))
     }
 
     /// Record a failure for every job without running it.
-    pub(super) fn fail_all(&self, jobs: &[JobKey], code: Failure, msg: &str, summary: &mut EngineSummary) -> Result<(), EngineError> {
+    pub(super) fn fail_all(
+        &self,
+        jobs: &[JobKey],
+        code: Failure,
+        msg: &str,
+        summary: &mut EngineSummary,
+    ) -> Result<(), EngineError> {
         for job in jobs {
             let out = Outcome {
                 failure: Some((code, msg.to_string(), Vec::new())),
                 metrics: Metrics::new(),
                 output: None,
             };
-            let status = if code.is_transient() { JobStatus::FailedTransient } else { JobStatus::Failed };
+            let status = if code.is_transient() {
+                JobStatus::FailedTransient
+            } else {
+                JobStatus::Failed
+            };
             self.record(job, 1, None, (now(), Instant::now()), out, status)?;
             summary.failed += 1;
             summary.attempts += 1;
@@ -121,24 +148,42 @@ impl<'a> TaskRun<'a> {
     }
 
     /// Mark jobs cancelled (resume runs them again).
-    pub(super) fn cancel_all(&self, jobs: &[JobKey], summary: &mut EngineSummary) -> Result<(), EngineError> {
+    pub(super) fn cancel_all(
+        &self,
+        jobs: &[JobKey],
+        summary: &mut EngineSummary,
+    ) -> Result<(), EngineError> {
         for job in jobs {
-            self.engine.store.set_job_status(self.run, job, JobStatus::Cancelled)?;
+            self.engine
+                .store
+                .set_job_status(self.run, job, JobStatus::Cancelled)?;
             summary.not_run += 1;
         }
         Ok(())
     }
 
     /// Prepare a variant's build, retrying transient failures.
-    pub(super) async fn prepare(&self, v: Variant, cancel: &CancellationToken) -> Result<PreparedEnv, (Failure, String)> {
+    pub(super) async fn prepare(
+        &self,
+        v: Variant,
+        cancel: &CancellationToken,
+    ) -> Result<PreparedEnv, (Failure, String)> {
         let Some(build) = self.plan.builds.iter().find(|b| b.variant == v).cloned() else {
             return Err((Failure::BadConfig, format!("no build planned for {v}")));
         };
         let started = Instant::now();
         let mut attempt = 1;
         loop {
-            let cx = self.engine.context(self.run, self.plan, &self.lease, cancel, self.dir.join(format!("prepare-{v}")));
-            self.engine.progress.event("prepare", &format!("{v}: {}", build.identity));
+            let cx = self.engine.context(
+                self.run,
+                self.plan,
+                &self.lease,
+                cancel,
+                self.dir.join(format!("prepare-{v}")),
+            );
+            self.engine
+                .progress
+                .event("prepare", &format!("{v}: {}", build.identity));
             let r = tokio::select! {
                 r = self.engine.backend.prepare(&build, &cx) => r,
                 _ = cancel.cancelled() => Err(BackendError::new(self.engine.backend.name(), Failure::Cancelled, "cancelled while preparing")),
@@ -147,7 +192,11 @@ impl<'a> TaskRun<'a> {
                 Ok(env) => return Ok(env),
                 Err(e) if e.is_transient() => {
                     attempt += 1;
-                    match self.engine.opts.retry.delay_before(attempt, started.elapsed(), rand::random()) {
+                    match self.engine.opts.retry.delay_before(
+                        attempt,
+                        started.elapsed(),
+                        rand::random(),
+                    ) {
                         Some(d) => {
                             tracing::warn!(variant = %v, error = %e, "transient failure preparing; retrying in {d:?}");
                             tokio::time::sleep(d).await;
@@ -162,30 +211,60 @@ impl<'a> TaskRun<'a> {
 
     /// Run one job to completion: attempts until success, a deterministic failure, or the
     /// retry policy says stop. Returns the job's final status.
-    pub(super) async fn run_job(&self, job: &JobKey, engine_env: PreparedEnv, client_env: PreparedEnv, cancel: &CancellationToken, summary: &mut EngineSummary) -> Result<JobStatus, EngineError> {
-        let envs = JobEnvs { engine: engine_env, client: client_env };
+    pub(super) async fn run_job(
+        &self,
+        job: &JobKey,
+        engine_env: PreparedEnv,
+        client_env: PreparedEnv,
+        cancel: &CancellationToken,
+        summary: &mut EngineSummary,
+    ) -> Result<JobStatus, EngineError> {
+        let envs = JobEnvs {
+            engine: engine_env,
+            client: client_env,
+        };
         let first = Instant::now();
         let mut attempt = 1;
-        self.engine.store.set_job_status(self.run, job, JobStatus::Running)?;
+        self.engine
+            .store
+            .set_job_status(self.run, job, JobStatus::Running)?;
         loop {
             let dir = self.job_dir(job, attempt);
             let _ = std::fs::create_dir_all(&dir);
-            let _ = std::fs::write(dir.join("plan.json"), serde_json::to_vec_pretty(self.plan).unwrap_or_default());
-            let mut cx = self.engine.context(self.run, self.plan, &self.lease, cancel, dir.clone());
+            let _ = std::fs::write(
+                dir.join("plan.json"),
+                serde_json::to_vec_pretty(self.plan).unwrap_or_default(),
+            );
+            let mut cx = self
+                .engine
+                .context(self.run, self.plan, &self.lease, cancel, dir.clone());
             cx.labels.insert("variant".into(), job.variant.to_string());
             cx.labels.insert("attempt".into(), attempt.to_string());
-            self.engine.progress.event("benchmark", &format!("{job} attempt {attempt}"));
+            self.engine
+                .progress
+                .event("benchmark", &format!("{job} attempt {attempt}"));
             let started = (now(), Instant::now());
-            let out = match self.engine.backend.execute(&envs, &self.plan.step, &cx).await {
+            let out = match self
+                .engine
+                .backend
+                .execute(&envs, &self.plan.step, &cx)
+                .await
+            {
                 Ok(output) => self.parse(output),
-                Err(e) => Outcome { failure: Some((e.kind, e.message.clone(), Vec::new())), metrics: Metrics::new(), output: None },
+                Err(e) => Outcome {
+                    failure: Some((e.kind, e.message.clone(), Vec::new())),
+                    metrics: Metrics::new(),
+                    output: None,
+                },
             };
             summary.attempts += 1;
             let code = out.failure.as_ref().map(|f| f.0);
             let retry_delay = match code {
-                Some(c) if c.is_transient() && !cancel.is_cancelled() => {
-                    self.engine.opts.retry.delay_before(attempt + 1, first.elapsed(), rand::random())
-                }
+                Some(c) if c.is_transient() && !cancel.is_cancelled() => self
+                    .engine
+                    .opts
+                    .retry
+                    .delay_before(attempt + 1, first.elapsed(), rand::random()),
                 _ => None,
             };
             let status = match code {
@@ -197,7 +276,10 @@ impl<'a> TaskRun<'a> {
                 Some(_) => JobStatus::Failed,
             };
             let out = if status == JobStatus::Cancelled && code != Some(Failure::Cancelled) {
-                Outcome { failure: Some((Failure::Cancelled, "cancelled by signal".into(), Vec::new())), ..out }
+                Outcome {
+                    failure: Some((Failure::Cancelled, "cancelled by signal".into(), Vec::new())),
+                    ..out
+                }
             } else {
                 out
             };
@@ -227,7 +309,10 @@ impl<'a> TaskRun<'a> {
         let mut sources = Vec::new();
         let mut add = |path: &Path, kind: SourceKind| {
             if let Ok(text) = std::fs::read_to_string(path) {
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 sources.push(OutputSource { name, kind, text });
             }
         };
@@ -239,12 +324,23 @@ impl<'a> TaskRun<'a> {
         if let Some(s) = &output.server_log {
             add(s, SourceKind::ServerLog);
         }
-        let run_output = RunOutput { sources, exit_code: output.exit_code };
+        let run_output = RunOutput {
+            sources,
+            exit_code: output.exit_code,
+        };
         let parsed = crate::parse::benchmark_for(self.plan.step.mode).parse(&run_output);
         let failure = parsed.failure.map(|c| {
-            let detail = c.evidence.first().cloned().unwrap_or_else(|| c.code.describe().to_string());
+            let detail = c
+                .evidence
+                .first()
+                .cloned()
+                .unwrap_or_else(|| c.code.describe().to_string());
             (c.code, detail, c.evidence)
         });
-        Outcome { failure, metrics: parsed.metrics, output: Some(output) }
+        Outcome {
+            failure,
+            metrics: parsed.metrics,
+            output: Some(output),
+        }
     }
 }

@@ -39,10 +39,16 @@ pub fn provide(
             }
             std::fs::create_dir_all(data_dir)
                 .and_then(|_| std::fs::copy(&source, &target).map(|_| ()))
-                .map_err(|e| format!("cannot copy {} to {}: {e}", source.display(), target.display()))?;
+                .map_err(|e| {
+                    format!(
+                        "cannot copy {} to {}: {e}",
+                        source.display(),
+                        target.display()
+                    )
+                })?;
         }
-        let bytes = std::fs::read(&target)
-            .map_err(|e| format!("cannot read {}: {e}", target.display()))?;
+        let bytes =
+            std::fs::read(&target).map_err(|e| format!("cannot read {}: {e}", target.display()))?;
         out.push(DatasetHash {
             name: f.name.clone(),
             sha256: hex::encode(Sha256::digest(&bytes)),
@@ -76,6 +82,9 @@ mod tests {
             ..f
         };
         let e = provide(&[missing], &data, &src).unwrap_err();
-        assert!(e.contains("--dataset-path") && e.contains("/nonexistent/x.json"), "{e}");
+        assert!(
+            e.contains("--dataset-path") && e.contains("/nonexistent/x.json"),
+            "{e}"
+        );
     }
 }

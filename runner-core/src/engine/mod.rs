@@ -142,7 +142,10 @@ impl Engine {
         let mut by_task: BTreeMap<&str, Vec<JobKey>> = BTreeMap::new();
         for (job, status) in &jobs {
             if status.needs_resume() {
-                by_task.entry(job.commit.as_str()).or_default().push(job.clone());
+                by_task
+                    .entry(job.commit.as_str())
+                    .or_default()
+                    .push(job.clone());
             }
         }
         let work: Vec<(&TaskPlan, Vec<JobKey>)> = plans
@@ -175,7 +178,14 @@ impl Engine {
         }
     }
 
-    fn context(&self, run: &RunId, plan: &TaskPlan, lease: &GpuLease, cancel: &CancellationToken, dir: PathBuf) -> RunContext {
+    fn context(
+        &self,
+        run: &RunId,
+        plan: &TaskPlan,
+        lease: &GpuLease,
+        cancel: &CancellationToken,
+        dir: PathBuf,
+    ) -> RunContext {
         let mut labels = BTreeMap::new();
         labels.insert("run-id".to_string(), run.0.clone());
         labels.insert("task".to_string(), plan.commit.clone());
@@ -198,7 +208,11 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<EngineSummary, EngineError> {
         let mut summary = EngineSummary::default();
-        let task_dir = self.opts.artifact_root.join(&run.0).join(&plan.commit[..plan.commit.len().min(12)]);
+        let task_dir = self
+            .opts
+            .artifact_root
+            .join(&run.0)
+            .join(&plan.commit[..plan.commit.len().min(12)]);
         let mut t = attempt::TaskRun::new(self, run, plan, &task_dir);
         if cancel.is_cancelled() || !self.budget_left() {
             summary.not_run = jobs.len() as u32;
@@ -206,7 +220,11 @@ impl Engine {
             return Ok(summary);
         }
         // Datasets before any GPU is held: a missing file fails every job at once.
-        let datasets = match datasets::provide(&plan.step.datasets, &self.opts.data_dir, &self.opts.search_dir) {
+        let datasets = match datasets::provide(
+            &plan.step.datasets,
+            &self.opts.data_dir,
+            &self.opts.search_dir,
+        ) {
             Ok(d) => d,
             Err(msg) => {
                 t.fail_all(&jobs, Failure::DatasetMissing, &msg, &mut summary)?;
@@ -214,7 +232,14 @@ impl Engine {
             }
         };
         t.datasets = datasets;
-        self.progress.event("lease", &format!("{}: waiting for {} GPU(s)", &plan.commit[..8.min(plan.commit.len())], plan.step.gpu.count));
+        self.progress.event(
+            "lease",
+            &format!(
+                "{}: waiting for {} GPU(s)",
+                &plan.commit[..8.min(plan.commit.len())],
+                plan.step.gpu.count
+            ),
+        );
         let cx = self.context(run, plan, &GpuLease::default(), cancel, task_dir.clone());
         let lease = tokio::select! {
             r = self.backend.acquire(&plan.step.gpu, &cx) => r,
@@ -231,7 +256,9 @@ impl Engine {
             }
         };
         t.lease = lease.clone();
-        let result = self.run_leased(&mut t, plan, &jobs, cancel, &mut summary).await;
+        let result = self
+            .run_leased(&mut t, plan, &jobs, cancel, &mut summary)
+            .await;
         if let Err(e) = self.backend.release(lease).await {
             tracing::warn!(error = %e, "releasing GPUs failed");
         }
@@ -282,7 +309,12 @@ impl Engine {
                     JobStatus::Failed
                 }
                 _ => {
-                    t.fail_all(std::slice::from_ref(job), Failure::Unknown, "no environment prepared", summary)?;
+                    t.fail_all(
+                        std::slice::from_ref(job),
+                        Failure::Unknown,
+                        "no environment prepared",
+                        summary,
+                    )?;
                     JobStatus::Failed
                 }
             };

@@ -60,9 +60,17 @@ mod tests {
         let z = Duration::ZERO;
         assert_eq!(p.delay_before(2, z, 0.5), Some(Duration::from_secs(1)));
         assert_eq!(p.delay_before(3, z, 0.5), Some(Duration::from_secs(2)));
-        assert_eq!(p.delay_before(4, z, 0.5), Some(Duration::from_secs(3)), "capped");
+        assert_eq!(
+            p.delay_before(4, z, 0.5),
+            Some(Duration::from_secs(3)),
+            "capped"
+        );
         assert_eq!(p.delay_before(5, z, 0.5), None, "attempts exhausted");
-        assert_eq!(p.delay_before(2, Duration::from_secs(99), 0.5), None, "wall time");
+        assert_eq!(
+            p.delay_before(2, Duration::from_secs(99), 0.5),
+            None,
+            "wall time"
+        );
         let lo = p.delay_before(2, z, 0.0).unwrap();
         let hi = p.delay_before(2, z, 0.999).unwrap();
         assert!(lo < hi && lo >= Duration::from_millis(500) && hi < Duration::from_millis(1500));

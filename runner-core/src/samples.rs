@@ -105,7 +105,7 @@ fn detailed(json: &Value, metric: &str) -> Option<(Vec<f64>, SampleKind)> {
             json.get("itls")?
                 .as_array()?
                 .iter()
-                .flat_map(|r| nums(r))
+                .flat_map(&nums)
                 .map(|s| s * 1000.0)
                 .collect(),
             SampleKind::PerRequest,

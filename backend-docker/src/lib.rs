@@ -1,20 +1,163 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod check;
+mod config;
+mod containers;
+mod derive;
+mod error;
+mod images;
+mod layout;
+mod logs;
+mod patch;
+mod run;
+mod version;
+mod wait;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
 use async_trait::async_trait;
-use runner_core::backend::{HealthCheck, JobEnvs};
+use bollard::Docker;
+use runner_core::backend::JobEnvs;
 use runner_core::plan::StepPlan;
 use runner_core::{
-    Backend, BackendError, BuildSpec, Capabilities, Health, PreparedEnv, RunContext, StepOutput,
+    Backend, BackendError, BuildSpec, Capabilities, Failure, Health, PreparedEnv, RunContext,
+    StepOutput,
 };
+use tokio::sync::OnceCell;
 
-/// The docker backend.
-#[derive(Debug, Default, Clone)]
-pub struct DockerBackend;
+pub use config::{DockerConfig, NetworkMode, PullPolicy};
+
+use crate::error::{Redactor, fail};
+
+/// The backend's stable name.
+pub(crate) const NAME: &str = "docker";
+
+/// The label every perf-runner container carries with its run id.
+pub const LABEL_RUN_ID: &str = "perf-runner.run-id";
+/// The label with the task's commit.
+pub const LABEL_TASK: &str = "perf-runner.task";
+/// The label with the variant.
+pub const LABEL_VARIANT: &str = "perf-runner.variant";
+/// The label with the attempt number.
+pub const LABEL_ATTEMPT: &str = "perf-runner.attempt";
+/// The label with the container's role (`server`, `warmup`, `client`, `probe`).
+pub const LABEL_ROLE: &str = "perf-runner.role";
+
+/// Secret values copied from the caller's environment; `Debug` shows only their names.
+#[derive(Clone, Default)]
+pub(crate) struct Secrets(pub(crate) Vec<(String, String)>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
+
+/// The Docker backend: images per build, one container per process, cleanup by label.
+///
+/// The Engine connection is opened lazily (on the first call that needs it) and its API
+/// version negotiated down to the engine's (Docker 20.10 speaks API 1.41).
+#[derive(Debug)]
+pub struct DockerBackend {
+    pub(crate) config: DockerConfig,
+    client: OnceCell<Docker>,
+    pub(crate) secrets: Secrets,
+    pub(crate) redactor: Redactor,
+    /// vLLM versions found in images, by image id.
+    pub(crate) versions: Mutex<HashMap<String, Option<String>>>,
+    facts: OnceCell<EngineFacts>,
+}
+
+/// What a step needs to know about the engine, asked once.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EngineFacts {
+    /// The engine host's name.
+    pub host: Option<String>,
+    /// Whether it has the NVIDIA runtime (or NVIDIA CDI devices).
+    pub nvidia: bool,
+}
 
 impl DockerBackend {
     /// The backend's stable name.
-    pub const NAME: &'static str = "docker";
+    pub const NAME: &'static str = NAME;
+
+    /// A backend with these settings. Secret environment variables (`secret_env`) are read
+    /// now; nothing touches the Engine until the first call.
+    pub fn new(config: DockerConfig) -> Self {
+        let secrets = Secrets(config.secrets());
+        let redactor = Redactor::new(secrets.0.iter().map(|(_, v)| v.clone()));
+        DockerBackend {
+            config,
+            client: OnceCell::new(),
+            secrets,
+            redactor,
+            versions: Mutex::new(HashMap::new()),
+            facts: OnceCell::new(),
+        }
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &DockerConfig {
+        &self.config
+    }
+
+    /// The Engine client, connected and version-negotiated on first use.
+    pub async fn docker(&self) -> Result<Docker, BackendError> {
+        let d = self
+            .client
+            .get_or_try_init(|| async {
+                let host = self
+                    .config
+                    .docker_host
+                    .clone()
+                    .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
+                    .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
+                let d = Docker::connect_with_host(&host)
+                    .map_err(|e| {
+                        fail(
+                            Failure::BadConfig,
+                            format!("failed to connect to the Docker Engine at {host}: {e}"),
+                        )
+                    })?
+                    .with_timeout(Duration::from_secs(self.config.request_timeout_s.max(1)));
+                d.negotiate_version().await.map_err(|e| {
+                    error::wrap(
+                        format_args!("reach the Docker Engine at {host}"),
+                        e,
+                        error::Subject::Container,
+                    )
+                })
+            })
+            .await?;
+        Ok(d.clone())
+    }
+
+    /// The engine's host name and GPU support (not cached when the engine does not answer).
+    pub(crate) async fn facts(&self, d: &Docker) -> EngineFacts {
+        let r = self
+            .facts
+            .get_or_try_init(|| async {
+                let info = d.info().await?;
+                Ok::<_, bollard::errors::Error>(EngineFacts {
+                    nvidia: check::nvidia_support(&info).is_some(),
+                    host: info.name,
+                })
+            })
+            .await;
+        r.cloned().unwrap_or_default()
+    }
+
+    /// Remove leftover containers by label: those of one run, or every perf-runner container
+    /// when `run_id` is `None`. Returns how many were removed.
+    pub async fn gc(&self, run_id: Option<&str>) -> Result<usize, BackendError> {
+        let d = self.docker().await?;
+        containers::gc(&d, run_id).await
+    }
 }
 
 #[async_trait]
@@ -31,30 +174,38 @@ impl Backend for DockerBackend {
     }
 
     async fn check(&self) -> Result<Health, BackendError> {
-        Ok(Health {
-            usable: false,
-            checks: vec![HealthCheck {
-                name: "docker".into(),
-                ok: false,
-                detail: "the docker backend is not implemented yet".into(),
-            }],
-        })
+        Ok(check::health(self).await)
     }
 
     async fn prepare(
         &self,
-        _build: &BuildSpec,
-        _cx: &RunContext,
+        build: &BuildSpec,
+        cx: &RunContext,
     ) -> Result<PreparedEnv, BackendError> {
-        Err(BackendError::not_implemented(Self::NAME, "prepare"))
+        let work = self.prepare_build(build, cx);
+        let r = match cx.remaining() {
+            Some(left) => tokio::time::timeout(left, work).await.unwrap_or_else(|_| {
+                Err(fail(
+                    Failure::Timeout,
+                    format!(
+                        "preparing {} ran past the attempt's deadline",
+                        build.identity
+                    ),
+                ))
+            }),
+            None => work.await,
+        };
+        r.map_err(|e| self.redactor.error(e))
     }
 
     async fn execute(
         &self,
-        _envs: &JobEnvs,
-        _step: &StepPlan,
-        _cx: &RunContext,
+        envs: &JobEnvs,
+        step: &StepPlan,
+        cx: &RunContext,
     ) -> Result<StepOutput, BackendError> {
-        Err(BackendError::not_implemented(Self::NAME, "execute"))
+        run::execute(self, envs, step, cx)
+            .await
+            .map_err(|e| self.redactor.error(e))
     }
 }

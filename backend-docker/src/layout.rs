@@ -1,0 +1,270 @@
+//! How a step's processes become container specs: placeholders, mounts, environment, GPUs,
+//! IPC and networking.
+
+use std::path::{Path, PathBuf};
+
+use bollard::models::{DeviceRequest, HostConfig, Mount, MountType, PortBinding};
+use runner_core::RunContext;
+use runner_core::backend::GpuLease;
+use runner_core::plan::{DATA_DIR, HOST, PORT, PYTHON, RESULT_DIR, VLLM_SOURCE};
+
+use crate::config::{DockerConfig, NetworkMode};
+use crate::containers::{DATA_MOUNT, HF_MOUNT, RESULTS_MOUNT};
+
+/// How one container of a step is networked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Net {
+    /// The default bridge, with the server port published on the probe host.
+    BridgePublish(u16),
+    /// The default bridge, nothing published (offline steps).
+    Bridge,
+    /// The network namespace of another container (the server's).
+    JoinContainer(String),
+    /// The host's network.
+    Host,
+}
+
+/// Fill a process's placeholders: `host`/`port` are what this process uses; `source` is the
+/// vLLM source tree of the image that runs it.
+pub(crate) fn fill(
+    argv: &[String],
+    cfg: &DockerConfig,
+    host: &str,
+    port: u16,
+    source: &str,
+) -> Vec<String> {
+    argv.iter()
+        .map(|a| {
+            a.replace(PYTHON, &cfg.python)
+                .replace(HOST, host)
+                .replace(PORT, &port.to_string())
+                .replace(RESULT_DIR, RESULTS_MOUNT)
+                .replace(VLLM_SOURCE, source)
+                .replace(DATA_DIR, DATA_MOUNT)
+        })
+        .collect()
+}
+
+/// An absolute path (bind mounts need one).
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn bind(source: &Path, target: &str, read_only: bool) -> Mount {
+    Mount {
+        source: Some(absolute(source).display().to_string()),
+        target: Some(target.to_string()),
+        typ: Some(MountType::BIND),
+        read_only: Some(read_only),
+        ..Default::default()
+    }
+}
+
+/// The mounts of every container of a step: results (read-write), datasets (read-only), the
+/// Hugging Face cache (read-write). Missing host directories are created.
+pub(crate) fn mounts(cfg: &DockerConfig, cx: &RunContext, results: &Path) -> Vec<Mount> {
+    let mut out = vec![bind(results, RESULTS_MOUNT, false)];
+    match std::fs::create_dir_all(&cx.data_dir) {
+        Ok(()) => out.push(bind(&cx.data_dir, DATA_MOUNT, true)),
+        Err(e) => tracing::warn!(dir = %cx.data_dir.display(), "datasets dir unavailable: {e}"),
+    }
+    if let Some(hf) = cfg.hf_cache_dir() {
+        match std::fs::create_dir_all(&hf) {
+            Ok(()) => out.push(bind(&hf, HF_MOUNT, false)),
+            Err(e) => tracing::warn!(dir = %hf.display(), "Hugging Face cache unavailable: {e}"),
+        }
+    }
+    out
+}
+
+/// `KEY=VALUE` pairs: the plan's, the configured extras, then the secrets.
+pub(crate) fn environment(
+    plan: &[(String, String)],
+    cfg: &DockerConfig,
+    secrets: &[(String, String)],
+) -> Vec<String> {
+    let mut out: Vec<String> = plan.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    out.extend(cfg.env.iter().map(|(k, v)| format!("{k}={v}")));
+    out.extend(secrets.iter().map(|(k, v)| format!("{k}={v}")));
+    out
+}
+
+/// The GPU request of a container: the lease's devices (by UUID, else index); with an empty
+/// lease, `fallback_count` GPUs when the engine has the NVIDIA runtime; else none.
+pub(crate) fn gpus(
+    cfg: &DockerConfig,
+    lease: &GpuLease,
+    fallback_count: u32,
+) -> Option<Vec<DeviceRequest>> {
+    let capabilities = Some(vec![vec!["gpu".to_string()]]);
+    if !lease.devices.is_empty() {
+        let ids = lease
+            .devices
+            .iter()
+            .map(|g| {
+                if g.uuid.is_empty() {
+                    g.index.to_string()
+                } else {
+                    g.uuid.clone()
+                }
+            })
+            .collect();
+        return Some(vec![DeviceRequest {
+            driver: Some(cfg.gpu_driver.clone()),
+            device_ids: Some(ids),
+            capabilities,
+            ..Default::default()
+        }]);
+    }
+    (fallback_count > 0).then(|| {
+        vec![DeviceRequest {
+            driver: Some(cfg.gpu_driver.clone()),
+            count: Some(i64::from(fallback_count)),
+            capabilities,
+            ..Default::default()
+        }]
+    })
+}
+
+/// The host config of one container.
+pub(crate) fn host_config(
+    cfg: &DockerConfig,
+    mounts: Vec<Mount>,
+    net: &Net,
+    devices: Option<Vec<DeviceRequest>>,
+) -> HostConfig {
+    let (network_mode, port_bindings) = match net {
+        Net::BridgePublish(port) => {
+            let binding = PortBinding {
+                host_ip: Some(cfg.probe_host.clone()),
+                host_port: Some(String::new()),
+            };
+            let map = [(format!("{port}/tcp"), Some(vec![binding]))]
+                .into_iter()
+                .collect();
+            (Some("bridge".to_string()), Some(map))
+        }
+        Net::Bridge => (Some("bridge".to_string()), None),
+        Net::JoinContainer(id) => (Some(format!("container:{id}")), None),
+        Net::Host => (Some("host".to_string()), None),
+    };
+    HostConfig {
+        mounts: Some(mounts),
+        ipc_mode: cfg.ipc_host.then(|| "host".to_string()),
+        shm_size: (!cfg.ipc_host)
+            .then(|| i64::try_from(cfg.shm_size_mib.saturating_mul(1 << 20)).unwrap_or(i64::MAX)),
+        device_requests: devices,
+        network_mode,
+        port_bindings,
+        ..Default::default()
+    }
+}
+
+/// The host and port the server listens on, and those its clients connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Endpoints {
+    /// `{HOST}` in the server's argv.
+    pub server_host: String,
+    /// `{HOST}` in the clients' argv.
+    pub client_host: String,
+    /// `{PORT}` in both.
+    pub port: u16,
+}
+
+/// Endpoints by network mode (host mode picks a free port on this machine).
+pub(crate) fn endpoints(cfg: &DockerConfig) -> std::io::Result<Endpoints> {
+    Ok(match cfg.network {
+        NetworkMode::Bridge => Endpoints {
+            server_host: "0.0.0.0".into(),
+            client_host: "127.0.0.1".into(),
+            port: cfg.server_port,
+        },
+        NetworkMode::Host => {
+            let l = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+            Endpoints {
+                server_host: "127.0.0.1".into(),
+                client_host: "127.0.0.1".into(),
+                port: l.local_addr()?.port(),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runner_core::backend::GpuDevice;
+
+    #[test]
+    fn placeholders_are_filled_per_process() {
+        let cfg = DockerConfig::default();
+        let argv: Vec<String> = [
+            "{PYTHON}",
+            "{VLLM_SOURCE}/benchmarks/b.py",
+            "--host",
+            "{HOST}",
+            "--port",
+            "{PORT}",
+            "--result-dir",
+            "{RESULT_DIR}",
+            "--dataset-path",
+            "{DATA_DIR}/d.json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let out = fill(&argv, &cfg, "127.0.0.1", 8000, "/vllm-workspace");
+        assert_eq!(out[0], "python3");
+        assert_eq!(out[1], "/vllm-workspace/benchmarks/b.py");
+        assert_eq!(out[3], "127.0.0.1");
+        assert_eq!(out[5], "8000");
+        assert_eq!(out[7], RESULTS_MOUNT);
+        assert_eq!(out[9], format!("{DATA_MOUNT}/d.json"));
+    }
+
+    #[test]
+    fn gpu_requests_follow_the_lease() {
+        let cfg = DockerConfig::default();
+        assert!(gpus(&cfg, &GpuLease::default(), 0).is_none());
+        let lease = GpuLease {
+            id: "l".into(),
+            devices: vec![
+                GpuDevice {
+                    index: 0,
+                    uuid: "GPU-a".into(),
+                    name: "H100".into(),
+                    memory_mib: 1,
+                },
+                GpuDevice {
+                    index: 3,
+                    uuid: String::new(),
+                    name: "H100".into(),
+                    memory_mib: 1,
+                },
+            ],
+        };
+        let r = gpus(&cfg, &lease, 2).unwrap();
+        assert_eq!(
+            r[0].device_ids.as_deref(),
+            Some(&["GPU-a".to_string(), "3".to_string()][..])
+        );
+        assert_eq!(r[0].driver.as_deref(), Some("nvidia"));
+        assert_eq!(
+            gpus(&cfg, &GpuLease::default(), 2).unwrap()[0].count,
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn ipc_or_shm_and_networks() {
+        let mut cfg = DockerConfig::default();
+        let h = host_config(&cfg, vec![], &Net::BridgePublish(8000), None);
+        assert_eq!(h.ipc_mode.as_deref(), Some("host"));
+        assert!(h.shm_size.is_none());
+        assert!(h.port_bindings.unwrap().contains_key("8000/tcp"));
+        cfg.ipc_host = false;
+        let h = host_config(&cfg, vec![], &Net::JoinContainer("abc".into()), None);
+        assert_eq!(h.shm_size, Some(16 << 30));
+        assert_eq!(h.network_mode.as_deref(), Some("container:abc"));
+    }
+}

@@ -117,12 +117,19 @@ impl DockerBackend {
                     .clone()
                     .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
                     .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
+                // A missing socket (engine down or restarting) is transient; a bad address is
+                // a configuration error.
                 let d = Docker::connect_with_host(&host)
-                    .map_err(|e| {
-                        fail(
+                    .map_err(|e| match e {
+                        bollard::errors::Error::UnsupportedURISchemeError { .. } => fail(
                             Failure::BadConfig,
                             format!("failed to connect to the Docker Engine at {host}: {e}"),
-                        )
+                        ),
+                        e => error::wrap(
+                            format_args!("connect to the Docker Engine at {host}"),
+                            e,
+                            error::Subject::Container,
+                        ),
                     })?
                     .with_timeout(Duration::from_secs(self.config.request_timeout_s.max(1)));
                 d.negotiate_version().await.map_err(|e| {

@@ -18,10 +18,10 @@ pub fn standin_binary() -> PathBuf {
     try_standin_binary().unwrap_or_else(|e| panic!("no vllm-standin binary: {e}"))
 }
 
-/// Like [`standin_binary`], returning the error. Order: `$VLLM_STANDIN_BIN`; else, when the test
-/// runs under cargo (`$CARGO` set), `cargo build -p perf-runner-tests --bin vllm-standin` into
-/// the running test's target folder, once per process (guarded by a `OnceLock`); else the binary
-/// next to the test executable (`target/<profile>/vllm-standin`).
+/// Like [`standin_binary`], returning the error. Order: `$VLLM_STANDIN_BIN`; else the binary in
+/// the running test's target folder (`target/<profile>/vllm-standin`) when it is newer than this
+/// crate's sources; else, under cargo (`$CARGO` set), `cargo build -p perf-runner-tests --bin
+/// vllm-standin` into that folder, once per process (guarded by a `OnceLock`).
 pub fn try_standin_binary() -> io::Result<PathBuf> {
     if let Some(p) = std::env::var_os(BINARY_ENV).filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
@@ -92,9 +92,36 @@ fn binary_in(l: &Layout) -> PathBuf {
     p
 }
 
+/// Whether `bin` exists and is newer than every source of this crate (then no cargo is needed,
+/// e.g. in `cargo test --workspace`, which builds it anyway).
+fn is_fresh(bin: &Path, manifest_dir: &Path) -> bool {
+    fn newest(p: &Path) -> Option<std::time::SystemTime> {
+        let meta = std::fs::metadata(p).ok()?;
+        if !meta.is_dir() {
+            return meta.modified().ok();
+        }
+        let mut t = meta.modified().ok()?;
+        for entry in std::fs::read_dir(p).ok()?.flatten() {
+            t = t.max(newest(&entry.path())?);
+        }
+        Some(t)
+    }
+    let Some(built) = std::fs::metadata(bin).and_then(|m| m.modified()).ok() else {
+        return false;
+    };
+    let sources = [manifest_dir.join("src"), manifest_dir.join("Cargo.toml")];
+    sources
+        .iter()
+        .all(|s| newest(s).is_some_and(|t| t <= built))
+}
+
 fn locate_or_build() -> io::Result<PathBuf> {
     let l = layout()?;
     let bin = binary_in(&l);
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if is_fresh(&bin, manifest_dir) {
+        return Ok(bin);
+    }
     let Some(cargo) = std::env::var_os("CARGO") else {
         return if bin.is_file() {
             Ok(bin)
@@ -108,7 +135,7 @@ fn locate_or_build() -> io::Result<PathBuf> {
             ))
         };
     };
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let manifest = manifest_dir.join("Cargo.toml");
     let mut cmd = Command::new(cargo);
     cmd.args([
         "build",

@@ -26,6 +26,9 @@ const BOOL_FLAGS: &[&str] = &[
     "h",
 ];
 
+/// The largest integer option accepted (lengths, counts): keeps every product of two in range.
+pub const MAX_INT: usize = 100_000_000;
+
 /// An argparse-style error; printed with the usage line and exit code 2.
 #[derive(Debug)]
 pub struct ArgError(pub String);
@@ -108,15 +111,33 @@ impl Args {
         Ok(self.value(name)?.unwrap_or(default).to_string())
     }
 
-    /// An optional integer value.
+    /// An optional integer value, at most [`MAX_INT`] (so no arithmetic on it can overflow).
     pub fn opt_usize(&self, name: &str) -> Result<Option<usize>, ArgError> {
         match self.value(name)? {
             None => Ok(None),
-            Some(v) => v
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| ArgError(format!("argument --{name}: invalid int value: '{v}'"))),
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if n <= MAX_INT => Ok(Some(n)),
+                Ok(n) => Err(ArgError(format!(
+                    "argument --{name}: {n} is larger than {MAX_INT}"
+                ))),
+                Err(_) => Err(ArgError(format!(
+                    "argument --{name}: invalid int value: '{v}'"
+                ))),
+            },
+        }
+    }
+
+    /// A 64-bit integer value (seeds; negative ones wrap) or `default`.
+    pub fn u64_or(&self, name: &str, default: u64) -> Result<u64, ArgError> {
+        match self.value(name)? {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(n) => Ok(n as u64),
+                Err(_) => v
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| ArgError(format!("argument --{name}: invalid int value: '{v}'"))),
+            },
         }
     }
 

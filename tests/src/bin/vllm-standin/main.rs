@@ -15,6 +15,7 @@ mod offline;
 mod openai;
 mod report;
 mod serve_bench;
+mod serve_setup;
 mod server;
 
 use argv::{Command, Mode};

@@ -148,8 +148,8 @@ fn speed_postfix(n: usize, input: usize, output: usize, elapsed: f64) -> String 
     let e = elapsed.max(1e-9);
     format!(
         "est. speed input: {:.2} toks/s, output: {:.2} toks/s",
-        (n * input) as f64 / e,
-        (n * output) as f64 / e
+        n as f64 * input as f64 / e,
+        n as f64 * output as f64 / e
     )
 }
 
@@ -259,7 +259,9 @@ fn latency(args: &Args, e: &mut Engine) -> Result<i32, ArgError> {
 
 fn prefix_caching(args: &Args, e: &mut Engine) -> Result<i32, ArgError> {
     let output = args.usize_or("output-len", 10)?;
-    let n = args.usize_or("num-prompts", 1)? * args.usize_or("repeat-count", 100)?;
+    let n = args
+        .usize_or("num-prompts", 1)?
+        .saturating_mul(args.usize_or("repeat-count", 100)?);
     let range = args.string_or("input-length-range", "128:256")?;
     let (lo, hi) = range
         .split_once(':')

@@ -1,123 +1,20 @@
 //! The serving benchmark client (`vllm bench serve`, `benchmark_serving.py`): real streaming
 //! requests to a real server, timed like vLLM's client (TTFT, ITL, latency per request).
 
-use crate::args::{ArgError, Args};
+use crate::args::Args;
 use crate::argv::Entry;
 use crate::client::{self, ClientError, Target};
 use crate::faults::{self, Ctx};
 use crate::logs::{err, log, out, tqdm};
-use crate::numeric::{Rng, dur, prompt_text};
-use crate::report::{self, Opts, Outcome};
+use crate::numeric::{Rng, dur};
+use crate::report::{self, Outcome};
+use crate::serve_setup::{BodyMaker, make_requests, parse_opts, resolve, split_url};
 use perf_runner_tests::standin::{Fault, StandinConfig};
-use serde_json::{Value, json};
-use std::net::{IpAddr, SocketAddr};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-
-fn parse_opts(args: &Args, script: bool, old: bool) -> Result<Opts, ArgError> {
-    let backend = args.string_or("backend", if script && old { "vllm" } else { "openai" })?;
-    let chat = backend == "openai-chat";
-    let dataset = args.string_or(
-        "dataset-name",
-        if script && old { "sharegpt" } else { "random" },
-    )?;
-    let (input_len, output_len) = match dataset.as_str() {
-        "sonnet" => (
-            args.usize_or("sonnet-input-len", 550)?,
-            args.usize_or("sonnet-output-len", 150)?,
-        ),
-        _ => {
-            let i = args.usize_or("input-len", 1024)?;
-            let o = args.usize_or("output-len", 128)?;
-            (
-                args.usize_or("random-input-len", i)?,
-                args.usize_or("random-output-len", o)?,
-            )
-        }
-    };
-    let split = |s: String| -> Vec<String> {
-        s.split(',')
-            .map(|x| x.trim().to_string())
-            .filter(|x| !x.is_empty())
-            .collect()
-    };
-    let mut metric_percentiles = Vec::new();
-    for p in split(args.string_or("metric-percentiles", "99")?) {
-        let v: f64 = p.parse().map_err(|_| {
-            ArgError(format!(
-                "argument --metric-percentiles: invalid value: '{p}'"
-            ))
-        })?;
-        metric_percentiles.push(v);
-    }
-    Ok(Opts {
-        backend: backend.clone(),
-        endpoint: args.string_or(
-            "endpoint",
-            if chat {
-                "/v1/chat/completions"
-            } else {
-                "/v1/completions"
-            },
-        )?,
-        chat,
-        base_url: args.value("base-url")?.map(str::to_string),
-        host: args.string_or("host", if script { "localhost" } else { "127.0.0.1" })?,
-        port: u16::try_from(args.usize_or("port", 8000)?)
-            .map_err(|_| ArgError("argument --port: invalid port".into()))?,
-        model: args.value("model")?.map(str::to_string),
-        tokenizer: args.value("tokenizer")?.map(str::to_string),
-        served_model_name: args.value("served-model-name")?.map(str::to_string),
-        num_prompts: args.usize_or("num-prompts", 1000)?,
-        dataset,
-        dataset_path: args.value("dataset-path")?.map(str::to_string),
-        input_len,
-        output_len,
-        range_ratio: args.f64_or("random-range-ratio", 0.0)?.clamp(0.0, 1.0),
-        sharegpt_output_len: args.opt_usize("sharegpt-output-len")?,
-        request_rate: args.f64_or("request-rate", f64::INFINITY)?,
-        burstiness: args.f64_or("burstiness", 1.0)?,
-        max_concurrency: args.opt_usize("max-concurrency")?,
-        seed: args.usize_or("seed", 0)? as u64,
-        ignore_eos: args.has("ignore-eos"),
-        save_result: args.has("save-result"),
-        save_detailed: args.has("save-detailed"),
-        result_dir: args.value("result-dir")?.map(str::to_string),
-        result_filename: args.value("result-filename")?.map(str::to_string),
-        label: args.value("label")?.map(str::to_string),
-        percentile_metrics: split(args.string_or("percentile-metrics", "ttft,tpot,itl")?),
-        metric_percentiles,
-        disable_tqdm: args.has("disable-tqdm"),
-        old,
-    })
-}
-
-/// Splits `http://host:port/…` into host and port (no DNS).
-fn split_url(url: &str) -> Option<(String, u16)> {
-    let rest = url.strip_prefix("http://")?;
-    let authority = rest.split('/').next()?;
-    match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-            Some((h.to_string(), p.parse().ok()?))
-        }
-        _ => Some((authority.to_string(), 80)),
-    }
-}
-
-async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
-    let ip = match host {
-        "localhost" | "" => Some(IpAddr::from([127, 0, 0, 1])),
-        h => h.trim_start_matches('[').trim_end_matches(']').parse().ok(),
-    };
-    match ip {
-        Some(ip) => Some(SocketAddr::new(ip, port)),
-        // DNS only for a real host name, once, never in the request path.
-        None => tokio::net::lookup_host((host, port)).await.ok()?.next(),
-    }
-}
-
 /// Runs the benchmark; returns the exit code.
 pub async fn run(entry: &Entry, args: &Args, cfg: StandinConfig) -> i32 {
     if args.wants_help() {
@@ -222,29 +119,22 @@ pub async fn run(entry: &Entry, args: &Args, cfg: StandinConfig) -> i32 {
             cfg.old_format,
         );
     }
-    let request_model = o.served_model_name.clone().unwrap_or_else(|| model.clone());
-    let body_of = |prompt: &str, max: usize| -> Vec<u8> {
-        let mut b = if o.chat {
-            json!({"model": request_model, "messages": [{"role": "user", "content": prompt}], "temperature": 0.0,
-                "max_completion_tokens": max, "stream": true, "stream_options": {"include_usage": true}})
-        } else {
-            json!({"model": request_model, "prompt": prompt, "temperature": 0.0, "max_tokens": max,
-                "logprobs": null, "stream": true, "stream_options": {"include_usage": true}})
-        };
-        if o.ignore_eos {
-            b["ignore_eos"] = json!(true);
-        }
-        b.to_string().into_bytes()
-    };
-    let Some(first) = requests.first() else {
+    let maker = Arc::new(BodyMaker {
+        model: o.served_model_name.clone().unwrap_or_else(|| model.clone()),
+        chat: o.chat,
+        ignore_eos: o.ignore_eos,
+        seed: o.seed,
+    });
+    let Some(&(first_len, first_max)) = requests.first() else {
         return report::finish(&o, &model, &[], 0.0);
     };
     out("Starting initial single prompt test run...");
+    let body = maker.body(0, first_len, first_max);
     let test = one(
         &target,
         &o.endpoint,
-        body_of(&first.0, first.2),
-        first.1,
+        body,
+        first_len,
         o.chat,
         Instant::now(),
     )
@@ -277,24 +167,27 @@ pub async fn run(entry: &Entry, args: &Args, cfg: StandinConfig) -> i32 {
     let mut rng = Rng::new(o.seed, 0xA11);
     let mut set = JoinSet::new();
     let mut at = 0.0;
-    for (i, (prompt, prompt_len, max)) in requests.into_iter().enumerate() {
+    for (i, (prompt_len, max)) in requests.into_iter().enumerate() {
         if i > 0 && o.request_rate.is_finite() && o.request_rate > 0.0 {
             at += rng.exp(o.request_rate);
         }
-        let (target, path, body, sem) = (
+        let (target, path, sem, maker) = (
             target.clone(),
             o.endpoint.clone(),
-            body_of(&prompt, max),
             sem.clone(),
+            maker.clone(),
         );
-        let chat = o.chat;
         set.spawn(async move {
             tokio::time::sleep_until((start + dur(at)).into()).await;
             let _permit = match &sem {
                 Some(s) => s.clone().acquire_owned().await.ok(),
                 None => None,
             };
-            (i, one(&target, &path, body, prompt_len, chat, start).await)
+            let body = maker.body(i as u64, prompt_len, max);
+            (
+                i,
+                one(&target, &path, body, prompt_len, maker.chat, start).await,
+            )
         });
     }
     if !o.disable_tqdm {
@@ -320,33 +213,6 @@ pub async fn run(entry: &Entry, args: &Args, cfg: StandinConfig) -> i32 {
     let outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
     report::finish(&o, &model, &outcomes, duration)
 }
-
-/// (prompt, prompt_len, max_tokens) for every request.
-fn make_requests(o: &Opts) -> Vec<(String, usize, usize)> {
-    let mut rng = Rng::new(o.seed, 0xDA7A);
-    (0..o.num_prompts)
-        .map(|_| {
-            let (i, out) = if o.dataset == "random" || o.dataset == "sonnet" {
-                let vary = |n: usize, rng: &mut Rng| {
-                    let lo = (n as f64 * (1.0 - o.range_ratio)).round() as usize;
-                    let hi = (n as f64 * (1.0 + o.range_ratio)).round() as usize;
-                    lo + rng.below(hi - lo + 1)
-                };
-                (
-                    vary(o.input_len, &mut rng).max(1),
-                    vary(o.output_len, &mut rng).max(1),
-                )
-            } else {
-                (
-                    16 + rng.below(500),
-                    o.sharegpt_output_len.unwrap_or(16 + rng.below(240)),
-                )
-            };
-            (prompt_text(&mut rng, i), i, out)
-        })
-        .collect()
-}
-
 async fn one(
     t: &Target,
     path: &str,

@@ -3,7 +3,9 @@
 mod common;
 
 use common::{bench_serve, bin, fast, metric, run, server};
-use perf_runner_tests::standin::{free_port, http_get, http_request, write_source_tree};
+use perf_runner_tests::standin::{
+    StandinConfig, free_port, http_get, http_request, write_source_tree,
+};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -111,15 +113,21 @@ fn bench_serve_prints_vllms_block_and_saves_its_json() {
 
 #[test]
 fn a_faster_build_gives_measurably_higher_output_throughput() {
-    let (base_cfg, fast_cfg) = (fast(1.0), fast(1.25));
+    // Few, slow tokens keep both processes far from CPU-bound on a busy machine; noise only
+    // ever slows a run, so the best of three interleaved runs per build is compared.
+    let build = |speed| StandinConfig {
+        tokens_per_s: 100.0,
+        ..fast(speed)
+    };
+    let (base_cfg, fast_cfg) = (build(1.0), build(1.25));
     let (base, quick) = (server(&base_cfg), server(&fast_cfg));
     let args = [
         "--num-prompts",
-        "24",
+        "12",
         "--random-input-len",
         "16",
         "--random-output-len",
-        "48",
+        "16",
         "--max-concurrency",
         "6",
         "--ignore-eos",
@@ -130,7 +138,12 @@ fn a_faster_build_gives_measurably_higher_output_throughput() {
         assert_eq!(r.code, Some(0), "{}", r.stderr);
         metric(&r.stdout, "Output token throughput (tok/s):")
     };
-    let (b, f) = (tput(&base_cfg, base.port()), tput(&fast_cfg, quick.port()));
+    let (mut b, mut f) = (0.0f64, 0.0f64);
+    for _ in 0..3 {
+        b = b.max(tput(&base_cfg, base.port()));
+        f = f.max(tput(&fast_cfg, quick.port()));
+    }
+    eprintln!("best output throughput: {b:.1} tok/s at speed 1.0, {f:.1} tok/s at 1.25");
     assert!(
         f > 1.1 * b,
         "speed 1.25 gave {f:.1} tok/s vs {b:.1} tok/s at speed 1.0"

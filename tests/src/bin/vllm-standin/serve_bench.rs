@@ -228,15 +228,7 @@ async fn one(
         if data == "[DONE]" {
             return;
         }
-        let Ok(v) = serde_json::from_str::<Value>(data) else {
-            return;
-        };
-        let ptr = if chat {
-            "/choices/0/delta/content"
-        } else {
-            "/choices/0/text"
-        };
-        let piece = v.pointer(ptr).and_then(Value::as_str).unwrap_or("");
+        let (piece, completion_tokens) = parse_event(data, chat);
         if !piece.is_empty() {
             match ttft {
                 None => ttft = Some(now.duration_since(st).as_secs_f64()),
@@ -244,13 +236,10 @@ async fn one(
             }
             last = now;
             pieces += 1;
-            text.push_str(piece);
+            text.push_str(&piece);
         }
-        if let Some(u) = v
-            .pointer("/usage/completion_tokens")
-            .and_then(Value::as_u64)
-        {
-            usage = Some(u as usize);
+        if completion_tokens.is_some() {
+            usage = completion_tokens;
         }
     })
     .await;
@@ -272,4 +261,60 @@ async fn one(
         Err(e) => o.error = e.text(),
     }
     o
+}
+
+/// The text of one stream event and its `usage.completion_tokens`, if any. Plain token chunks
+/// take a fast path (a scan, no JSON tree), so the client keeps up on a busy machine; anything
+/// else (escapes, usage, other layouts) is parsed fully.
+fn parse_event(data: &str, chat: bool) -> (String, Option<usize>) {
+    let key = if chat {
+        "\"content\":\""
+    } else {
+        "\"text\":\""
+    };
+    if !data.contains("\"usage\":{") {
+        if let Some(start) = data.find(key).map(|i| i + key.len()) {
+            if let Some(len) = data[start..].find('"') {
+                let raw = &data[start..start + len];
+                if !raw.contains('\\') {
+                    return (raw.to_string(), None);
+                }
+            }
+        }
+    }
+    let Ok(v) = serde_json::from_str::<Value>(data) else {
+        return (String::new(), None);
+    };
+    let ptr = if chat {
+        "/choices/0/delta/content"
+    } else {
+        "/choices/0/text"
+    };
+    let piece = v
+        .pointer(ptr)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let usage = v
+        .pointer("/usage/completion_tokens")
+        .and_then(Value::as_u64);
+    (piece, usage.map(|u| u as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_event;
+
+    #[test]
+    fn events_parse_fast_and_fully_alike() {
+        let plain = r#"{"id":"c","choices":[{"index":0,"text":" the","finish_reason":null}]}"#;
+        assert_eq!(parse_event(plain, false), (" the".to_string(), None));
+        let escaped = r#"{"choices":[{"index":0,"text":"a\"b\n"}]}"#;
+        assert_eq!(parse_event(escaped, false), ("a\"b\n".to_string(), None));
+        let chat = r#"{"choices":[{"index":0,"delta":{"content":" x"}}]}"#;
+        assert_eq!(parse_event(chat, true), (" x".to_string(), None));
+        let usage = r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5}}"#;
+        assert_eq!(parse_event(usage, false), (String::new(), Some(5)));
+        assert_eq!(parse_event("not json", false), (String::new(), None));
+    }
 }

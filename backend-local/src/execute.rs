@@ -67,6 +67,9 @@ pub async fn execute(
         }
     }
     step::snapshots(cfg, installer, envs, serving, cx).await;
+    if cx.cancel.is_cancelled() {
+        return Err(err(Failure::Cancelled, "cancelled before the step started"));
+    }
 
     let mut server: Option<Spawned> = None;
     let outcome = phases(cfg, envs, step, cx, &mut server).await;
@@ -99,13 +102,13 @@ async fn phases(
     };
     let subst = Subst::new(client_env, port, cx);
     let env = step::child_env(step, Path::new(&client_env.handle), &cx.lease);
-    let deadline = phase_deadline(step.timeouts.benchmark_s, cx);
 
     if let Some(w) = &step.warmup {
         let argv = subst.fill(&w.argv)?;
         step::record_command(art, "warmup", &argv, &env);
         cx.progress.event("warmup", "warming up");
         let (out, errf) = (art.join("warmup.stdout"), art.join("warmup.stderr"));
+        let deadline = phase_deadline(step.timeouts.benchmark_s, cx);
         let (status, _) =
             run_client(cfg, &argv, &env, &out, &errf, deadline, cx, "warm-up").await?;
         if !status.success() {
@@ -121,6 +124,7 @@ async fn phases(
     cx.progress
         .event("benchmark", "running the benchmark client");
     let (out, errf) = (art.join("client.stdout"), art.join("client.stderr"));
+    let deadline = phase_deadline(step.timeouts.benchmark_s, cx);
     let (status, secs) =
         run_client(cfg, &argv, &env, &out, &errf, deadline, cx, "benchmark").await?;
     cx.progress.event(

@@ -97,8 +97,7 @@ pub fn matches_kind(name: &str, kind: Option<&str>) -> bool {
         return true;
     };
     // The model word must be exact (A10 is not A100); qualifiers may be prefixes (SXM ⊂ SXM4).
-    words.contains(&first)
-        && parts.all(|p| p.is_empty() || words.iter().any(|w| w.starts_with(&p)))
+    words.contains(&first) && parts.all(|p| p.is_empty() || words.iter().any(|w| w.starts_with(&p)))
 }
 
 /// Run a query with `nvidia-smi` (async, bounded).
@@ -188,6 +187,19 @@ mod tests {
         assert_eq!(g[0].device.memory_mib, 81559);
         assert_eq!(g[1].memory_used_mib, Some(71234));
         assert!(g[1].device.uuid.starts_with("GPU-0b6e"));
+    }
+
+    #[test]
+    fn parses_an_h200_host() {
+        // Captured on an H200 host (driver 580.159.04).
+        let g =
+            parse_query("0, GPU-4514eb23-813b-e9d6-6a00-c5b840b09f6b, NVIDIA H200, 143771, 0\n");
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].device.name, "NVIDIA H200");
+        assert_eq!(g[0].device.memory_mib, 143771);
+        assert_eq!(g[0].memory_used_mib, Some(0));
+        assert!(matches_kind(&g[0].device.name, Some("H200")));
+        assert!(!matches_kind(&g[0].device.name, Some("H100")));
     }
 
     #[test]

@@ -140,8 +140,7 @@ impl Backend for LocalBackend {
         build: &BuildSpec,
         cx: &RunContext,
     ) -> Result<PreparedEnv, BackendError> {
-        let installer = self.installer().await;
-        prepare::prepare(&self.inner.config, installer, build, cx).await
+        prepare::prepare(&self.inner.config, &self.inner.installer, build, cx).await
     }
 
     async fn execute(

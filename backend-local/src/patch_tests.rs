@@ -1,43 +1,46 @@
+use super::apply::{apply_with, rejected_hunks_git, rejected_hunks_patch};
 use super::*;
+use runner_core::{Failure, RunContext};
 
-const GIT_PATCH: &str = "From abc Mon Sep 17 00:00:00 2001\n\
-Subject: [PATCH] speed up\n\
-\n\
---- a/not/a/header.txt but prose\n\
-diff --git a/vllm/engine/x.py b/vllm/engine/x.py\n\
-index 111..222 100644\n\
---- a/vllm/engine/x.py\n\
-+++ b/vllm/engine/x.py\n\
-@@ -1,3 +1,3 @@\n\
- a\n\
---- removed line that looks like a header\n\
-+new\n\
- c\n\
-@@ -10 +10,2 @@ def f():\n\
- x\n\
-+y\n\
-diff --git a/csrc/attention.cu b/csrc/attention.cu\n\
---- a/csrc/attention.cu\n\
-+++ b/csrc/attention.cu\n\
-@@ -1 +1 @@\n\
--int a;\n\
-+int b;\n\
-diff --git a/tests/test_x.py b/tests/test_x.py\n\
-new file mode 100644\n\
---- /dev/null\n\
-+++ b/tests/test_x.py\n\
-@@ -0,0 +1 @@\n\
-+assert True\n\
-diff --git a/benchmarks/benchmark_serving.py b/benchmarks/benchmark_serving.py\n\
---- a/benchmarks/benchmark_serving.py\n\
-+++ b/benchmarks/benchmark_serving.py\n\
-@@ -2,1 +2,1 @@\n\
--old\n\
-+new\n\
-diff --git a/vllm/old.py b/vllm/new.py\n\
-similarity index 100%\n\
-rename from vllm/old.py\n\
-rename to vllm/new.py\n";
+const GIT_PATCH: &str = r#"From abc Mon Sep 17 00:00:00 2001
+Subject: [PATCH] speed up
+
+--- a/not/a/header.txt but prose
+diff --git a/vllm/engine/x.py b/vllm/engine/x.py
+index 111..222 100644
+--- a/vllm/engine/x.py
++++ b/vllm/engine/x.py
+@@ -1,3 +1,3 @@
+ a
+--- removed line that looks like a header
++++ added line that looks like a header
+ c
+@@ -10 +10,2 @@ def f():
+ x
++y
+diff --git a/csrc/attention.cu b/csrc/attention.cu
+--- a/csrc/attention.cu
++++ b/csrc/attention.cu
+@@ -1 +1 @@
+-int a;
++int b;
+diff --git a/tests/test_x.py b/tests/test_x.py
+new file mode 100644
+--- /dev/null
++++ b/tests/test_x.py
+@@ -0,0 +1 @@
++assert True
+diff --git a/benchmarks/benchmark_serving.py b/benchmarks/benchmark_serving.py
+--- a/benchmarks/benchmark_serving.py
++++ b/benchmarks/benchmark_serving.py
+@@ -2,1 +2,1 @@
+-old
++new
+diff --git a/vllm/old.py b/vllm/new.py
+similarity index 100%
+rename from vllm/old.py
+rename to vllm/new.py
+"#;
 
 #[test]
 fn parses_git_patches_by_file() {
@@ -57,7 +60,7 @@ fn parses_git_patches_by_file() {
     let x = &p.files[0];
     assert_eq!(x.hunks.len(), 2, "a removed '-- ' line is not a header");
     assert_eq!(x.hunks[1].old_start, 10);
-    assert!(x.hunks[0].text.contains("+new"));
+    assert!(x.hunks[0].text.contains("+++ added"));
     assert_eq!(p.files[2].old_path, None);
     assert_eq!(p.files[4].old_path.as_deref(), Some("vllm/old.py"));
     let targets: Vec<Target> = p.files.iter().map(|f| f.target()).collect();
@@ -80,8 +83,17 @@ fn parses_git_patches_by_file() {
 
 #[test]
 fn parses_plain_diffs_without_prefixes() {
-    let text = "--- vllm/a.py\t2024-01-01 00:00:00\n+++ vllm/a.py\t2024-01-02 00:00:00\n\
-@@ -1 +1 @@\n-a\n+b\n--- vllm/b.py\n+++ vllm/b.py\n@@ -1 +1 @@\n-a\n+b\n";
+    let text = r#"--- vllm/a.py	2024-01-01 00:00:00
++++ vllm/a.py	2024-01-02 00:00:00
+@@ -1 +1 @@
+-a
++b
+--- vllm/b.py
++++ vllm/b.py
+@@ -1 +1 @@
+-a
++b
+"#;
     let p = parse(text).unwrap();
     assert_eq!(p.strip, 0);
     assert_eq!(p.files.len(), 2);
@@ -116,5 +128,66 @@ fn names_rejected_hunks() {
     assert!(e.contains("rejected hunk #2 of vllm/engine/x.py"), "{e}");
     assert!(e.contains("+y"));
     let e = rejected_hunks_git("error: patch failed: vllm/engine/x.py:1\n", &p);
-    assert!(e.contains("rejected hunk #1") && e.contains("+new"), "{e}");
+    assert!(
+        e.contains("rejected hunk #1") && e.contains("+++ added"),
+        "{e}"
+    );
+}
+
+fn cx() -> RunContext {
+    RunContext {
+        cancel: Default::default(),
+        deadline: None,
+        artifact_dir: std::env::temp_dir(),
+        data_dir: std::env::temp_dir(),
+        lease: Default::default(),
+        labels: Default::default(),
+        progress: std::sync::Arc::new(runner_core::backend::NoProgress),
+    }
+}
+
+const TREE_PATCH: &str = r#"--- a/vllm/m.py
++++ b/vllm/m.py
+@@ -1,3 +1,3 @@
+ one
+-two
++TWO
+ three
+"#;
+
+/// Both tools: `patch`, and `git apply` where `patch` is missing (a program that does not exist).
+#[tokio::test]
+async fn applies_with_patch_or_git_apply_all_or_nothing() {
+    let parsed = parse(TREE_PATCH).unwrap();
+    for program in ["patch", "/nonexistent/patch"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("vllm")).unwrap();
+        let file = dir.path().join("vllm/m.py");
+        std::fs::write(&file, "one\ntwo\nthree\n").unwrap();
+        let patch_file = dir.path().join("p.patch");
+        std::fs::write(&patch_file, TREE_PATCH).unwrap();
+        apply_with(program, &patch_file, dir.path(), &parsed, &cx())
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "one\nTWO\nthree\n",
+            "{program}"
+        );
+
+        std::fs::write(&file, "one\nzwei\nthree\n").unwrap();
+        let e = apply_with(program, &patch_file, dir.path(), &parsed, &cx())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, Failure::PatchFailed, "{program}");
+        assert!(
+            e.message.contains("rejected hunk #1 of vllm/m.py"),
+            "{program}: {e}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "one\nzwei\nthree\n",
+            "untouched"
+        );
+    }
 }

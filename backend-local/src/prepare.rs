@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use runner_core::{Artifact, BackendError, BuildSpec, Failure, PreparedEnv, RunContext};
+use tokio::sync::OnceCell;
 
 use crate::config::{LocalConfig, safe_name};
 use crate::patch::{self, Parsed, Target};
@@ -87,7 +88,7 @@ fn read_patch(cfg: &LocalConfig, build: &BuildSpec) -> Result<Option<AgentPatch>
 /// Prepare the environment of `build`.
 pub async fn prepare(
     cfg: &LocalConfig,
-    installer: &Installer,
+    installer: &OnceCell<Installer>,
     build: &BuildSpec,
     cx: &RunContext,
 ) -> Result<PreparedEnv, BackendError> {
@@ -136,6 +137,8 @@ pub async fn prepare(
         std::fs::remove_dir_all(&dir)
             .map_err(|e| disk_or(e, format!("cannot remove {}", dir.display())))?;
     }
+    // Detected only now: a reused environment needs no tool at all.
+    let installer = installer.get_or_init(|| Installer::detect(cfg)).await;
     let made = make(cfg, installer, build, &identity, patch.as_ref(), &dir, cx).await;
     match made {
         Ok(marker) => {

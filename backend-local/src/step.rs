@@ -166,11 +166,11 @@ pub async fn snapshots(
     if let Ok(report) = crate::gpu::report(&cfg.nvidia_smi).await {
         let _ = std::fs::write(dir.join("nvidia-smi.txt"), report);
     }
-    if let Some(f) = venv::freeze(installer, Path::new(&envs.engine.handle), cx).await {
+    if let Some(f) = venv::freeze(cfg, installer, Path::new(&envs.engine.handle), cx).await {
         let _ = std::fs::write(dir.join("pip-freeze.txt"), f);
     }
     if serving && envs.client.handle != envs.engine.handle {
-        if let Some(f) = venv::freeze(installer, Path::new(&envs.client.handle), cx).await {
+        if let Some(f) = venv::freeze(cfg, installer, Path::new(&envs.client.handle), cx).await {
             let _ = std::fs::write(dir.join("pip-freeze-client.txt"), f);
         }
     }

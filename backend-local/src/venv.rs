@@ -44,8 +44,13 @@ pub struct Marker {
 pub enum Installer {
     /// `uv venv` / `uv pip install`.
     Uv(PathBuf),
-    /// `python -m venv` / `<venv>/bin/python -m pip install`.
-    Pip,
+    /// `python -m venv`, then pip. With `external`, the venv is made `--without-pip` and the
+    /// base interpreter's pip (≥ 22.3) installs into it with `--python` (much faster than
+    /// seeding pip into every venv); otherwise the venv's own pip does.
+    Pip {
+        /// Whether the base interpreter's pip installs into the venv.
+        external: bool,
+    },
 }
 
 impl Installer {
@@ -60,10 +65,28 @@ impl Installer {
         if ok {
             Installer::Uv(cfg.uv.clone())
         } else {
-            tracing::info!(uv = %cfg.uv.display(), "uv not usable; using python -m venv + pip");
-            Installer::Pip
+            let external = base_pip_takes_python(cfg).await;
+            tracing::info!(uv = %cfg.uv.display(), external, "uv not usable; using python -m venv + pip");
+            Installer::Pip { external }
         }
     }
+}
+
+/// Whether the base interpreter has a pip that knows `--python` (22.3 and later).
+async fn base_pip_takes_python(cfg: &LocalConfig) -> bool {
+    let Ok(out) = Command::new(&cfg.python)
+        .args(["-m", "pip", "--version"])
+        .kill_on_drop(true)
+        .output()
+        .await
+    else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split_whitespace().nth(1).unwrap_or("");
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    out.status.success() && (major, minor) >= (22, 3)
 }
 
 /// The interpreter of a venv.
@@ -111,9 +134,12 @@ pub async fn create(
             c.env("UV_PYTHON_DOWNLOADS", "never");
             c
         }
-        Installer::Pip => {
+        Installer::Pip { external } => {
             let mut c = Command::new(&cfg.python);
             c.args(["-m", "venv"]);
+            if *external {
+                c.arg("--without-pip");
+            }
             c
         }
     };
@@ -128,6 +154,19 @@ pub async fn create(
     Ok(())
 }
 
+/// `python -m pip` for the venv at `dir`: the base interpreter's with `--python`, or the venv's.
+fn pip(cfg: &LocalConfig, external: bool, dir: &Path) -> Command {
+    if external {
+        let mut c = Command::new(&cfg.python);
+        c.args(["-m", "pip", "--python"]).arg(python(dir));
+        c
+    } else {
+        let mut c = Command::new(python(dir));
+        c.args(["-m", "pip"]);
+        c
+    }
+}
+
 /// `pip install` arguments into the venv at `dir`, with the offline flags.
 pub fn install_command(cfg: &LocalConfig, installer: &Installer, dir: &Path) -> Command {
     let mut cmd = match installer {
@@ -137,9 +176,9 @@ pub fn install_command(cfg: &LocalConfig, installer: &Installer, dir: &Path) -> 
             c.env("UV_PYTHON_DOWNLOADS", "never");
             c
         }
-        Installer::Pip => {
-            let mut c = Command::new(python(dir));
-            c.args(["-m", "pip", "install", "--disable-pip-version-check"]);
+        Installer::Pip { external } => {
+            let mut c = pip(cfg, *external, dir);
+            c.args(["install", "--disable-pip-version-check"]);
             c
         }
     };
@@ -242,16 +281,21 @@ pub fn check_commit(version: &str, commit: &str) -> Result<(), String> {
 }
 
 /// `pip freeze` of a venv (best effort).
-pub async fn freeze(installer: &Installer, venv: &Path, cx: &RunContext) -> Option<String> {
+pub async fn freeze(
+    cfg: &LocalConfig,
+    installer: &Installer,
+    venv: &Path,
+    cx: &RunContext,
+) -> Option<String> {
     let cmd = match installer {
         Installer::Uv(uv) => {
             let mut c = Command::new(uv);
             c.args(["pip", "freeze", "--python"]).arg(python(venv));
             c
         }
-        Installer::Pip => {
-            let mut c = Command::new(python(venv));
-            c.args(["-m", "pip", "freeze", "--disable-pip-version-check"]);
+        Installer::Pip { external } => {
+            let mut c = pip(cfg, *external, venv);
+            c.args(["freeze", "--disable-pip-version-check"]);
             c
         }
     };

@@ -24,7 +24,11 @@ fn err(kind: Failure, message: impl Into<String>) -> BackendError {
 
 /// The earlier of `now + secs` and the attempt's deadline.
 fn phase_deadline(secs: u64, cx: &RunContext) -> Instant {
-    let phase = Instant::now() + Duration::from_secs(secs);
+    let now = Instant::now();
+    // A huge configured timeout means "no phase limit", never an overflow.
+    let phase = now
+        .checked_add(Duration::from_secs(secs))
+        .unwrap_or(now + Duration::from_secs(10 * 365 * 86_400));
     cx.deadline.map_or(phase, |d| d.min(phase))
 }
 

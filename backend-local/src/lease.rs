@@ -216,7 +216,10 @@ impl LeaseManager {
                 })
                 .collect()
         };
-        let end = Instant::now() + self.settings.release_timeout;
+        let now = Instant::now();
+        let end = now
+            .checked_add(self.settings.release_timeout)
+            .unwrap_or(now + Duration::from_secs(86_400));
         loop {
             let busy = match gpu::query(&self.settings.nvidia_smi).await {
                 Ok(now) => busy_devices(&lease.devices, &now, &limits),

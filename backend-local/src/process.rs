@@ -116,7 +116,10 @@ impl Spawned {
     }
 
     async fn wait_group_gone(&mut self, within: Duration) -> bool {
-        let end = Instant::now() + within;
+        let now = Instant::now();
+        let end = now
+            .checked_add(within)
+            .unwrap_or(now + Duration::from_secs(86_400));
         loop {
             if !self.group_alive() {
                 self.armed = false;

@@ -50,6 +50,9 @@ pub struct LocalConfig {
     pub vllm_source: Option<String>,
     /// The files fetched from an HTTP `vllm_source` (best effort).
     pub script_files: Vec<String>,
+    /// Run without GPUs: leases hold no devices and nothing is pinned (CPU engines, such as
+    /// the test stand-in). Off by default: a GPU job on a host without `nvidia-smi` is refused.
+    pub cpu_only: bool,
     /// How long `release` waits for a lease's GPU memory to fall, ms.
     pub release_timeout_ms: u64,
     /// How often `release` polls `nvidia-smi`, ms.
@@ -78,6 +81,7 @@ impl Default for LocalConfig {
             wheels: BTreeMap::new(),
             find_links: None,
             system_site_packages: false,
+            cpu_only: false,
             allow_source_build: false,
             vllm_source: None,
             script_files: DEFAULT_SCRIPT_FILES.iter().map(|s| s.to_string()).collect(),

@@ -128,10 +128,20 @@ impl Backend for LocalBackend {
     }
 
     async fn acquire(&self, gpu: &GpuRequest, cx: &RunContext) -> Result<GpuLease, BackendError> {
+        if self.inner.config.cpu_only {
+            // No GPU is held or pinned: for CPU engines such as the test stand-in.
+            return Ok(GpuLease {
+                id: "cpu-only".into(),
+                devices: Vec::new(),
+            });
+        }
         self.inner.leases.acquire(gpu, cx).await
     }
 
     async fn release(&self, lease: GpuLease) -> Result<(), BackendError> {
+        if lease.devices.is_empty() {
+            return Ok(());
+        }
         self.inner.leases.release(lease).await
     }
 

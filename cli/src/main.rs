@@ -2,17 +2,21 @@
 //!
 //! Results go to stdout; logs go to stderr (level from `PERF_RUNNER_LOG`, e.g. `debug`).
 
+mod backends;
+mod batch_cmd;
 mod compare_cmd;
 mod datasets;
 mod parse_cmd;
 mod plan_cmd;
+mod progress;
+mod runs_cmd;
 mod settings;
 mod tasks_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use runner_core::exit;
 
 /// Reproduce performance commits of LLM-inference engines: baseline vs human vs agent.
@@ -23,8 +27,42 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// Results store (SQLite). Default: the user's data dir, perf-runner/results.sqlite.
+    #[arg(long, global = true, value_name = "PATH")]
+    store: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// Options shared by `run` and `batch`.
+#[derive(Debug, Clone, Args)]
+struct RunOpts {
+    /// Backend: local, docker or modal.
+    #[arg(long, default_value = "local")]
+    backend: String,
+    /// Variants, comma-separated (baseline,human,agent). Default: baseline,human (+agent with
+    /// a patch).
+    #[arg(long)]
+    variants: Option<String>,
+    /// Measured repeats per variant, interleaved inside one GPU lease (default: settings).
+    #[arg(long)]
+    repeats: Option<u32>,
+    /// Also run the baseline a second time per repeat (A/A) to measure the noise floor.
+    #[arg(long)]
+    aa: bool,
+    /// Agent patch (applied to the baseline build).
+    #[arg(long, value_name = "FILE")]
+    patch: Option<PathBuf>,
+    /// Artifact root (logs, result files, plans). Default: the cache dir.
+    #[arg(long, value_name = "DIR")]
+    artifacts: Option<PathBuf>,
+    /// Where dataset files are provided to every variant. Default: the cache dir.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Stop scheduling new jobs once this many GPU·hours were spent.
+    #[arg(long)]
+    budget_gpu_hours: Option<f64>,
 }
 
 /// Output formats of listing commands.
@@ -65,6 +103,52 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Reproduce one commit: its benchmark on the baseline, the human commit and optionally
+    /// an agent patch. `[DATASET] COMMIT`, or an ad-hoc commit with --commit/--perf-command.
+    Run {
+        /// `[DATASET] COMMIT` (dataset optional: the embedded example).
+        #[arg(num_args = 0..=2, value_name = "[DATASET] COMMIT")]
+        args: Vec<String>,
+        /// Ad-hoc: the commit (needs --parent and --perf-command).
+        #[arg(long, conflicts_with = "args")]
+        commit: Option<String>,
+        /// Ad-hoc: the parent commit.
+        #[arg(long, requires = "commit")]
+        parent: Option<String>,
+        /// Ad-hoc: the benchmark command.
+        #[arg(long, requires = "commit")]
+        perf_command: Option<String>,
+        /// Ad-hoc: GPUs, e.g. H100:2.
+        #[arg(long, requires = "commit")]
+        gpu: Option<String>,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
+    /// Reproduce every task of a dataset (or resume a run): plans, records and runs jobs.
+    Batch {
+        /// Dataset file (omit for the embedded example).
+        dataset: Option<PathBuf>,
+        /// Resume a run: only unfinished or transiently failed jobs run.
+        #[arg(long, value_name = "RUN_ID")]
+        resume: Option<String>,
+        /// Tasks at once (each still needs its GPUs).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Run tasks that the skip list names.
+        #[arg(long)]
+        force: bool,
+        /// Skip list: one `<commit> <code> <detail>` per line.
+        #[arg(long, value_name = "FILE")]
+        skip_list: Option<PathBuf>,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
+    /// List runs in the results store.
+    Runs {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Parse benchmark outputs (text logs or JSON result files) into metrics with units and
     /// provenance, or a failure code with evidence.
     Parse {
@@ -80,27 +164,7 @@ enum Command {
     },
     /// Compare one metric between two sets of results produced anywhere (vLLM JSON result
     /// files or captured outputs; a directory = its files as repeats).
-    Compare {
-        /// Base results: a file or a directory of files.
-        base: PathBuf,
-        /// Other results: a file or a directory of files.
-        other: PathBuf,
-        /// Metric key (default: the mode's primary metric, e.g. output_throughput_tps).
-        #[arg(long)]
-        metric: Option<String>,
-        /// Relative noise floor the ratio's CI is judged against.
-        #[arg(long, default_value_t = 0.02)]
-        noise_floor: f64,
-        /// Use one value per file even when a file has per-request/per-iteration values.
-        #[arg(long)]
-        per_run: bool,
-        /// Bootstrap seed.
-        #[arg(long, default_value_t = runner_core::stats::DEFAULT_SEED)]
-        seed: u64,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    Compare(compare_cmd::Args),
     /// Print the embedded default configuration (TOML).
     Config {
         /// Print the embedded defaults rather than the merged settings.
@@ -139,6 +203,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         tracing::warn!(key = %key, "unknown configuration key ignored");
     }
     let settings = loaded.settings;
+    let store = cli
+        .store
+        .clone()
+        .unwrap_or_else(runner_core::store::Store::default_path);
     match cli.command {
         Command::Tasks { dataset, format } => tasks_cmd::run(dataset.as_deref(), format),
         Command::Plan {
@@ -153,28 +221,56 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             format,
             &settings,
         ),
+        Command::Run {
+            args,
+            commit,
+            parent,
+            perf_command,
+            gpu,
+            opts,
+        } => {
+            let mut spec = batch_spec(&opts, &settings);
+            match (commit, args.as_slice()) {
+                (Some(c), _) => {
+                    spec.adhoc = Some(serde_json::json!({
+                        "commit_hash": c, "parent_commit": parent,
+                        "perf_command": perf_command, "gpu_config": gpu,
+                    }));
+                    spec.commits = vec![c];
+                }
+                (None, [c]) => spec.commits = vec![c.clone()],
+                (None, [d, c]) => {
+                    spec.dataset = Some(PathBuf::from(d));
+                    spec.commits = vec![c.clone()];
+                }
+                _ => anyhow::bail!(
+                    "run takes [DATASET] COMMIT, or --commit SHA --parent SHA --perf-command '…'"
+                ),
+            }
+            block_on(batch_cmd::run(spec, None, &store, &settings))
+        }
+        Command::Batch {
+            dataset,
+            resume,
+            concurrency,
+            force,
+            skip_list,
+            opts,
+        } => {
+            let mut spec = batch_spec(&opts, &settings);
+            spec.dataset = dataset;
+            spec.concurrency = concurrency;
+            spec.force = force;
+            spec.skip_list = skip_list;
+            block_on(batch_cmd::run(spec, resume.as_deref(), &store, &settings))
+        }
+        Command::Runs { format } => runs_cmd::run(&store, format),
         Command::Parse {
             files,
             mode,
             format,
         } => parse_cmd::run(&files, &mode, format),
-        Command::Compare {
-            base,
-            other,
-            metric,
-            noise_floor,
-            per_run,
-            seed,
-            format,
-        } => compare_cmd::run(compare_cmd::Args {
-            base,
-            other,
-            metric,
-            noise_floor,
-            per_run,
-            seed,
-            format,
-        }),
+        Command::Compare(args) => compare_cmd::run(args),
         Command::Config { defaults } => {
             if defaults {
                 print!("{}", runner_core::settings::DEFAULT_TOML);
@@ -184,6 +280,27 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(exit::SUCCESS)
         }
     }
+}
+
+fn batch_spec(o: &RunOpts, settings: &runner_core::settings::Settings) -> batch_cmd::BatchSpec {
+    batch_cmd::BatchSpec {
+        backend: o.backend.clone(),
+        variants: o.variants.clone(),
+        repeats: o.repeats.unwrap_or(settings.plan.repeats).max(1),
+        aa: o.aa,
+        patch: o.patch.clone(),
+        artifacts: o.artifacts.clone(),
+        data_dir: o.data_dir.clone(),
+        budget_gpu_hours: o.budget_gpu_hours,
+        ..batch_cmd::BatchSpec::default()
+    }
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<i32>>>(f: F) -> anyhow::Result<i32> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
 }
 
 fn toml_of(settings: &runner_core::settings::Settings) -> anyhow::Result<String> {

@@ -63,7 +63,7 @@ pub fn run(
     Ok(exit::SUCCESS)
 }
 
-fn patch_spec(path: &Path) -> Result<PatchSpec> {
+pub fn patch_spec(path: &Path) -> Result<PatchSpec> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read the agent patch '{}'", path.display()))?;
     Ok(PatchSpec {

@@ -15,6 +15,7 @@ pub mod plan;
 pub mod settings;
 pub mod spec;
 pub mod task;
+pub mod triage;
 
 pub use backend::{
     Backend, BackendError, Capabilities, Health, PreparedEnv, RunContext, StepOutput,

@@ -8,12 +8,14 @@ use crate::failure::Failure;
 use super::report::{Counts, TriageReport, TriageSummary};
 use super::{TaskTriage, Verdict};
 
+/// Text on one line.
+fn flat(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// A table cell: one line, pipes escaped.
 fn cell(s: &str) -> String {
-    s.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .replace('|', "\\|")
+    flat(s).replace('|', "\\|")
 }
 
 fn short(c: &str) -> &str {
@@ -93,10 +95,10 @@ pub(crate) fn render(r: &TriageReport, s: &TriageSummary) -> String {
                     "  - `{}` ({}): {}",
                     reason.code,
                     reason.severity,
-                    cell(&reason.detail)
+                    flat(&reason.detail)
                 );
                 for e in &reason.evidence {
-                    let _ = writeln!(out, "    - {}", cell(e));
+                    let _ = writeln!(out, "    - {}", flat(e));
                 }
             }
         }
@@ -135,7 +137,7 @@ pub(crate) fn render(r: &TriageReport, s: &TriageSummary) -> String {
     if !r.notes.is_empty() {
         out.push_str("## Notes\n\n");
         for n in &r.notes {
-            let _ = writeln!(out, "- {}", cell(n));
+            let _ = writeln!(out, "- {}", flat(n));
         }
         out.push('\n');
     }
@@ -177,7 +179,7 @@ fn recommendations(r: &TriageReport, s: &TriageSummary, out: &mut String) {
         out.push_str("\n  ```text\n");
         for t in &skip {
             if let Some(p) = t.primary() {
-                let _ = writeln!(out, "  {} {} {}", t.commit, p.code, cell(&p.detail));
+                let _ = writeln!(out, "  {} {} {}", t.commit, p.code, flat(&p.detail));
             }
         }
         out.push_str("  ```\n\n");
@@ -195,7 +197,7 @@ fn recommendations(r: &TriageReport, s: &TriageSummary, out: &mut String) {
                     "  - `{}` (`{}`): {}",
                     short(&t.commit),
                     p.code,
-                    cell(&p.fix)
+                    flat(&p.fix)
                 );
             }
         }
@@ -211,7 +213,7 @@ fn recommendations(r: &TriageReport, s: &TriageSummary, out: &mut String) {
         out.push_str("- Not checked (tasks): ");
         let list: Vec<String> = unchecked
             .iter()
-            .map(|(k, v)| format!("{} ({v})", cell(k)))
+            .map(|(k, v)| format!("{} ({v})", flat(k)))
             .collect();
         out.push_str(&list.join(", "));
         out.push_str(". `--online` and `--vllm-source` close most of these gaps.\n");

@@ -96,7 +96,7 @@ async fn wheels_images_and_retries() {
         "token exchange: {:?}",
         t[0].not_checked
     );
-    assert!(server.hits("/token") >= 1);
+    assert_eq!(server.hits("/token"), 1, "one token for the repository");
 
     let nw = t[1]
         .reasons

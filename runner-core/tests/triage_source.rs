@@ -60,6 +60,7 @@ async fn verdicts_follow_the_parent_commit_with_one_git_process() {
         on(10, &llama("--speculative-config {}"), &c1, &c2),
         orphan,
         on(12, &qwen, &"f".repeat(40), &"e".repeat(40)),
+        on(13, bench, &c1, &c2),
     ];
     let src = VllmSource::parse(&repo.path().display().to_string());
     let opts = TriageOptions {
@@ -103,6 +104,8 @@ async fn verdicts_follow_the_parent_commit_with_one_git_process() {
         t[6]
     );
     assert_eq!(t[7].verdict, Verdict::Verifiable, "{:#?}", t[7]);
+    // `vllm bench serve` is the client: only the human commit needs it.
+    assert_eq!(t[12].verdict, Verdict::Verifiable, "{:#?}", t[12]);
 
     // Offline scripts run from each build: the parent's engine lacks the flag.
     assert!(

@@ -198,14 +198,14 @@ pub(crate) fn check_online(task: &Task, cx: &Context<'_>, r: &OnlineResults, f: 
         if exists(index) || exists(legacy) {
             // A wheel exists.
         } else if absent(index) && absent(legacy) {
-            missing.push(format!("{role} {}", &c[..c.len().min(12)]));
+            missing.push(format!("{role} {}", super::prefix(c, 12)));
             evidence.push(format!("GET {iu} → {}", show(index)));
             evidence.push(format!("HEAD {lu} → {}", show(legacy)));
         } else {
             inconclusive = true;
             f.not_checked.push(format!(
                 "wheel for the {role} build {}: index {}; legacy wheel {}",
-                &c[..c.len().min(12)],
+                super::prefix(c, 12),
                 show(index),
                 show(legacy)
             ));

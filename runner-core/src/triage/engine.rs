@@ -108,7 +108,7 @@ impl Needs {
 }
 
 fn short(rev: &str) -> &str {
-    &rev[..rev.len().min(12)]
+    super::prefix(rev, 12)
 }
 
 /// Check against a version range (wheel metadata, dataset version or date estimate).

@@ -3,7 +3,6 @@
 //! backoff, and a persistent transient failure reported as unknown, never as absent.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, RANGE, WWW_AUTHENTICATE};
@@ -41,7 +40,7 @@ pub(crate) struct Http {
     client: reqwest::Client,
     retries: u32,
     backoff: Duration,
-    tokens: Mutex<HashMap<String, String>>,
+    tokens: tokio::sync::Mutex<HashMap<String, String>>,
 }
 
 impl Http {
@@ -56,7 +55,7 @@ impl Http {
             client,
             retries: opts.retries.min(10),
             backoff: opts.retry_backoff,
-            tokens: Mutex::default(),
+            tokens: tokio::sync::Mutex::default(),
         })
     }
 
@@ -93,23 +92,32 @@ impl Http {
             }
             rb
         };
-        let cached = self.lock_tokens().get(url).cloned();
+        // Tokens are per repository: one exchange serves every commit's manifest.
+        let key = repository(url).unwrap_or(url).to_string();
+        let cached = self.tokens.lock().await.get(&key).cloned();
         let challenge = match self.send(|| build(cached.as_deref()), false).await {
             Raw::Done(o) => return o,
             Raw::Unauthorized(c) => c,
         };
-        let Some(token) = self.token(url, challenge.as_deref()).await else {
-            return HttpOutcome::Unknown {
-                why: "HTTP 401 and no usable bearer-token challenge".into(),
-            };
+        let token = {
+            // Held across the exchange, so concurrent probes wait for one token.
+            let mut tokens = self.tokens.lock().await;
+            match tokens.get(&key).filter(|t| Some(*t) != cached.as_ref()) {
+                Some(t) => t.clone(),
+                None => match self.token(url, challenge.as_deref()).await {
+                    Some(t) => {
+                        tokens.insert(key, t.clone());
+                        t
+                    }
+                    None => {
+                        return HttpOutcome::Unknown {
+                            why: "HTTP 401 and no usable bearer-token challenge".into(),
+                        };
+                    }
+                },
+            }
         };
-        let outcome = self.done(self.send(|| build(Some(&token)), false).await);
-        self.lock_tokens().insert(url.to_string(), token);
-        outcome
-    }
-
-    fn lock_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
+        self.done(self.send(|| build(Some(&token)), false).await)
     }
 
     async fn token(&self, url: &str, challenge: Option<&str>) -> Option<String> {
@@ -125,7 +133,7 @@ impl Http {
             }
         }
         let realm = params.get("realm")?;
-        let repo = url.split_once("/v2/")?.1.rsplit_once("/manifests/")?.0;
+        let repo = repository(url)?;
         let mut q = vec![("scope", format!("repository:{repo}:pull"))];
         if let Some(s) = params.get("service") {
             q.push(("service", s.clone()));
@@ -223,6 +231,11 @@ impl Http {
             .unwrap_or(0);
         base + base.mul_f64(f64::from(nanos % 500) / 1000.0)
     }
+}
+
+/// The repository of a registry manifest URL (`…/v2/<repo>/manifests/<ref>`).
+fn repository(url: &str) -> Option<&str> {
+    Some(url.split_once("/v2/")?.1.rsplit_once("/manifests/")?.0)
 }
 
 async fn read_body(mut resp: reqwest::Response) -> Result<String, reqwest::Error> {

@@ -19,7 +19,7 @@ fn cell(s: &str) -> String {
 }
 
 fn short(c: &str) -> &str {
-    &c[..c.len().min(10)]
+    super::prefix(c, 10)
 }
 
 fn verdict(v: Verdict) -> &'static str {

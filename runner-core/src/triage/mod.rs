@@ -181,6 +181,11 @@ impl TaskTriage {
     }
 }
 
+/// The first `n` characters of `s` (a commit hash for display); never splits a character.
+pub(crate) fn prefix(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+}
+
 fn dedup(v: &mut Vec<String>) {
     let mut seen = std::collections::HashSet::new();
     v.retain(|s| seen.insert(s.clone()));

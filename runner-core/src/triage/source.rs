@@ -22,7 +22,7 @@ pub enum Probe {
 }
 
 /// Where triage reads vLLM's files at the parent commit.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum VllmSource {
     /// A local clone.
     Git(GitProbe),
@@ -33,6 +33,12 @@ pub enum VllmSource {
         /// Cached results by URL.
         cache: Arc<Mutex<HashMap<String, Probe>>>,
     },
+}
+
+impl std::fmt::Debug for VllmSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VllmSource({})", self.describe())
+    }
 }
 
 impl VllmSource {

@@ -128,7 +128,7 @@ pub(crate) async fn check_source(
         vec![&parent, &commit]
     };
     if needs.bench_cli {
-        for rev in [&parent, &commit] {
+        for rev in &client_revs {
             if matches!(src.read(rev, BENCH_CLI_PROBE, http).await, Probe::Missing) {
                 f.reasons.push(
                     Reason::blocking(

@@ -262,3 +262,17 @@ fn github_urls_become_raw_templates() {
     }
     assert!(matches!(VllmSource::parse("/src/vllm"), VllmSource::Git(_)));
 }
+
+#[test]
+fn image_manifest_url_from_the_settings() {
+    let o = TriageOptions::from_sources(ArtifactSources::default());
+    assert_eq!(
+        o.image_manifest_url,
+        runner_core::triage::DEFAULT_IMAGE_MANIFEST_URL
+    );
+    assert_eq!(
+        runner_core::triage::manifest_url_for_image("ghcr.io/acme/vllm:{commit}").as_deref(),
+        Some("https://ghcr.io/v2/acme/vllm/manifests/{commit}")
+    );
+    assert!(runner_core::triage::manifest_url_for_image("vllm:{commit}").is_none());
+}

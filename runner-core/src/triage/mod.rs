@@ -218,8 +218,8 @@ impl Default for MemoryPolicy {
 /// What triage may consult, and how.
 ///
 /// The CLI maps `perf-runner triage DATASET [--online] [--vllm-source PATH|URL]` onto
-/// `TriageOptions { online, vllm_source: source.map(|s| VllmSource::parse(&s)), sources:
-/// settings.artifacts.clone(), ..Default::default() }`.
+/// `TriageOptions { online, vllm_source: source.map(|s| VllmSource::parse(&s)),
+/// ..TriageOptions::from_sources(settings.artifacts.clone()) }`.
 #[derive(Debug, Clone)]
 pub struct TriageOptions {
     /// Query the wheel index, legacy wheel and image registry over HTTP.
@@ -273,6 +273,33 @@ impl Default for TriageOptions {
             concurrency: 8,
         }
     }
+}
+
+impl TriageOptions {
+    /// Options whose wheel templates come from `sources` and whose image-manifest URL is derived
+    /// from `sources.commit_image` (see [`manifest_url_for_image`]); everything else default.
+    pub fn from_sources(sources: ArtifactSources) -> Self {
+        TriageOptions {
+            image_manifest_url: manifest_url_for_image(&sources.commit_image)
+                .unwrap_or_else(|| DEFAULT_IMAGE_MANIFEST_URL.into()),
+            sources,
+            ..TriageOptions::default()
+        }
+    }
+}
+
+/// The registry manifest URL of an image reference template:
+/// `public.ecr.aws/q9t5s3a7/vllm-ci-postmerge-repo:{commit}` →
+/// `https://public.ecr.aws/v2/q9t5s3a7/vllm-ci-postmerge-repo/manifests/{commit}`.
+/// `None` when the reference names no registry host or no tag.
+pub fn manifest_url_for_image(reference: &str) -> Option<String> {
+    let (host, rest) = reference.trim().split_once('/')?;
+    if !(host.contains('.') || host.contains(':')) {
+        return None;
+    }
+    let (repo, tag) = rest.rsplit_once(':')?;
+    (!repo.is_empty() && !tag.is_empty())
+        .then(|| format!("https://{host}/v2/{repo}/manifests/{tag}"))
 }
 
 /// Shared, prepared state of one triage run.

@@ -202,3 +202,12 @@ fn model_table_lookups() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn kernel_benchmarks_are_not_sized() {
+    let cmd = "python benchmarks/kernels/benchmark_moe.py --model mistralai/Mixtral-8x7B-Instruct-v0.1 --tune";
+    let t = run(task(1, cmd, Some("H100:1"), FILES, RECENT));
+    assert_eq!(t.verdict, Verdict::NeedsAttention, "{t:#?}");
+    assert!(t.reasons.iter().all(|r| r.code != Failure::ModelTooLarge));
+    assert!(t.not_checked.iter().any(|n| n.contains("may not load")));
+}

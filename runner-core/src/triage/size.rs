@@ -8,7 +8,7 @@
 
 use crate::failure::Failure;
 use crate::gpu::{GpuSpec, sku_memory_gib};
-use crate::spec::BenchmarkSpec;
+use crate::spec::{BenchmarkSpec, Mode};
 use crate::task::Task;
 
 use super::models::{Lookup, ModelInfo, contains_part, split_name};
@@ -145,6 +145,14 @@ pub(crate) fn check(task: &Task, cx: &Context<'_>, f: &mut Findings) {
                 ),
             )
             .with_evidence([format!("gpu_config {gpu}")]),
+        );
+        return;
+    }
+    if spec.is_some_and(|s| s.mode == Mode::Other) {
+        f.not_checked.push(
+            "model size: an unknown benchmark script may not load the model's weights (kernel \
+             benchmarks read only its config)"
+                .into(),
         );
         return;
     }

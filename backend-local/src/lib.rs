@@ -2,7 +2,7 @@
 #![warn(missing_docs)]
 
 use async_trait::async_trait;
-use runner_core::backend::HealthCheck;
+use runner_core::backend::{HealthCheck, JobEnvs};
 use runner_core::plan::StepPlan;
 use runner_core::{
     Backend, BackendError, BuildSpec, Capabilities, Health, PreparedEnv, RunContext, StepOutput,
@@ -51,7 +51,7 @@ impl Backend for LocalBackend {
 
     async fn execute(
         &self,
-        _env: &PreparedEnv,
+        _envs: &JobEnvs,
         _step: &StepPlan,
         _cx: &RunContext,
     ) -> Result<StepOutput, BackendError> {

@@ -2,7 +2,9 @@
 //!
 //! Results go to stdout; logs go to stderr (level from `PERF_RUNNER_LOG`, e.g. `debug`).
 
+mod compare_cmd;
 mod datasets;
+mod parse_cmd;
 mod plan_cmd;
 mod settings;
 mod tasks_cmd;
@@ -63,6 +65,42 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Parse benchmark outputs (text logs or JSON result files) into metrics with units and
+    /// provenance, or a failure code with evidence.
+    Parse {
+        /// Files to parse: captured stdout/logs, `--save-result` or `--output-json` files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Benchmark mode: auto, serving, throughput, latency, prefix-caching, other.
+        #[arg(long, default_value = "auto")]
+        mode: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Compare one metric between two sets of results produced anywhere (vLLM JSON result
+    /// files or captured outputs; a directory = its files as repeats).
+    Compare {
+        /// Base results: a file or a directory of files.
+        base: PathBuf,
+        /// Other results: a file or a directory of files.
+        other: PathBuf,
+        /// Metric key (default: the mode's primary metric, e.g. output_throughput_tps).
+        #[arg(long)]
+        metric: Option<String>,
+        /// Relative noise floor the ratio's CI is judged against.
+        #[arg(long, default_value_t = 0.02)]
+        noise_floor: f64,
+        /// Use one value per file even when a file has per-request/per-iteration values.
+        #[arg(long)]
+        per_run: bool,
+        /// Bootstrap seed.
+        #[arg(long, default_value_t = runner_core::stats::DEFAULT_SEED)]
+        seed: u64,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
     /// Print the embedded default configuration (TOML).
     Config {
         /// Print the embedded defaults rather than the merged settings.
@@ -115,6 +153,28 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             format,
             &settings,
         ),
+        Command::Parse {
+            files,
+            mode,
+            format,
+        } => parse_cmd::run(&files, &mode, format),
+        Command::Compare {
+            base,
+            other,
+            metric,
+            noise_floor,
+            per_run,
+            seed,
+            format,
+        } => compare_cmd::run(compare_cmd::Args {
+            base,
+            other,
+            metric,
+            noise_floor,
+            per_run,
+            seed,
+            format,
+        }),
         Command::Config { defaults } => {
             if defaults {
                 print!("{}", runner_core::settings::DEFAULT_TOML);

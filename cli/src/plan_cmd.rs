@@ -132,6 +132,10 @@ fn print_text(task: &Task, plan: &TaskPlan) {
         "timeouts  prepare {}s, server ready {}s, benchmark {}s",
         t.prepare_s, t.server_ready_s, t.benchmark_s
     );
+    println!(
+        "step      sha256 {} (one step, shared by every variant)",
+        plan.step_fingerprint
+    );
     println!("builds");
     for b in &plan.builds {
         println!(

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use runner_core::{Task, exit};
 use serde_json::json;
 
@@ -60,7 +60,12 @@ pub fn run(dataset: Option<&Path>, format: Format) -> Result<i32> {
         }
         Format::Text | Format::Table => {
             let mut table = Table::new();
-            table.load_preset(UTF8_BORDERS_ONLY);
+            table
+                .load_preset(UTF8_BORDERS_ONLY)
+                .set_content_arrangement(ContentArrangement::Dynamic);
+            if table.width().is_none() {
+                table.set_width(160);
+            }
             table.set_header([
                 "line", "commit", "mode", "model", "gpus", "status", "subject",
             ]);

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::build::BuildSpec;
 use crate::failure::Failure;
-use crate::plan::StepPlan;
+use crate::plan::{GpuRequest, StepPlan};
 
 /// An error from a backend, classified into the closed [`Failure`] taxonomy.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +108,41 @@ pub struct PreparedEnv {
     pub digest: Option<String>,
     /// Whether it was reused from a cache.
     pub reused: bool,
+    /// A vLLM source tree at the build's commit, for `benchmarks/*.py` entry points
+    /// (`{VLLM_SOURCE}`), when the backend could provide one.
+    pub scripts_dir: Option<String>,
+}
+
+/// One GPU of a host, as discovered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuDevice {
+    /// Index as the driver numbers it (what `CUDA_VISIBLE_DEVICES` takes).
+    pub index: u32,
+    /// Stable UUID.
+    pub uuid: String,
+    /// Product name, e.g. `NVIDIA H100 80GB HBM3`.
+    pub name: String,
+    /// Total memory, MiB.
+    pub memory_mib: u64,
+}
+
+/// GPUs held for one task's jobs (all its variants and repeats run inside one lease).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuLease {
+    /// Backend-specific lease id.
+    pub id: String,
+    /// The devices held; empty where the backend leases per job (e.g. a cloud container).
+    pub devices: Vec<GpuDevice>,
+}
+
+/// The environments one job uses: the engine build (server, or the offline script) and the
+/// build that runs the serving client (the same client for every variant).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobEnvs {
+    /// The variant's own build.
+    pub engine: PreparedEnv,
+    /// The build whose client runs (serving: the human build; offline: the engine build).
+    pub client: PreparedEnv,
 }
 
 /// Where a run's progress goes (the CLI draws bars; tests collect lines).
@@ -133,6 +168,10 @@ pub struct RunContext {
     pub deadline: Option<Instant>,
     /// Directory for this attempt's logs, plan and result files.
     pub artifact_dir: PathBuf,
+    /// Directory holding the step's dataset files (`{DATA_DIR}`), the same for every variant.
+    pub data_dir: PathBuf,
+    /// The GPUs held for this job.
+    pub lease: GpuLease,
     /// Run id, task commit, variant and attempt number, for labels and log lines.
     pub labels: BTreeMap<String, String>,
     /// Progress sink.
@@ -180,6 +219,20 @@ pub trait Backend: std::fmt::Debug + Send + Sync + 'static {
     /// Read-only health check: is it usable here?
     async fn check(&self) -> Result<Health, BackendError>;
 
+    /// Hold GPUs for a task's jobs. Waits until they are free or the context is cancelled; a
+    /// request the backend can never satisfy is refused at once with the reason. The default
+    /// holds nothing (backends that lease per job).
+    async fn acquire(&self, gpu: &GpuRequest, cx: &RunContext) -> Result<GpuLease, BackendError> {
+        let _ = (gpu, cx);
+        Ok(GpuLease::default())
+    }
+
+    /// Give GPUs back (after waiting for their memory to be released, where that applies).
+    async fn release(&self, lease: GpuLease) -> Result<(), BackendError> {
+        let _ = lease;
+        Ok(())
+    }
+
     /// Obtain the environment for a build (cached, idempotent).
     async fn prepare(
         &self,
@@ -191,7 +244,7 @@ pub trait Backend: std::fmt::Debug + Send + Sync + 'static {
     /// collect outputs, stop everything started.
     async fn execute(
         &self,
-        env: &PreparedEnv,
+        envs: &JobEnvs,
         step: &StepPlan,
         cx: &RunContext,
     ) -> Result<StepOutput, BackendError>;

@@ -105,6 +105,16 @@ pub struct StepPlan {
     pub replaced_flags: Vec<String>,
 }
 
+impl StepPlan {
+    /// sha256 (hex) of the step's canonical JSON; equal steps have equal fingerprints.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        // Serialising plain data to a Vec cannot fail.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(&json))
+    }
+}
+
 /// The plan of a task: the shared step and one build per variant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskPlan {
@@ -114,7 +124,9 @@ pub struct TaskPlan {
     pub parent: String,
     /// The step every variant runs.
     pub step: StepPlan,
-    /// One build per requested variant.
+    /// sha256 of the step's canonical JSON: the same for every variant, recorded with each run.
+    pub step_fingerprint: String,
+    /// One build per requested variant, plus the serving client's build when not requested.
     pub builds: Vec<BuildSpec>,
     /// Things a person should know before running it.
     pub warnings: Vec<String>,
@@ -195,7 +207,19 @@ pub fn plan_task(
     }
     let mut warnings = Vec::new();
     let step = plan_step(task, spec, settings, &mut warnings);
-    let builds = variants
+    // The serving client runs from a fixed build, which is prepared even when that variant is
+    // not measured.
+    let mut with_client = variants.to_vec();
+    if let ClientBuild::Fixed(v) = step.client_build {
+        if !with_client.contains(&v) {
+            with_client.push(v);
+            with_client.sort();
+            warnings.push(format!(
+                "the {v} build is prepared to run the serving client"
+            ));
+        }
+    }
+    let builds = with_client
         .iter()
         .map(|&v| {
             settings
@@ -203,10 +227,12 @@ pub fn plan_task(
                 .build_for(v, &task.commit, &parent, patch.clone())
         })
         .collect();
+    let step_fingerprint = step.fingerprint();
     Ok(TaskPlan {
         commit: task.commit.clone(),
         parent,
         step,
+        step_fingerprint,
         builds,
         warnings,
     })
@@ -278,6 +304,20 @@ pub fn plan_step(
     let result_file = (!extra.is_empty()).then(|| RESULT_FILE.to_string());
     client.extend(extra);
 
+    // benchmark_serving.py defaults to ShareGPT (`vllm bench serve` later defaults to random).
+    if mode.needs_server()
+        && matches!(spec.entry, EntryPoint::Script { .. })
+        && datasets.is_empty()
+        && spec
+            .value_of("--dataset-name")
+            .is_none_or(|d| d == "sharegpt")
+    {
+        warnings.push(
+            "the serving client's default dataset is ShareGPT, which needs --dataset-path; the \
+             command gives none, so the client may fail (nothing is substituted)"
+                .into(),
+        );
+    }
     let gpu = gpu_request(task, spec, warnings);
     let unclassified: Vec<String> = spec.unclassified().map(|f| f.name.clone()).collect();
     if !unclassified.is_empty() {

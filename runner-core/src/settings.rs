@@ -19,6 +19,34 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// How run plans are built.
     pub plan: PlanSettings,
+    /// The engine: retries, concurrency, noise floor.
+    pub engine: EngineSettings,
+    /// The local backend's own settings (read by that backend; see its README).
+    #[serde(default)]
+    pub local: toml::Table,
+    /// The Docker backend's own settings.
+    #[serde(default)]
+    pub docker: toml::Table,
+    /// The Modal backend's own settings.
+    #[serde(default)]
+    pub modal: toml::Table,
+}
+
+/// How the engine schedules and retries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineSettings {
+    /// Attempts per job for transient failures, the first included.
+    pub max_attempts: u32,
+    /// First retry delay, seconds (doubles each retry, ±50 % jitter).
+    pub retry_base_s: f64,
+    /// Largest retry delay, seconds.
+    pub retry_max_s: f64,
+    /// Wall time a job may spend across retries, seconds.
+    pub retry_wall_s: f64,
+    /// Tasks run at once (each still needs free GPUs).
+    pub concurrency: usize,
+    /// Relative noise floor used when a run has no A/A measurement.
+    pub noise_floor: f64,
 }
 
 /// Per-phase deadlines, in seconds.

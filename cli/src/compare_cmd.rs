@@ -1,0 +1,119 @@
+//! `perf-runner compare BASE OTHER`: medians with bootstrap CIs, the ratio with its CI, a
+//! verdict against a noise floor, and a Mann–Whitney test where there are enough samples —
+//! for results produced anywhere.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, anyhow};
+use runner_core::exit;
+use runner_core::metrics::Unit;
+use runner_core::samples::{Side, load_side};
+use runner_core::stats::{COMPARE_SCHEMA_VERSION, CompareOptions, NoiseFloor, compare};
+use serde_json::json;
+
+use crate::Format;
+
+/// Options of `compare`.
+pub struct Args {
+    pub base: PathBuf,
+    pub other: PathBuf,
+    pub metric: Option<String>,
+    pub noise_floor: f64,
+    pub per_run: bool,
+    pub seed: u64,
+    pub format: Format,
+}
+
+pub fn run(a: Args) -> Result<i32> {
+    if !(0.0..1.0).contains(&a.noise_floor) {
+        return Err(anyhow!(
+            "--noise-floor {}: give a fraction in [0, 1), e.g. 0.02 for ±2 %",
+            a.noise_floor
+        ));
+    }
+    let load = |p: &PathBuf, metric: Option<&str>| -> Result<Side> {
+        load_side(std::slice::from_ref(p), metric, !a.per_run).map_err(|e| anyhow!("{e}"))
+    };
+    let base = match load(&a.base, a.metric.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: BASE: {e}");
+            return Ok(exit::INPUT);
+        }
+    };
+    let other = match load(&a.other, Some(&base.metric)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: OTHER: {e}");
+            return Ok(exit::INPUT);
+        }
+    };
+    let opts = CompareOptions {
+        seed: a.seed,
+        floor: NoiseFloor::configured(a.noise_floor),
+        ..CompareOptions::default()
+    };
+    let Some(c) = compare(&base.metric, &base.values, &other.values, &opts) else {
+        eprintln!("error: no finite values of {} on one side", base.metric);
+        return Ok(exit::INPUT);
+    };
+    match a.format {
+        Format::Json => {
+            let out = json!({
+                "schema_version": COMPARE_SCHEMA_VERSION,
+                "metric": c.metric,
+                "higher_is_better": c.higher_is_better,
+                "base": {"n": c.base.n, "median": c.base.median, "ci": c.base.ci, "samples": base.kind, "files": base.files},
+                "other": {"n": c.other.n, "median": c.other.median, "ci": c.other.ci, "samples": other.kind, "files": other.files},
+                "ratio": c.ratio,
+                "verdict": c.verdict,
+                "noise_floor": c.noise_floor,
+                "mann_whitney": c.mann_whitney,
+                "largest_significant_effect": c.largest_significant_effect,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Format::Text | Format::Table => {
+            let unit = Unit::of_key(&c.metric).label();
+            let dir = if c.higher_is_better {
+                "higher is better"
+            } else {
+                "lower is better"
+            };
+            println!("metric   {} ({unit}, {dir})", c.metric);
+            for (name, s, side) in [("base", &c.base, &base), ("other", &c.other, &other)] {
+                println!(
+                    "{name:<8} median {:.4} [{:.4}, {:.4}]  n={} ({:?}, {} file(s))",
+                    s.median,
+                    s.ci[0],
+                    s.ci[1],
+                    s.n,
+                    side.kind,
+                    side.files.len()
+                );
+            }
+            if let Some(r) = c.ratio {
+                println!(
+                    "ratio    {:.4} [{:.4}, {:.4}] (other / base, 95 % bootstrap CI)",
+                    r.value, r.ci[0], r.ci[1]
+                );
+            }
+            if let Some(m) = c.mann_whitney {
+                println!(
+                    "mann-whitney  p = {:.3e} (one-sided: other better)",
+                    m.p_value
+                );
+            }
+            if let Some(e) = c.largest_significant_effect {
+                println!("largest significant improvement  {:.1} %", e * 100.0);
+            }
+            println!(
+                "verdict  {:?} (noise floor ±{:.1} %, {:?})",
+                c.verdict,
+                c.noise_floor.value * 100.0,
+                c.noise_floor.source
+            );
+        }
+    }
+    Ok(exit::SUCCESS)
+}

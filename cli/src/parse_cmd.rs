@@ -1,0 +1,115 @@
+//! `perf-runner parse FILE…`: metrics with units and provenance, or a failure code with
+//! evidence, for benchmark outputs produced anywhere.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
+use runner_core::benchmark::{OutputSource, RunOutput};
+use runner_core::exit;
+use runner_core::metrics::Unit;
+use runner_core::parse::{guess_source_kind, mode_from_flag, parse_output};
+use serde_json::json;
+
+use crate::Format;
+
+/// The JSON schema version of `parse --format json`.
+const SCHEMA_VERSION: u32 = 1;
+
+pub fn run(files: &[PathBuf], mode: &str, format: Format) -> Result<i32> {
+    let mode = mode_from_flag(mode).map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
+    let mut results = Vec::new();
+    let mut code = exit::SUCCESS;
+    for path in files {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                results.push(json!({"file": path.display().to_string(), "error": e.to_string()}));
+                code = exit::INPUT;
+                continue;
+            }
+        };
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let name = path.display().to_string();
+        let kind = guess_source_kind(&name, &text);
+        let output = RunOutput {
+            sources: vec![OutputSource {
+                name: name.clone(),
+                kind,
+                text,
+            }],
+            exit_code: None,
+        };
+        let outcome = parse_output(mode, &output);
+        if outcome.failure.is_some() && code == exit::SUCCESS {
+            code = exit::TASKS_FAILED;
+        }
+        results.push(json!({
+            "file": name,
+            "mode": outcome.mode,
+            "format": outcome.format,
+            "metrics": outcome.metrics.values(),
+            "provenance": outcome.metrics,
+            "failure": outcome.failure.as_ref().map(|f| json!({
+                "code": f.code, "evidence": f.evidence, "signature": f.signature,
+            })),
+            "missing": outcome.missing,
+        }));
+    }
+    match format {
+        Format::Json => {
+            let out = json!({"schema_version": SCHEMA_VERSION, "results": results});
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Format::Text | Format::Table => print_tables(&results),
+    }
+    Ok(code)
+}
+
+fn print_tables(results: &[serde_json::Value]) {
+    for r in results {
+        println!("{}", r["file"].as_str().unwrap_or(""));
+        if let Some(e) = r["error"].as_str() {
+            println!("  error: {e}\n");
+            continue;
+        }
+        println!(
+            "  mode {}  format {}",
+            r["mode"].as_str().unwrap_or("?"),
+            r["format"].as_str().unwrap_or("-")
+        );
+        if let Some(f) = r["failure"].as_object() {
+            println!("  failure: {}", f["code"].as_str().unwrap_or("?"));
+            for e in f["evidence"].as_array().into_iter().flatten() {
+                println!("    > {}", e.as_str().unwrap_or(""));
+            }
+        }
+        if let Some(m) = r["provenance"].as_object().filter(|m| !m.is_empty()) {
+            let mut table = Table::new();
+            table
+                .load_preset(UTF8_BORDERS_ONLY)
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_header(["metric", "value", "unit", "from"]);
+            for (k, v) in m {
+                let p = &v["provenance"];
+                let at = match p["line"].as_u64() {
+                    Some(l) => format!("line {l}: {}", p["source"].as_str().unwrap_or("").trim()),
+                    None => p["source"].as_str().unwrap_or("").to_string(),
+                };
+                table.add_row([
+                    k.clone(),
+                    format!("{}", v["value"]),
+                    Unit::of_key(k).label().to_string(),
+                    at,
+                ]);
+            }
+            println!("{table}");
+        }
+        if let Some(missing) = r["missing"].as_array().filter(|m| !m.is_empty()) {
+            let names: Vec<&str> = missing.iter().filter_map(|m| m.as_str()).collect();
+            println!("  missing: {}", names.join(", "));
+        }
+        println!();
+    }
+}

@@ -1,0 +1,186 @@
+//! The `perf-runner` binary as a user runs it: `tasks`, `plan`, `config`, exit codes, stdout
+//! for results and stderr for problems.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_perf-runner"));
+    c.env_remove("PERF_RUNNER_LOG");
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("runs")
+}
+
+fn real_world() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/real-world.jsonl")
+        .display()
+        .to_string()
+}
+
+fn stdout_json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })
+}
+
+#[test]
+fn tasks_on_the_embedded_default() {
+    let o = run(&["tasks", "--format", "json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = stdout_json(&o);
+    assert_eq!(v["schema_version"], 1);
+    let tasks = v["tasks"].as_array().unwrap();
+    assert!(tasks.len() >= 8);
+    assert!(
+        tasks.iter().any(|t| t["status"] == "bad_config"),
+        "the placeholder row"
+    );
+    assert!(tasks.iter().filter(|t| t["status"] == "ok").count() >= 7);
+}
+
+#[test]
+fn tasks_on_a_messy_dataset_reports_rows_and_goes_on() {
+    let o = run(&["tasks", &real_world(), "--format", "json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "rejected rows give the input exit code"
+    );
+    let v = stdout_json(&o);
+    let errors = v["errors"].as_array().unwrap();
+    let lines: Vec<u64> = errors.iter().map(|e| e["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, vec![12, 17, 67, 71, 87]);
+    assert!(v["tasks"].as_array().unwrap().len() >= 100);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("line 87: field 'files_changed'"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plan_text_shows_the_exact_split() {
+    let o = run(&["plan", "e3580537"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    let server = out
+        .lines()
+        .find(|l| l.starts_with("server"))
+        .expect("server line");
+    assert!(server.contains("--enable-prefix-caching --enable-chunked-prefill"));
+    let client = out
+        .lines()
+        .find(|l| l.starts_with("client"))
+        .expect("client line");
+    assert!(!client.contains("--enable-prefix-caching"), "{client}");
+    assert!(out.contains("one step, shared by every variant"));
+}
+
+#[test]
+fn plan_json_has_one_step_and_a_build_per_variant() {
+    let patch = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(patch.path(), "--- a/x\n+++ b/x\n").unwrap();
+    let o = run(&[
+        "plan",
+        &real_world(),
+        "22d33bac",
+        "--patch",
+        patch.path().to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = stdout_json(&o);
+    assert_eq!(v["schema_version"], 1);
+    let builds = v["plan"]["builds"].as_array().unwrap();
+    let variants: Vec<&str> = builds
+        .iter()
+        .map(|b| b["variant"].as_str().unwrap())
+        .collect();
+    assert_eq!(variants, vec!["baseline", "human", "agent"]);
+    assert_eq!(builds[2]["patch"]["sha256"].as_str().unwrap().len(), 64);
+    assert!(v["plan"]["step"]["client"]["argv"].is_array());
+}
+
+#[test]
+fn plan_errors_are_clear() {
+    let o = run(&["plan", "526de822"]);
+    assert_eq!(o.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("placeholder") && err.contains("bad_config"),
+        "{err}"
+    );
+
+    let o = run(&["plan", &real_world(), "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("hex prefix"));
+
+    let o = run(&["plan", "e3580537", "--variants", "baseline,humn"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("humn"));
+
+    let o = run(&[
+        "plan",
+        "e3580537",
+        "--variants",
+        "agent",
+        "--patch",
+        "/nonexistent.diff",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent.diff"));
+}
+
+#[test]
+fn config_layers_env_over_file_over_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("perf-runner.toml");
+    std::fs::write(
+        &file,
+        "[timeouts]\nprepare_s = 77\nserver_ready_s = 5\n[bogus]\nx = 1\n",
+    )
+    .unwrap();
+    let o = bin()
+        .current_dir(dir.path())
+        .env("PERF_RUNNER__TIMEOUTS__SERVER_READY_S", "9")
+        .args(["config"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("prepare_s = 77"), "{out}");
+    assert!(out.contains("server_ready_s = 9"), "{out}");
+    assert!(out.contains("benchmark_s = 3600"), "{out}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("unknown configuration key") && err.contains("bogus"),
+        "{err}"
+    );
+
+    let o = run(&["--config", "/nonexistent.toml", "config"]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -1,0 +1,346 @@
+//! One task inside its lease: preparing builds and running jobs, attempt by attempt, each
+//! recorded.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Engine, EngineError, EngineSummary};
+use crate::backend::{BackendError, GpuLease, JobEnvs, PreparedEnv, StepOutput};
+use crate::benchmark::{OutputSource, RunOutput, SourceKind};
+use crate::failure::Failure;
+use crate::metrics::Metrics;
+use crate::plan::TaskPlan;
+use crate::record::{AttemptRecord, DatasetHash, JobKey, JobStatus, RunId};
+use crate::task::Variant;
+
+/// State of one task while it runs.
+pub(super) struct TaskRun<'a> {
+    engine: &'a Engine,
+    run: &'a RunId,
+    plan: &'a TaskPlan,
+    dir: PathBuf,
+    pub(super) datasets: Vec<DatasetHash>,
+    pub(super) lease: GpuLease,
+}
+
+/// What one attempt produced.
+struct Outcome {
+    failure: Option<(Failure, String, Vec<String>)>,
+    metrics: Metrics,
+    output: Option<StepOutput>,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339()
+}
+
+impl<'a> TaskRun<'a> {
+    pub(super) fn new(engine: &'a Engine, run: &'a RunId, plan: &'a TaskPlan, dir: &Path) -> Self {
+        TaskRun {
+            engine,
+            run,
+            plan,
+            dir: dir.to_path_buf(),
+            datasets: Vec::new(),
+            lease: GpuLease::default(),
+        }
+    }
+
+    fn gpus(&self) -> f64 {
+        self.lease
+            .devices
+            .len()
+            .max(self.plan.step.gpu.count as usize) as f64
+    }
+
+    fn record(
+        &self,
+        job: &JobKey,
+        attempt: u32,
+        env: Option<&PreparedEnv>,
+        started: (String, Instant),
+        out: Outcome,
+        status: JobStatus,
+    ) -> Result<(), EngineError> {
+        let wall = started.1.elapsed().as_secs_f64();
+        let gpu_seconds = wall * self.gpus();
+        self.engine
+            .spent_millis
+            .fetch_add((gpu_seconds * 1000.0) as u64, Ordering::Relaxed);
+        let (failure, detail, evidence) = match out.failure {
+            Some((f, d, e)) => (Some(f), Some(d), e),
+            None => (None, None, Vec::new()),
+        };
+        let step = &self.plan.step;
+        let rec = AttemptRecord {
+            run_id: self.run.clone(),
+            job: job.clone(),
+            attempt,
+            started_at: started.0,
+            finished_at: now(),
+            backend: self.engine.backend.name().to_string(),
+            host: out.output.as_ref().and_then(|o| o.host.clone()),
+            gpu_names: out
+                .output
+                .as_ref()
+                .map(|o| o.gpu_names.clone())
+                .filter(|g| !g.is_empty())
+                .unwrap_or_else(|| self.lease.devices.iter().map(|d| d.name.clone()).collect()),
+            build_identity: env.map(|e| e.identity.clone()).unwrap_or_default(),
+            engine_version: env.and_then(|e| e.engine_version.clone()),
+            build_digest: env.and_then(|e| e.digest.clone()),
+            step_fingerprint: self.plan.step_fingerprint.clone(),
+            client_argv: step.client.argv.clone(),
+            server_argv: step.server.as_ref().map(|s| s.argv.clone()),
+            datasets: self.datasets.clone(),
+            warmed_up: step.warmup.is_some() && out.output.is_some(),
+            failure,
+            failure_detail: detail,
+            evidence,
+            metrics: out.metrics,
+            artifact_dir: self.job_dir(job, attempt).display().to_string(),
+            wall_s: wall,
+            benchmark_s: out
+                .output
+                .as_ref()
+                .map(|o| o.benchmark_seconds)
+                .unwrap_or(0.0),
+            gpu_seconds,
+        };
+        self.engine.store.record_attempt(&rec, status)?;
+        Ok(())
+    }
+
+    fn job_dir(&self, job: &JobKey, attempt: u32) -> PathBuf {
+        let aa = if job.aa { "-aa" } else { "" };
+        self.dir
+            .join(format!("{}{aa}-r{}", job.variant, job.repeat))
+            .join(format!("attempt-{attempt}"))
+    }
+
+    /// Record a failure for every job without running it.
+    pub(super) fn fail_all(
+        &self,
+        jobs: &[JobKey],
+        code: Failure,
+        msg: &str,
+        summary: &mut EngineSummary,
+    ) -> Result<(), EngineError> {
+        for job in jobs {
+            let out = Outcome {
+                failure: Some((code, msg.to_string(), Vec::new())),
+                metrics: Metrics::new(),
+                output: None,
+            };
+            let status = if code.is_transient() {
+                JobStatus::FailedTransient
+            } else {
+                JobStatus::Failed
+            };
+            self.record(job, 1, None, (now(), Instant::now()), out, status)?;
+            summary.failed += 1;
+            summary.attempts += 1;
+        }
+        Ok(())
+    }
+
+    /// Mark jobs cancelled (resume runs them again).
+    pub(super) fn cancel_all(
+        &self,
+        jobs: &[JobKey],
+        summary: &mut EngineSummary,
+    ) -> Result<(), EngineError> {
+        for job in jobs {
+            self.engine
+                .store
+                .set_job_status(self.run, job, JobStatus::Cancelled)?;
+            summary.not_run += 1;
+        }
+        Ok(())
+    }
+
+    /// Prepare a variant's build, retrying transient failures.
+    pub(super) async fn prepare(
+        &self,
+        v: Variant,
+        cancel: &CancellationToken,
+    ) -> Result<PreparedEnv, (Failure, String)> {
+        let Some(build) = self.plan.builds.iter().find(|b| b.variant == v).cloned() else {
+            return Err((Failure::BadConfig, format!("no build planned for {v}")));
+        };
+        let started = Instant::now();
+        let mut attempt = 1;
+        loop {
+            let cx = self.engine.context(
+                self.run,
+                self.plan,
+                &self.lease,
+                cancel,
+                self.dir.join(format!("prepare-{v}")),
+            );
+            self.engine
+                .progress
+                .event("prepare", &format!("{v}: {}", build.identity));
+            let r = tokio::select! {
+                r = self.engine.backend.prepare(&build, &cx) => r,
+                _ = cancel.cancelled() => Err(BackendError::new(self.engine.backend.name(), Failure::Cancelled, "cancelled while preparing")),
+            };
+            match r {
+                Ok(env) => return Ok(env),
+                Err(e) if e.is_transient() => {
+                    attempt += 1;
+                    match self.engine.opts.retry.delay_before(
+                        attempt,
+                        started.elapsed(),
+                        rand::random(),
+                    ) {
+                        Some(d) => {
+                            tracing::warn!(variant = %v, error = %e, "transient failure preparing; retrying in {d:?}");
+                            tokio::time::sleep(d).await;
+                        }
+                        None => return Err((e.kind, e.message)),
+                    }
+                }
+                Err(e) => return Err((e.kind, e.message)),
+            }
+        }
+    }
+
+    /// Run one job to completion: attempts until success, a deterministic failure, or the
+    /// retry policy says stop. Returns the job's final status.
+    pub(super) async fn run_job(
+        &self,
+        job: &JobKey,
+        engine_env: PreparedEnv,
+        client_env: PreparedEnv,
+        cancel: &CancellationToken,
+        summary: &mut EngineSummary,
+    ) -> Result<JobStatus, EngineError> {
+        let envs = JobEnvs {
+            engine: engine_env,
+            client: client_env,
+        };
+        let first = Instant::now();
+        let mut attempt = 1;
+        self.engine
+            .store
+            .set_job_status(self.run, job, JobStatus::Running)?;
+        loop {
+            let dir = self.job_dir(job, attempt);
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::write(
+                dir.join("plan.json"),
+                serde_json::to_vec_pretty(self.plan).unwrap_or_default(),
+            );
+            let mut cx = self
+                .engine
+                .context(self.run, self.plan, &self.lease, cancel, dir.clone());
+            cx.labels.insert("variant".into(), job.variant.to_string());
+            cx.labels.insert("attempt".into(), attempt.to_string());
+            self.engine
+                .progress
+                .event("benchmark", &format!("{job} attempt {attempt}"));
+            let started = (now(), Instant::now());
+            let out = match self
+                .engine
+                .backend
+                .execute(&envs, &self.plan.step, &cx)
+                .await
+            {
+                Ok(output) => self.parse(output),
+                Err(e) => Outcome {
+                    failure: Some((e.kind, e.message.clone(), Vec::new())),
+                    metrics: Metrics::new(),
+                    output: None,
+                },
+            };
+            summary.attempts += 1;
+            let code = out.failure.as_ref().map(|f| f.0);
+            let retry_delay = match code {
+                Some(c) if c.is_transient() && !cancel.is_cancelled() => self
+                    .engine
+                    .opts
+                    .retry
+                    .delay_before(attempt + 1, first.elapsed(), rand::random()),
+                _ => None,
+            };
+            let status = match code {
+                None => JobStatus::Succeeded,
+                Some(_) if cancel.is_cancelled() => JobStatus::Cancelled,
+                Some(Failure::Cancelled) => JobStatus::Cancelled,
+                Some(_) if retry_delay.is_some() => JobStatus::Running,
+                Some(c) if c.is_transient() => JobStatus::FailedTransient,
+                Some(_) => JobStatus::Failed,
+            };
+            let out = if status == JobStatus::Cancelled && code != Some(Failure::Cancelled) {
+                Outcome {
+                    failure: Some((Failure::Cancelled, "cancelled by signal".into(), Vec::new())),
+                    ..out
+                }
+            } else {
+                out
+            };
+            self.record(job, attempt, Some(&envs.engine), started, out, status)?;
+            match status {
+                JobStatus::Succeeded => summary.succeeded += 1,
+                JobStatus::Failed | JobStatus::FailedTransient => summary.failed += 1,
+                JobStatus::Cancelled => summary.not_run += 1,
+                _ => {}
+            }
+            let Some(delay) = retry_delay.filter(|_| status == JobStatus::Running) else {
+                return Ok(status);
+            };
+            tracing::warn!(job = %job, "transient failure; retrying in {delay:?}");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = cancel.cancelled() => {
+                    self.engine.store.set_job_status(self.run, job, JobStatus::Cancelled)?;
+                    return Ok(JobStatus::Cancelled);
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    fn parse(&self, output: StepOutput) -> Outcome {
+        let mut sources = Vec::new();
+        let mut add = |path: &Path, kind: SourceKind| {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                sources.push(OutputSource { name, kind, text });
+            }
+        };
+        for f in &output.result_files {
+            add(f, SourceKind::ResultJson);
+        }
+        add(&output.client_stdout, SourceKind::Stdout);
+        add(&output.client_stderr, SourceKind::Stderr);
+        if let Some(s) = &output.server_log {
+            add(s, SourceKind::ServerLog);
+        }
+        let run_output = RunOutput {
+            sources,
+            exit_code: output.exit_code,
+        };
+        let parsed = crate::parse::benchmark_for(self.plan.step.mode).parse(&run_output);
+        let failure = parsed.failure.map(|c| {
+            let detail = c
+                .evidence
+                .first()
+                .cloned()
+                .unwrap_or_else(|| c.code.describe().to_string());
+            (c.code, detail, c.evidence)
+        });
+        Outcome {
+            failure,
+            metrics: parsed.metrics,
+            output: Some(output),
+        }
+    }
+}

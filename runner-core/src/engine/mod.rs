@@ -1,0 +1,328 @@
+//! The engine: jobs = task × variant × repeat, interleaved (B H A B H A …) inside one lease of
+//! the GPUs a task needs; tasks run concurrently up to a limit; transient failures retried;
+//! every attempt recorded; Ctrl-C stops new work and records `cancelled`.
+
+mod attempt;
+pub mod datasets;
+pub mod retry;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Backend, GpuLease, NoProgress, PreparedEnv, ProgressSink, RunContext};
+use crate::failure::Failure;
+use crate::plan::{ClientBuild, TaskPlan};
+use crate::record::{JobKey, JobStatus, RunId};
+use crate::store::{Store, StoreError};
+use crate::task::Variant;
+
+pub use retry::RetryPolicy;
+
+/// How the engine runs a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineOptions {
+    /// Measured repeats per variant.
+    pub repeats: u32,
+    /// Also run the baseline a second time per repeat (A/A) to measure the noise floor.
+    pub aa: bool,
+    /// Transient-failure retries.
+    pub retry: RetryPolicy,
+    /// Tasks run at once (each still needs its GPUs from the backend).
+    pub concurrency: usize,
+    /// Root of the artifact directories.
+    pub artifact_root: PathBuf,
+    /// Where dataset files are provided (`{DATA_DIR}`).
+    pub data_dir: PathBuf,
+    /// Where relative dataset paths in commands are looked up.
+    pub search_dir: PathBuf,
+    /// Stop scheduling once this many GPU·seconds were spent.
+    pub budget_gpu_seconds: Option<f64>,
+}
+
+/// What a batch did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineSummary {
+    /// Jobs that produced metrics.
+    pub succeeded: u32,
+    /// Jobs that failed (deterministically or after retries).
+    pub failed: u32,
+    /// Jobs not run because of cancellation or the budget.
+    pub not_run: u32,
+    /// Attempts made.
+    pub attempts: u32,
+    /// GPU·seconds spent.
+    pub gpu_seconds: f64,
+    /// Whether the run was cancelled.
+    pub cancelled: bool,
+    /// Whether the budget stopped scheduling.
+    pub budget_exhausted: bool,
+}
+
+/// Errors that stop the engine itself (not a job's failure).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The jobs of a task in interleaved order: for each repeat, each variant (and the A/A
+/// baseline right after the variants).
+pub fn interleaved_jobs(commit: &str, variants: &[Variant], repeats: u32, aa: bool) -> Vec<JobKey> {
+    let mut jobs = Vec::new();
+    for repeat in 0..repeats {
+        for &variant in variants {
+            jobs.push(JobKey {
+                commit: commit.to_string(),
+                variant,
+                repeat,
+                aa: false,
+            });
+        }
+        if aa && variants.contains(&Variant::Baseline) {
+            jobs.push(JobKey {
+                commit: commit.to_string(),
+                variant: Variant::Baseline,
+                repeat,
+                aa: true,
+            });
+        }
+    }
+    jobs
+}
+
+/// The engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    backend: Arc<dyn Backend>,
+    store: Arc<Store>,
+    opts: EngineOptions,
+    progress: Arc<dyn ProgressSink>,
+    spent_millis: Arc<AtomicU64>,
+}
+
+impl Engine {
+    /// An engine over a backend and a store.
+    pub fn new(backend: Arc<dyn Backend>, store: Arc<Store>, opts: EngineOptions) -> Self {
+        Engine {
+            backend,
+            store,
+            opts,
+            progress: Arc::new(NoProgress),
+            spent_millis: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Send progress events to `sink`.
+    pub fn with_progress(mut self, sink: Arc<dyn ProgressSink>) -> Self {
+        self.progress = sink;
+        self
+    }
+
+    /// The options.
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// Run every unfinished job of the given planned tasks (jobs must already be in the store;
+    /// see [`Store::add_jobs`]). Finished jobs are never repeated.
+    pub async fn run(
+        &self,
+        run: &RunId,
+        plans: &[TaskPlan],
+        cancel: &CancellationToken,
+    ) -> Result<EngineSummary, EngineError> {
+        let jobs = self.store.jobs(run)?;
+        let mut by_task: BTreeMap<&str, Vec<JobKey>> = BTreeMap::new();
+        for (job, status) in &jobs {
+            if status.needs_resume() {
+                by_task
+                    .entry(job.commit.as_str())
+                    .or_default()
+                    .push(job.clone());
+            }
+        }
+        let work: Vec<(&TaskPlan, Vec<JobKey>)> = plans
+            .iter()
+            .filter_map(|p| by_task.get(p.commit.as_str()).map(|j| (p, j.clone())))
+            .collect();
+        let results: Vec<Result<EngineSummary, EngineError>> = futures::stream::iter(work)
+            .map(|(plan, jobs)| self.run_task(run, plan, jobs, cancel))
+            .buffer_unordered(self.opts.concurrency.max(1))
+            .collect()
+            .await;
+        let mut total = EngineSummary::default();
+        for r in results {
+            let s = r?;
+            total.succeeded += s.succeeded;
+            total.failed += s.failed;
+            total.not_run += s.not_run;
+            total.attempts += s.attempts;
+            total.gpu_seconds += s.gpu_seconds;
+            total.budget_exhausted |= s.budget_exhausted;
+        }
+        total.cancelled = cancel.is_cancelled();
+        Ok(total)
+    }
+
+    fn budget_left(&self) -> bool {
+        match self.opts.budget_gpu_seconds {
+            Some(b) => (self.spent_millis.load(Ordering::Relaxed) as f64 / 1000.0) < b,
+            None => true,
+        }
+    }
+
+    fn context(
+        &self,
+        run: &RunId,
+        plan: &TaskPlan,
+        lease: &GpuLease,
+        cancel: &CancellationToken,
+        dir: PathBuf,
+    ) -> RunContext {
+        let mut labels = BTreeMap::new();
+        labels.insert("run-id".to_string(), run.0.clone());
+        labels.insert("task".to_string(), plan.commit.clone());
+        RunContext {
+            cancel: cancel.clone(),
+            deadline: None,
+            artifact_dir: dir,
+            data_dir: self.opts.data_dir.clone(),
+            lease: lease.clone(),
+            labels,
+            progress: self.progress.clone(),
+        }
+    }
+
+    async fn run_task(
+        &self,
+        run: &RunId,
+        plan: &TaskPlan,
+        jobs: Vec<JobKey>,
+        cancel: &CancellationToken,
+    ) -> Result<EngineSummary, EngineError> {
+        let mut summary = EngineSummary::default();
+        let task_dir = self
+            .opts
+            .artifact_root
+            .join(&run.0)
+            .join(&plan.commit[..plan.commit.len().min(12)]);
+        let mut t = attempt::TaskRun::new(self, run, plan, &task_dir);
+        if cancel.is_cancelled() || !self.budget_left() {
+            summary.not_run = jobs.len() as u32;
+            summary.budget_exhausted = !self.budget_left();
+            return Ok(summary);
+        }
+        // Datasets before any GPU is held: a missing file fails every job at once.
+        let datasets = match datasets::provide(
+            &plan.step.datasets,
+            &self.opts.data_dir,
+            &self.opts.search_dir,
+        ) {
+            Ok(d) => d,
+            Err(msg) => {
+                t.fail_all(&jobs, Failure::DatasetMissing, &msg, &mut summary)?;
+                return Ok(summary);
+            }
+        };
+        t.datasets = datasets;
+        self.progress.event(
+            "lease",
+            &format!(
+                "{}: waiting for {} GPU(s)",
+                &plan.commit[..8.min(plan.commit.len())],
+                plan.step.gpu.count
+            ),
+        );
+        let cx = self.context(run, plan, &GpuLease::default(), cancel, task_dir.clone());
+        let lease = tokio::select! {
+            r = self.backend.acquire(&plan.step.gpu, &cx) => r,
+            _ = cancel.cancelled() => {
+                t.cancel_all(&jobs, &mut summary)?;
+                return Ok(summary);
+            }
+        };
+        let lease = match lease {
+            Ok(l) => l,
+            Err(e) => {
+                t.fail_all(&jobs, e.kind, &e.message, &mut summary)?;
+                return Ok(summary);
+            }
+        };
+        t.lease = lease.clone();
+        let result = self
+            .run_leased(&mut t, plan, &jobs, cancel, &mut summary)
+            .await;
+        if let Err(e) = self.backend.release(lease).await {
+            tracing::warn!(error = %e, "releasing GPUs failed");
+        }
+        result.map(|_| summary)
+    }
+
+    async fn run_leased(
+        &self,
+        t: &mut attempt::TaskRun<'_>,
+        plan: &TaskPlan,
+        jobs: &[JobKey],
+        cancel: &CancellationToken,
+        summary: &mut EngineSummary,
+    ) -> Result<(), EngineError> {
+        // Prepare every build the jobs need, plus the fixed client build (serving).
+        let mut needed: Vec<Variant> = jobs.iter().map(|j| j.variant).collect();
+        if let ClientBuild::Fixed(v) = plan.step.client_build {
+            needed.push(v);
+        }
+        needed.sort();
+        needed.dedup();
+        let mut envs: BTreeMap<Variant, Result<PreparedEnv, (Failure, String)>> = BTreeMap::new();
+        for v in needed {
+            envs.insert(v, t.prepare(v, cancel).await);
+        }
+        for (i, job) in jobs.iter().enumerate() {
+            if cancel.is_cancelled() {
+                t.cancel_all(&jobs[i..], summary)?;
+                return Ok(());
+            }
+            if !self.budget_left() {
+                summary.not_run += (jobs.len() - i) as u32;
+                summary.budget_exhausted = true;
+                return Ok(());
+            }
+            let client_variant = match plan.step.client_build {
+                ClientBuild::Fixed(v) => v,
+                ClientBuild::SameAsVariant => job.variant,
+            };
+            let engine_env = envs.get(&job.variant).cloned();
+            let client_env = envs.get(&client_variant).cloned();
+            let status = match (engine_env, client_env) {
+                (Some(Ok(engine)), Some(Ok(client))) => {
+                    t.run_job(job, engine, client, cancel, summary).await?
+                }
+                (Some(Err((code, msg))), _) | (_, Some(Err((code, msg)))) => {
+                    t.fail_all(std::slice::from_ref(job), code, &msg, summary)?;
+                    JobStatus::Failed
+                }
+                _ => {
+                    t.fail_all(
+                        std::slice::from_ref(job),
+                        Failure::Unknown,
+                        "no environment prepared",
+                        summary,
+                    )?;
+                    JobStatus::Failed
+                }
+            };
+            if status == JobStatus::Cancelled {
+                t.cancel_all(&jobs[i + 1..], summary)?;
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}

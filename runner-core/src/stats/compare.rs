@@ -1,0 +1,131 @@
+//! One metric compared between two sides: summaries, ratio, verdict and (with enough samples)
+//! a Mann–Whitney test.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    DEFAULT_RESAMPLES, DEFAULT_SEED, MIN_MW_SAMPLES, MannWhitney, NoiseFloor, Ratio, Summary,
+    Verdict, largest_significant_effect, mann_whitney, ratio, summarize, verdict,
+};
+use crate::metrics::higher_is_better;
+
+/// The JSON schema version of comparisons.
+pub const COMPARE_SCHEMA_VERSION: u32 = 1;
+
+/// How comparisons are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CompareOptions {
+    /// Bootstrap resamples.
+    pub resamples: usize,
+    /// Bootstrap seed.
+    pub seed: u64,
+    /// The noise floor the ratio CI is judged against.
+    pub floor: NoiseFloor,
+    /// Significance level of the Mann–Whitney test.
+    pub alpha: f64,
+}
+
+impl Default for CompareOptions {
+    fn default() -> Self {
+        CompareOptions {
+            resamples: DEFAULT_RESAMPLES,
+            seed: DEFAULT_SEED,
+            floor: NoiseFloor::configured(0.02),
+            alpha: 0.05,
+        }
+    }
+}
+
+/// One metric compared between `base` and `other`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Metric key (unit-bearing).
+    pub metric: String,
+    /// Whether larger is better for this metric.
+    pub higher_is_better: bool,
+    /// The base side.
+    pub base: Summary,
+    /// The other side.
+    pub other: Summary,
+    /// `median(other) / median(base)` with its CI.
+    pub ratio: Option<Ratio>,
+    /// The decision.
+    pub verdict: Verdict,
+    /// The floor it was judged against.
+    pub noise_floor: NoiseFloor,
+    /// One-sided test that other is better, when both sides have enough samples.
+    pub mann_whitney: Option<MannWhitney>,
+    /// The largest relative improvement still significant at `alpha`, when tested.
+    pub largest_significant_effect: Option<f64>,
+}
+
+/// Compare one metric. `None` when a side has no finite value.
+pub fn compare(
+    metric: &str,
+    base: &[f64],
+    other: &[f64],
+    opts: &CompareOptions,
+) -> Option<Comparison> {
+    let hib = higher_is_better(metric);
+    let b = summarize(base, opts.resamples, opts.seed)?;
+    let o = summarize(other, opts.resamples, opts.seed.wrapping_add(1))?;
+    let r = ratio(base, other, opts.resamples, opts.seed.wrapping_add(2));
+    let v = r
+        .as_ref()
+        .map(|r| verdict(r, hib, opts.floor.value))
+        .unwrap_or(Verdict::Inconclusive);
+    let enough = b.n >= MIN_MW_SAMPLES && o.n >= MIN_MW_SAMPLES;
+    let mw = enough.then(|| mann_whitney(base, other, hib)).flatten();
+    let effect = enough
+        .then(|| largest_significant_effect(base, other, hib, opts.alpha))
+        .flatten();
+    Some(Comparison {
+        metric: metric.to_string(),
+        higher_is_better: hib,
+        base: b,
+        other: o,
+        ratio: r,
+        verdict: v,
+        noise_floor: opts.floor,
+        mann_whitney: mw,
+        largest_significant_effect: effect,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_drop_is_an_improvement() {
+        let base = [
+            1.00, 1.02, 0.99, 1.01, 1.00, 0.98, 1.01, 1.0, 0.99, 1.02, 1.0,
+        ];
+        let other: Vec<f64> = base.iter().map(|x| x * 0.8).collect();
+        let c = compare("latency_avg_s", &base, &other, &CompareOptions::default()).unwrap();
+        assert!(!c.higher_is_better);
+        assert_eq!(c.verdict, Verdict::Improved);
+        assert!(c.mann_whitney.unwrap().p_value < 0.001);
+        assert!(c.largest_significant_effect.unwrap() > 0.1);
+        let c = compare(
+            "output_throughput_tps",
+            &base,
+            &other,
+            &CompareOptions::default(),
+        );
+        assert_eq!(c.unwrap().verdict, Verdict::Regressed);
+    }
+
+    #[test]
+    fn few_samples_skip_the_rank_test() {
+        let c = compare(
+            "ttft_mean_ms",
+            &[1.0, 2.0],
+            &[1.0, 2.0],
+            &CompareOptions::default(),
+        );
+        let c = c.unwrap();
+        assert!(c.mann_whitney.is_none() && c.largest_significant_effect.is_none());
+        assert!(compare("x", &[], &[1.0], &CompareOptions::default()).is_none());
+    }
+}

@@ -1,0 +1,213 @@
+//! Statistics that carry their noise: medians with seeded bootstrap confidence intervals,
+//! ratios with CIs, a one-sided Mann–Whitney test, and verdicts decided by a CI against a noise
+//! floor.
+//!
+//! Every random draw comes from a ChaCha8 generator seeded by the caller, so the same inputs
+//! and seed give the same numbers on every machine.
+
+mod compare;
+mod mann_whitney;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+pub use compare::{COMPARE_SCHEMA_VERSION, CompareOptions, Comparison, compare};
+pub use mann_whitney::{MannWhitney, largest_significant_effect, mann_whitney};
+
+/// Default bootstrap resamples.
+pub const DEFAULT_RESAMPLES: usize = 2000;
+/// Default seed of the bootstrap.
+pub const DEFAULT_SEED: u64 = 0x005e_ed0f_be7c;
+/// Minimum samples per side before a Mann–Whitney test is reported.
+pub const MIN_MW_SAMPLES: usize = 10;
+
+/// A sample's median with its 95 % bootstrap confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Sample size.
+    pub n: usize,
+    /// Median.
+    pub median: f64,
+    /// 95 % percentile-bootstrap CI of the median, `[lo, hi]`.
+    pub ci: [f64; 2],
+}
+
+/// The ratio `median(other) / median(base)` with its 95 % bootstrap CI.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ratio {
+    /// Point estimate.
+    pub value: f64,
+    /// 95 % CI, `[lo, hi]`.
+    pub ci: [f64; 2],
+}
+
+/// The outcome of comparing one metric between two sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The CI lies entirely beyond the noise floor, in the good direction.
+    Improved,
+    /// The CI lies entirely beyond the noise floor, in the bad direction.
+    Regressed,
+    /// The CI lies entirely within the noise floor.
+    NoChange,
+    /// The CI straddles the noise floor: more samples are needed.
+    Inconclusive,
+}
+
+impl Verdict {
+    /// Whether the verdict is decided (not inconclusive).
+    pub fn is_decided(self) -> bool {
+        self != Verdict::Inconclusive
+    }
+}
+
+/// Where the noise floor came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FloorSource {
+    /// Measured by an A/A comparison (the same build run twice in the same lease).
+    AaMeasured,
+    /// The configured default.
+    Configured,
+}
+
+/// A relative noise floor (e.g. 0.02 = ±2 %) and its source.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NoiseFloor {
+    /// Relative half-width.
+    pub value: f64,
+    /// Where it came from.
+    pub source: FloorSource,
+}
+
+impl NoiseFloor {
+    /// A configured floor.
+    pub fn configured(value: f64) -> Self {
+        NoiseFloor {
+            value,
+            source: FloorSource::Configured,
+        }
+    }
+
+    /// The floor measured by an A/A ratio CI: its largest distance from 1, but never below
+    /// `minimum`.
+    pub fn from_aa(aa: &Ratio, minimum: f64) -> Self {
+        let spread = (aa.ci[1] - 1.0).max(1.0 - aa.ci[0]).max(minimum);
+        NoiseFloor {
+            value: spread,
+            source: FloorSource::AaMeasured,
+        }
+    }
+}
+
+/// The median of finite values (`None` when there are none).
+pub fn median(xs: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    })
+}
+
+fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+fn resampled_median(xs: &[f64], rng: &mut ChaCha8Rng, buf: &mut Vec<f64>) -> f64 {
+    buf.clear();
+    buf.extend((0..xs.len()).map(|_| xs[rng.random_range(0..xs.len())]));
+    buf.sort_by(f64::total_cmp);
+    let m = buf.len() / 2;
+    if buf.len() % 2 == 1 {
+        buf[m]
+    } else {
+        (buf[m - 1] + buf[m]) / 2.0
+    }
+}
+
+fn finite(xs: &[f64]) -> Vec<f64> {
+    xs.iter().copied().filter(|x| x.is_finite()).collect()
+}
+
+/// Median and 95 % percentile-bootstrap CI (`None` for an empty sample).
+pub fn summarize(xs: &[f64], resamples: usize, seed: u64) -> Option<Summary> {
+    let xs = finite(xs);
+    let med = median(&xs)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut buf = Vec::with_capacity(xs.len());
+    let mut meds: Vec<f64> = (0..resamples.max(1))
+        .map(|_| resampled_median(&xs, &mut rng, &mut buf))
+        .collect();
+    meds.sort_by(f64::total_cmp);
+    Some(Summary {
+        n: xs.len(),
+        median: med,
+        ci: [
+            percentile_sorted(&meds, 0.025),
+            percentile_sorted(&meds, 0.975),
+        ],
+    })
+}
+
+/// `median(other) / median(base)` with a 95 % CI from resampling both sides independently.
+/// `None` when a side is empty or the base median is zero.
+pub fn ratio(base: &[f64], other: &[f64], resamples: usize, seed: u64) -> Option<Ratio> {
+    let (base, other) = (finite(base), finite(other));
+    let (mb, mo) = (median(&base)?, median(&other)?);
+    if mb == 0.0 {
+        return None;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut buf = Vec::new();
+    let mut ratios = Vec::with_capacity(resamples.max(1));
+    for _ in 0..resamples.max(1) {
+        let b = resampled_median(&base, &mut rng, &mut buf);
+        let o = resampled_median(&other, &mut rng, &mut buf);
+        if b != 0.0 {
+            ratios.push(o / b);
+        }
+    }
+    if ratios.is_empty() {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    Some(Ratio {
+        value: mo / mb,
+        ci: [
+            percentile_sorted(&ratios, 0.025),
+            percentile_sorted(&ratios, 0.975),
+        ],
+    })
+}
+
+/// The verdict of a ratio CI against a relative noise floor, direction-aware.
+pub fn verdict(r: &Ratio, higher_is_better: bool, floor: f64) -> Verdict {
+    let [lo, hi] = r.ci;
+    let (up, down) = (lo > 1.0 + floor, hi < 1.0 - floor);
+    if up || down {
+        let improved = if higher_is_better { up } else { down };
+        return if improved {
+            Verdict::Improved
+        } else {
+            Verdict::Regressed
+        };
+    }
+    if lo >= 1.0 - floor && hi <= 1.0 + floor {
+        Verdict::NoChange
+    } else {
+        Verdict::Inconclusive
+    }
+}
+
+#[cfg(test)]
+mod tests;

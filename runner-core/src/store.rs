@@ -1,0 +1,339 @@
+//! The results store: an embedded SQLite database (WAL) holding runs, tasks, jobs and every
+//! attempt. Each attempt is committed in its own transaction together with its job's new
+//! status, so a crash — even SIGKILL — loses no completed result.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::record::{AttemptRecord, JobKey, JobStatus, RunId};
+use crate::task::Variant;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("results store {path}: {source}")]
+    Sqlite {
+        /// The database path.
+        path: String,
+        /// The error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A stored JSON document did not decode.
+    #[error("results store: corrupt record: {0}")]
+    Corrupt(String),
+    /// No such run.
+    #[error("no run '{0}' in the results store")]
+    NoSuchRun(String),
+    /// The store's directory could not be created.
+    #[error("cannot create the results store directory {path}: {source}")]
+    Io {
+        /// The directory.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One run as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Run id.
+    pub id: RunId,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+    /// `running`, `finished`, `interrupted`.
+    pub status: String,
+    /// Backend name.
+    pub backend: String,
+    /// Dataset origin.
+    pub origin: String,
+    /// Jobs total / succeeded / failed.
+    pub jobs: (u32, u32, u32),
+}
+
+/// A task as recorded in a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRow {
+    /// Full commit hash.
+    pub commit: String,
+    /// Dataset line.
+    pub line: usize,
+    /// Subject.
+    pub subject: Option<String>,
+    /// `planned`, `skipped` or `failed`.
+    pub status: String,
+    /// Why it was skipped or failed; the plan's JSON when planned.
+    pub detail: String,
+    /// Step fingerprint, when planned.
+    pub step_fingerprint: Option<String>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY, created_at TEXT NOT NULL, status TEXT NOT NULL,
+  backend TEXT NOT NULL, origin TEXT NOT NULL, meta_json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+  run_id TEXT NOT NULL, commit_hash TEXT NOT NULL, line INTEGER NOT NULL, subject TEXT,
+  status TEXT NOT NULL, detail TEXT NOT NULL, step_fingerprint TEXT,
+  PRIMARY KEY (run_id, commit_hash));
+CREATE TABLE IF NOT EXISTS jobs (
+  run_id TEXT NOT NULL, commit_hash TEXT NOT NULL, variant TEXT NOT NULL,
+  repeat INTEGER NOT NULL, aa INTEGER NOT NULL, seq INTEGER NOT NULL, status TEXT NOT NULL,
+  PRIMARY KEY (run_id, commit_hash, variant, repeat, aa));
+CREATE TABLE IF NOT EXISTS attempts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, commit_hash TEXT NOT NULL,
+  variant TEXT NOT NULL, repeat INTEGER NOT NULL, aa INTEGER NOT NULL, attempt INTEGER NOT NULL,
+  failure TEXT, record_json TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS attempts_run ON attempts (run_id, commit_hash);
+";
+
+/// The results store.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// The default location: `<data dir>/perf-runner/results.sqlite`.
+    pub fn default_path() -> PathBuf {
+        dirs::data_dir()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("perf-runner")
+            .join("results.sqlite")
+    }
+
+    /// Open (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|e| sql(path, e))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+        )
+        .and_then(|_| conn.execute_batch(SCHEMA))
+        .map_err(|e| sql(path, e))?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The database path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn).map_err(|e| sql(&self.path, e))
+    }
+
+    /// Record a new run.
+    pub fn create_run(
+        &self,
+        id: &RunId,
+        backend: &str,
+        origin: &str,
+        meta: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let now = chrono::Utc::now().to_rfc3339();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO runs (id, created_at, status, backend, origin, meta_json) VALUES (?1, ?2, 'running', ?3, ?4, ?5)",
+                params![id.0, now, backend, origin, meta.to_string()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Set a run's status (`running`, `finished`, `interrupted`).
+    pub fn set_run_status(&self, id: &RunId, status: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET status = ?2 WHERE id = ?1",
+                params![id.0, status],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// A run's metadata JSON (the options it was started with).
+    pub fn run_meta(&self, id: &RunId) -> Result<serde_json::Value, StoreError> {
+        let meta: Option<String> = self.with(|c| {
+            c.query_row("SELECT meta_json FROM runs WHERE id = ?1", [&id.0], |r| {
+                r.get(0)
+            })
+            .optional()
+        })?;
+        let meta = meta.ok_or_else(|| StoreError::NoSuchRun(id.0.clone()))?;
+        serde_json::from_str(&meta).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// Record (or replace) a task of a run.
+    pub fn put_task(&self, run: &RunId, t: &TaskRow) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO tasks (run_id, commit_hash, line, subject, status, detail, step_fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![run.0, t.commit, t.line as i64, t.subject, t.status, t.detail, t.step_fingerprint],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The tasks of a run, in dataset order.
+    pub fn tasks(&self, run: &RunId) -> Result<Vec<TaskRow>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT commit_hash, line, subject, status, detail, step_fingerprint FROM tasks WHERE run_id = ?1 ORDER BY line",
+            )?;
+            let rows = st.query_map([&run.0], |r| {
+                Ok(TaskRow {
+                    commit: r.get(0)?,
+                    line: r.get::<_, i64>(1)? as usize,
+                    subject: r.get(2)?,
+                    status: r.get(3)?,
+                    detail: r.get(4)?,
+                    step_fingerprint: r.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Add jobs in their scheduling order (existing ones are left as they are).
+    pub fn add_jobs(&self, run: &RunId, jobs: &[JobKey]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut st = tx.prepare(
+                    "INSERT OR IGNORE INTO jobs (run_id, commit_hash, variant, repeat, aa, seq, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
+                )?;
+                for (seq, j) in jobs.iter().enumerate() {
+                    st.execute(params![run.0, j.commit, j.variant.as_str(), j.repeat, j.aa, seq as i64])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Set a job's status.
+    pub fn set_job_status(
+        &self,
+        run: &RunId,
+        job: &JobKey,
+        status: JobStatus,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE jobs SET status = ?6 WHERE run_id = ?1 AND commit_hash = ?2 AND variant = ?3 AND repeat = ?4 AND aa = ?5",
+                params![run.0, job.commit, job.variant.as_str(), job.repeat, job.aa, status.as_str()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Record an attempt and, in the same transaction, its job's new status.
+    pub fn record_attempt(&self, rec: &AttemptRecord, status: JobStatus) -> Result<(), StoreError> {
+        let json = serde_json::to_string(rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let j = &rec.job;
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO attempts (run_id, commit_hash, variant, repeat, aa, attempt, failure, record_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![rec.run_id.0, j.commit, j.variant.as_str(), j.repeat, j.aa, rec.attempt, rec.failure.map(|f| f.code()), json],
+            )?;
+            tx.execute(
+                "UPDATE jobs SET status = ?6 WHERE run_id = ?1 AND commit_hash = ?2 AND variant = ?3 AND repeat = ?4 AND aa = ?5",
+                params![rec.run_id.0, j.commit, j.variant.as_str(), j.repeat, j.aa, status.as_str()],
+            )?;
+            tx.commit()
+        })
+    }
+
+    /// Jobs of a run with their status, in scheduling order.
+    pub fn jobs(&self, run: &RunId) -> Result<Vec<(JobKey, JobStatus)>, StoreError> {
+        let rows: Vec<(String, String, u32, bool, String)> = self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT commit_hash, variant, repeat, aa, status FROM jobs WHERE run_id = ?1 ORDER BY seq",
+            )?;
+            let rows = st.query_map([&run.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+            rows.collect()
+        })?;
+        rows.into_iter()
+            .map(|(commit, variant, repeat, aa, status)| {
+                let variant: Variant = variant
+                    .parse()
+                    .map_err(|e: crate::task::UnknownVariant| StoreError::Corrupt(e.to_string()))?;
+                let status = JobStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("job status '{status}'")))?;
+                Ok((
+                    JobKey {
+                        commit,
+                        variant,
+                        repeat,
+                        aa,
+                    },
+                    status,
+                ))
+            })
+            .collect()
+    }
+
+    /// Every attempt of a run, in the order recorded.
+    pub fn attempts(&self, run: &RunId) -> Result<Vec<AttemptRecord>, StoreError> {
+        let rows: Vec<String> = self.with(|c| {
+            let mut st =
+                c.prepare("SELECT record_json FROM attempts WHERE run_id = ?1 ORDER BY id")?;
+            let rows = st.query_map([&run.0], |r| r.get(0))?;
+            rows.collect()
+        })?;
+        rows.iter()
+            .map(|j| serde_json::from_str(j).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
+    }
+
+    /// All runs, newest first.
+    pub fn runs(&self) -> Result<Vec<RunSummary>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT r.id, r.created_at, r.status, r.backend, r.origin,
+                   (SELECT COUNT(*) FROM jobs j WHERE j.run_id = r.id),
+                   (SELECT COUNT(*) FROM jobs j WHERE j.run_id = r.id AND j.status = 'succeeded'),
+                   (SELECT COUNT(*) FROM jobs j WHERE j.run_id = r.id AND j.status IN ('failed', 'failed_transient'))
+                 FROM runs r ORDER BY r.created_at DESC, r.id DESC",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(RunSummary {
+                    id: RunId(r.get(0)?),
+                    created_at: r.get(1)?,
+                    status: r.get(2)?,
+                    backend: r.get(3)?,
+                    origin: r.get(4)?,
+                    jobs: (r.get(5)?, r.get(6)?, r.get(7)?),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+fn sql(path: &Path, source: rusqlite::Error) -> StoreError {
+    StoreError::Sqlite {
+        path: path.display().to_string(),
+        source,
+    }
+}

@@ -80,6 +80,13 @@ fn model_sizes_against_gpus() {
     let awq = serving("TheBloke/Llama-2-70B-Chat-AWQ", "");
     let t = run(task(6, &awq, Some("H100:1"), FILES, RECENT));
     assert_eq!(t.verdict, Verdict::Verifiable, "{t:#?}");
+    let lat =
+        "python benchmarks/benchmark_latency.py --model meta-llama/Llama-2-70b-hf --dtype float16";
+    let t = run(task(10, lat, Some("H100:1"), FILES, RECENT));
+    assert_eq!(
+        t.primary().unwrap().fix,
+        "use gpu_config H100:2 with --tensor-parallel-size 2"
+    );
     let ds = serving("deepseek-ai/DeepSeek-V3", "--tensor-parallel-size 8");
     assert_eq!(
         run(task(7, &ds, Some("H100:8"), FILES, RECENT))
@@ -87,6 +94,11 @@ fn model_sizes_against_gpus() {
             .unwrap()
             .code,
         Failure::ModelTooLarge
+    );
+    let t = run(task(7, &ds, Some("H100:8"), FILES, RECENT));
+    assert_eq!(
+        t.primary().unwrap().fix,
+        "use gpu_config H200:8 with --tensor-parallel-size 8"
     );
     assert_eq!(
         run(task(8, &ds, Some("H200:8"), FILES, RECENT)).verdict,

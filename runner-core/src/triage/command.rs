@@ -129,17 +129,6 @@ fn check_flags(task: &Task, spec: &BenchmarkSpec, f: &mut Findings) {
             );
         }
     }
-    if let Some(name) = spec.value_of("--dataset-name") {
-        let has_path = spec.has_flag("--dataset-path") || spec.has_flag("--dataset");
-        if DATASETS_NEEDING_PATH.contains(&name) && !has_path {
-            bad(
-                format!("--dataset-name {name} needs --dataset-path, which the command lacks"),
-                "add --dataset-path (e.g. ShareGPT_V3_unfiltered_cleaned_split.json) or use \
-                 --dataset-name random with explicit lengths",
-                vec![],
-            );
-        }
-    }
     for name in [
         "--tensor-parallel-size",
         "--pipeline-parallel-size",
@@ -172,6 +161,28 @@ fn check_flags(task: &Task, spec: &BenchmarkSpec, f: &mut Findings) {
                 vec![],
             );
         }
+    }
+    // benchmark_serving.py defaults to ShareGPT; a named file dataset needs its file. The run
+    // would fail in the client (nothing is substituted), but a person can name the file.
+    let has_path = spec.has_flag("--dataset-path") || spec.has_flag("--dataset");
+    let name = spec.value_of("--dataset-name");
+    let serving_script =
+        spec.mode == Mode::Serving && matches!(spec.entry, crate::spec::EntryPoint::Script { .. });
+    let needs_file = match name {
+        Some(n) => DATASETS_NEEDING_PATH.contains(&n),
+        None => serving_script,
+    };
+    if needs_file && !has_path {
+        let what = match name {
+            Some(n) => format!("--dataset-name {n}"),
+            None => "the serving client's default dataset (ShareGPT)".into(),
+        };
+        f.reasons.push(Reason::attention(
+            Failure::BadConfig,
+            format!("{what} needs --dataset-path, which the command lacks"),
+            "add --dataset-path (e.g. ShareGPT_V3_unfiltered_cleaned_split.json) or use \
+             --dataset-name random with explicit lengths",
+        ));
     }
     if spec.mode == Mode::Other {
         f.reasons.push(Reason::attention(

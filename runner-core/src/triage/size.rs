@@ -242,18 +242,29 @@ pub(crate) fn check(task: &Task, cx: &Context<'_>, f: &mut Findings) {
         }
         return;
     }
-    let more = [2u32, 4, 8, 16]
+    // The smallest single node that fits: more of the same GPUs, else bigger ones.
+    let node = [2u32, 4, 8]
         .into_iter()
-        .find(|n| *n > engine_gpus && fits(*n, per_gpu));
-    let fix = match more {
-        Some(n) if n * pp <= gpu.count => {
+        .filter(|n| *n > engine_gpus && n * pp <= 8)
+        .map(|n| (gpu.kind.clone(), n, per_gpu))
+        .chain(["H200", "B200"].into_iter().flat_map(|k| {
+            let mem = sku_memory_gib(k).unwrap_or(0.0);
+            [1u32, 2, 4, 8]
+                .into_iter()
+                .filter(move |n| n * pp <= 8)
+                .map(move |n| (k.to_string(), n, mem))
+        }))
+        .find(|(_, n, mem)| *mem >= per_gpu && fits(*n, *mem));
+    let fix = match node {
+        Some((kind, n, _)) if kind == gpu.kind && n * pp <= gpu.count => {
             format!("add --tensor-parallel-size {n} (the task has {gpu})")
         }
-        Some(n) => format!(
-            "use gpu_config {}:{} with --tensor-parallel-size {n}",
-            gpu.kind,
-            n * pp
-        ),
+        Some((kind, n, _)) => {
+            format!(
+                "use gpu_config {kind}:{} with --tensor-parallel-size {n}",
+                n * pp
+            )
+        }
         None => "use larger GPUs (H200/B200) or a quantized (FP8) checkpoint".into(),
     };
     f.reasons.push(

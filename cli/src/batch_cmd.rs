@@ -17,11 +17,12 @@ use runner_core::settings::Settings;
 use runner_core::stats::median;
 use runner_core::store::{Store, TaskRow};
 use runner_core::task::{Task, Variant, parse_variant_list};
+use runner_core::triage::{TriageReport, Verdict as TriageVerdict};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::progress::CliProgress;
-use crate::{backends, datasets, plan_cmd};
+use crate::{backends, datasets, plan_cmd, triage_cmd};
 
 /// Everything a batch was started with; stored with the run so `--resume` redoes the same.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -90,8 +91,18 @@ fn read_skip_list(path: &Path) -> Result<BTreeSet<String>> {
         .collect())
 }
 
-/// Plan every task; record planned/skipped/failed tasks and the jobs of planned ones.
-fn plan_all(
+/// Why triage says a task cannot be verified (its primary reason), if it says so.
+fn not_verifiable(report: &TriageReport, commit: &str) -> Option<String> {
+    let t = report.tasks.iter().find(|t| t.commit == commit)?;
+    if t.verdict != TriageVerdict::NotVerifiable {
+        return None;
+    }
+    t.primary().map(|r| format!("{}: {}", r.code, r.detail))
+}
+
+/// Plan every task; record planned/skipped/failed tasks and the jobs of planned ones. Triage
+/// runs first: what it calls not verifiable is skipped with its reason unless `--force`.
+async fn plan_all(
     store: &Store,
     run: &RunId,
     spec: &BatchSpec,
@@ -102,6 +113,7 @@ fn plan_all(
         Some(p) => read_skip_list(p)?,
         None => BTreeSet::new(),
     };
+    let report = triage_cmd::triage(tasks, &triage_cmd::options(settings, false, None)).await;
     let mut plans = Vec::new();
     for t in tasks {
         let row = |status: &str, detail: String, fp: Option<String>| TaskRow {
@@ -119,6 +131,14 @@ fn plan_all(
         {
             store.put_task(run, &row("skipped", "listed in the skip list".into(), None))?;
             eprintln!("skip {}: listed in the skip list", t.short());
+            continue;
+        }
+        if let Some(why) = not_verifiable(&report, &t.commit).filter(|_| !spec.force) {
+            eprintln!(
+                "skip {}: not verifiable: {why} (--force runs it anyway)",
+                t.short()
+            );
+            store.put_task(run, &row("skipped", format!("triage: {why}"), None))?;
             continue;
         }
         let patch_path = spec.patch.clone().or_else(|| t.patch.clone());
@@ -208,7 +228,7 @@ pub async fn run(
                 &serde_json::to_value(&spec)?,
             )?;
             eprintln!("run {run}: {} task(s) from {}", tasks.len(), ds.origin);
-            let plans = plan_all(&store, &run, &spec, &tasks, settings)?;
+            let plans = plan_all(&store, &run, &spec, &tasks, settings).await?;
             (run, plans)
         }
     };
@@ -259,10 +279,18 @@ pub async fn run(
             ""
         }
     );
+    let unplanned = store
+        .tasks(&run)?
+        .iter()
+        .filter(|t| t.status != "planned")
+        .count();
+    if unplanned > 0 {
+        println!("{unplanned} task(s) skipped or not plannable (see above)");
+    }
     Ok(if summary.cancelled {
         eprintln!("interrupted: resume with `perf-runner batch --resume {run}`");
         exit::INTERRUPTED
-    } else if summary.failed > 0 || summary.not_run > 0 {
+    } else if summary.failed > 0 || summary.not_run > 0 || unplanned > 0 {
         exit::TASKS_FAILED
     } else {
         exit::SUCCESS

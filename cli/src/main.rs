@@ -12,6 +12,7 @@ mod progress;
 mod runs_cmd;
 mod settings;
 mod tasks_cmd;
+mod triage_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,6 +87,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Say, before any GPU is rented, whether each commit can be verified and why.
+    Triage(triage_cmd::Args),
     /// Show the exact run plan of one commit: server/client argv, env, GPUs, builds. Runs nothing.
     Plan {
         /// `[DATASET] COMMIT`: the dataset is optional (embedded example when omitted); the
@@ -264,6 +267,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             spec.skip_list = skip_list;
             block_on(batch_cmd::run(spec, resume.as_deref(), &store, &settings))
         }
+        Command::Triage(args) => block_on(triage_cmd::run(args, &settings)),
         Command::Runs { format } => runs_cmd::run(&store, format),
         Command::Parse {
             files,

@@ -105,7 +105,8 @@ async fn phases(
         &envs.engine
     };
     let subst = Subst::new(client_env, port, cx);
-    let env = step::child_env(step, Path::new(&client_env.handle), &cx.lease);
+    let mut env = step::child_env(step, Path::new(&client_env.handle), &cx.lease);
+    env.extend(crate::gc::run_label(cx));
 
     if let Some(w) = &step.warmup {
         let argv = subst.fill(&w.argv)?;
@@ -223,7 +224,8 @@ async fn start_server(
     log: &Path,
     cx: &RunContext,
 ) -> Result<(Spawned, u16), BackendError> {
-    let env = step::child_env(step, Path::new(&envs.engine.handle), &cx.lease);
+    let mut env = step::child_env(step, Path::new(&envs.engine.handle), &cx.lease);
+    env.extend(crate::gc::run_label(cx));
     let deadline = phase_deadline(step.timeouts.server_ready_s, cx);
     let attempts = cfg.port_attempts.max(1);
     for attempt in 1..=attempts {

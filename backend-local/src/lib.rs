@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod gc;
 pub mod gpu;
 pub mod lease;
 pub mod patch;

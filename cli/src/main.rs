@@ -6,6 +6,7 @@ mod backends;
 mod batch_cmd;
 mod compare_cmd;
 mod datasets;
+mod doctor_cmd;
 mod parse_cmd;
 mod plan_cmd;
 mod progress;
@@ -146,6 +147,24 @@ enum Command {
         #[command(flatten)]
         opts: RunOpts,
     },
+    /// What each backend needs on this host, present or not (GPUs, driver, uv, python,
+    /// Docker Engine, modal, disk).
+    Doctor {
+        /// Only this backend.
+        #[arg(long)]
+        backend: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Stop leftovers of runs (processes, containers), found by their run-id label.
+    Gc {
+        /// Only this run's leftovers (default: every perf-runner leftover).
+        run_id: Option<String>,
+        /// Seconds between SIGTERM and SIGKILL.
+        #[arg(long, default_value_t = 10)]
+        grace_s: u64,
+    },
     /// List runs in the results store.
     Runs {
         /// Output format.
@@ -268,6 +287,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             block_on(batch_cmd::run(spec, resume.as_deref(), &store, &settings))
         }
         Command::Triage(args) => block_on(triage_cmd::run(args, &settings)),
+        Command::Doctor { backend, format } => {
+            block_on(doctor_cmd::doctor(&settings, backend.as_deref(), format))
+        }
+        Command::Gc { run_id, grace_s } => block_on(doctor_cmd::gc(run_id.as_deref(), grace_s)),
         Command::Runs { format } => runs_cmd::run(&store, format),
         Command::Parse {
             files,

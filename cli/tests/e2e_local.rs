@@ -371,6 +371,19 @@ fn sigint_mid_batch_leaves_no_child_and_sigkill_then_resume_repeats_nothing() {
     wait_for_attempts(&w, done_before + 2, Duration::from_secs(120));
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait_with_output();
+    // A SIGKILLed runner cannot stop its servers; `gc` finds them by the run-id label.
+    let o = w
+        .cmd()
+        .args(["gc", &run.0, "--grace-s", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        processes_under(w.dir.path()),
+        Vec::<String>::new(),
+        "gc left processes"
+    );
     let succeeded_at_kill: Vec<_> = w
         .store()
         .jobs(&run)

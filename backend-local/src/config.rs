@@ -50,6 +50,9 @@ pub struct LocalConfig {
     pub vllm_source: Option<String>,
     /// The files fetched from an HTTP `vllm_source` (best effort).
     pub script_files: Vec<String>,
+    /// Link the configured interpreter's site-packages into every venv (a `.pth` file), so a
+    /// host's PyTorch/CUDA stack is reused even when that interpreter is itself a venv.
+    pub host_site_packages: bool,
     /// Run without GPUs: leases hold no devices and nothing is pinned (CPU engines, such as
     /// the test stand-in). Off by default: a GPU job on a host without `nvidia-smi` is refused.
     pub cpu_only: bool,
@@ -82,6 +85,7 @@ impl Default for LocalConfig {
             find_links: None,
             system_site_packages: false,
             cpu_only: false,
+            host_site_packages: false,
             allow_source_build: false,
             vllm_source: None,
             script_files: DEFAULT_SCRIPT_FILES.iter().map(|s| s.to_string()).collect(),

@@ -151,6 +151,49 @@ pub async fn create(
     if !out.status.success() {
         return Err(install_error("creating the venv", &out.combined(), None));
     }
+    if cfg.host_site_packages {
+        link_host_site_packages(cfg, dir, cx).await?;
+    }
+    Ok(())
+}
+
+/// Make the configured interpreter's own site-packages visible in the venv through a `.pth`
+/// file: reuse a host's PyTorch/CUDA stack even where that interpreter is itself a venv (which
+/// `--system-site-packages` does not see through).
+async fn link_host_site_packages(
+    cfg: &LocalConfig,
+    dir: &Path,
+    cx: &RunContext,
+) -> Result<(), BackendError> {
+    let mut cmd = Command::new(&cfg.python);
+    cmd.args([
+        "-c",
+        "import site; print('\\n'.join(site.getsitepackages()))",
+    ]);
+    let out = run(cmd, "listing the host's site-packages", cx).await?;
+    if !out.status.success() {
+        return Err(install_error(
+            "listing the host's site-packages",
+            &out.combined(),
+            None,
+        ));
+    }
+    let paths: Vec<&str> = out
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let Some(site) = site_packages(dir) else {
+        return Err(install_error(
+            "linking the host's site-packages",
+            "the new venv has no site-packages",
+            None,
+        ));
+    };
+    std::fs::write(site.join("_perf_runner_host.pth"), paths.join("\n") + "\n")
+        .map_err(|e| install_error("linking the host's site-packages", &e.to_string(), None))?;
+    tracing::info!(paths = ?paths, "host site-packages linked into the venv");
     Ok(())
 }
 

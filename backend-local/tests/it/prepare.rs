@@ -216,3 +216,39 @@ async fn extracts_scripts_from_a_git_clone_at_the_commit() {
     );
     assert!(scripts.ends_with(&first));
 }
+
+/// A host whose PyTorch lives in a venv: `host_site_packages` links that interpreter's
+/// site-packages into the new venv, which then imports what only the host has (here `uv`'s
+/// Python package, installed in the base interpreter but not in the venv).
+#[tokio::test]
+async fn host_site_packages_are_linked_into_the_venv() {
+    let s = Scratch::new();
+    let host_has_uv = std::process::Command::new("python3")
+        .args(["-c", "import uv"])
+        .status()
+        .is_ok_and(|st| st.success());
+    if !host_has_uv {
+        eprintln!("the host python has no 'uv' package to import through the link; skipped");
+        return;
+    }
+    let wheel = s.wheel();
+    let mut cfg = s.config();
+    cfg.host_site_packages = true;
+    let backend = LocalBackend::new(cfg.clone());
+    let b = build(Variant::Baseline, &wheel);
+    let env = backend.prepare(&b, &s.cx()).await.unwrap();
+    let dir = cfg.venv_dir(&b.identity);
+    let site = backend_local::venv::site_packages(&dir).unwrap();
+    let pth = std::fs::read_to_string(site.join("_perf_runner_host.pth")).unwrap();
+    assert!(pth.contains("site-packages"), "{pth}");
+    let ok = std::process::Command::new(backend_local::venv::python(&dir))
+        .args(["-c", "import uv, vllm; print(vllm.__version__)"])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(env.engine_version.as_deref(), Some(VERSION));
+}

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::classify::{BuildArtifact, classify};
 use crate::job::{RunInputs, Side, run_request};
+use crate::patch;
 use crate::protocol::{
     ErrorEvent, Event, ImageBase, ImageOp, ImageRecipe, PrepareRequest, Request,
 };
@@ -80,7 +81,7 @@ impl ModalBackend {
             )
         })?;
         if let Some(want) = &p.sha256 {
-            let got = recipe::sha256_hex(&bytes);
+            let got = patch::sha256_hex(&bytes);
             if !got.eq_ignore_ascii_case(want) {
                 return Err(err(
                     Failure::PatchFailed,
@@ -91,7 +92,7 @@ impl ModalBackend {
                 ));
             }
         }
-        let files = recipe::patch_files(&String::from_utf8_lossy(&bytes));
+        let files = patch::patch_files(&String::from_utf8_lossy(&bytes));
         if !files.native.is_empty() {
             return Err(err(
                 Failure::NeedsCompile,
@@ -112,7 +113,7 @@ impl ModalBackend {
             }
         }
         let path = std::fs::canonicalize(&p.path).unwrap_or_else(|_| PathBuf::from(&p.path));
-        Ok(recipe::patch_ops(
+        Ok(patch::patch_ops(
             self.config(),
             &path.display().to_string(),
             &files,

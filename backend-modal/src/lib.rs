@@ -5,6 +5,7 @@ pub mod classify;
 pub mod config;
 pub mod execute;
 pub mod job;
+pub mod patch;
 pub mod protocol;
 pub mod recipe;
 pub mod shim;

@@ -2,12 +2,10 @@
 //! Python image with the per-commit wheel installed by uv), the benchmark scripts layer, the
 //! agent patch layer, and the serving client's layer.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use runner_core::{Artifact, BuildSpec};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::classify::BuildArtifact;
 use crate::config::ModalConfig;
@@ -178,6 +176,14 @@ pub fn engine_recipe(cfg: &ModalConfig, install: &Install, commit: &str) -> Imag
 
 /// The layer that fetches `benchmarks/*.py` at `commit` into `dir` (best effort per file).
 fn scripts_op(cfg: &ModalConfig, commit: &str, dir: &str, python: &str) -> Option<ImageOp> {
+    scripts_command(cfg, commit, dir, python).map(|cmd| ImageOp::RunCommands {
+        commands: vec![cmd],
+    })
+}
+
+/// The shell command that fetches the configured script files at `commit` into `dir` with
+/// `python` (urllib; a file that cannot be fetched is skipped and reported).
+pub fn scripts_command(cfg: &ModalConfig, commit: &str, dir: &str, python: &str) -> Option<String> {
     const FETCH: &str = "import os,sys,urllib.request as u\nd,c,t=sys.argv[1:4]\nn=0\n\
         for p in sys.argv[4:]:\n  f=os.path.join(d,p)\n  os.makedirs(os.path.dirname(f),exist_ok=True)\n  \
         try:\n    u.urlretrieve(t.replace(\"{commit}\",c).replace(\"{path}\",p),f)\n    n+=1\n  \
@@ -197,9 +203,7 @@ fn scripts_op(cfg: &ModalConfig, commit: &str, dir: &str, python: &str) -> Optio
         cmd.push(' ');
         cmd.push_str(&quote(f));
     }
-    Some(ImageOp::RunCommands {
-        commands: vec![cmd],
-    })
+    Some(cmd)
 }
 
 /// The scripts dir an engine image of this config has, if any.
@@ -262,98 +266,6 @@ pub fn client_ops(
     Ok(ops)
 }
 
-/// The files an agent patch touches, sorted into where they go.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PatchFiles {
-    /// Python package files (`vllm/…`): applied in site-packages.
-    pub package: Vec<String>,
-    /// Benchmark scripts (`benchmarks/…`): applied to the scripts dir.
-    pub scripts: Vec<String>,
-    /// Native sources (CUDA/C++/CMake): need a source build.
-    pub native: Vec<String>,
-    /// Anything else (tests, docs): not part of what runs.
-    pub other: Vec<String>,
-}
-
-/// The files of a unified diff, sorted.
-pub fn patch_files(diff: &str) -> PatchFiles {
-    let mut paths = BTreeSet::new();
-    for line in diff.lines() {
-        let p = if let Some(rest) = line.strip_prefix("diff --git ") {
-            rest.rsplit_once(" b/").map(|(_, b)| b)
-        } else if let Some(rest) = line.strip_prefix("+++ ") {
-            rest.strip_prefix("b/")
-        } else if let Some(rest) = line.strip_prefix("--- ") {
-            rest.strip_prefix("a/")
-        } else {
-            None
-        };
-        if let Some(p) = p {
-            let p = p.split('\t').next().unwrap_or(p).trim();
-            if !p.is_empty() && p != "/dev/null" {
-                paths.insert(p.to_string());
-            }
-        }
-    }
-    let mut out = PatchFiles::default();
-    for p in paths {
-        let ext = p.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-        let name = p.rsplit('/').next().unwrap_or(&p);
-        if p.starts_with("csrc/")
-            || ["cu", "cuh", "cpp", "cc", "c", "h", "hpp", "cxx", "cmake"].contains(&ext)
-            || name == "CMakeLists.txt"
-        {
-            out.native.push(p);
-        } else if p.starts_with("vllm/") {
-            out.package.push(p);
-        } else if p.starts_with("benchmarks/") {
-            out.scripts.push(p);
-        } else {
-            out.other.push(p);
-        }
-    }
-    out
-}
-
-/// sha256 (hex) of bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// The patch layer: copy the patch in, then `git apply` its package part in site-packages and
-/// its scripts part in the scripts dir. `None` when nothing of it runs.
-pub fn patch_ops(cfg: &ModalConfig, patch_path: &str, files: &PatchFiles) -> Option<Vec<ImageOp>> {
-    let mut commands = Vec::new();
-    if !files.package.is_empty() {
-        let find = quote(
-            "import importlib.util as u,os;print(os.path.dirname(os.path.dirname(u.find_spec(\"vllm\").origin)))",
-        );
-        commands.push(format!(
-            "cd \"$({} -c {find})\" && git apply --verbose -p1 --include='vllm/*' {PATCH_PATH}",
-            cfg.container_python
-        ));
-    }
-    if !files.scripts.is_empty() && scripts_dir(cfg).is_some() {
-        commands.push(format!(
-            "cd {SCRIPTS_DIR} && git apply --verbose -p1 --include='benchmarks/*' {PATCH_PATH}"
-        ));
-    }
-    if commands.is_empty() {
-        return None;
-    }
-    Some(vec![
-        ImageOp::AptInstall {
-            packages: vec!["git".into()],
-        },
-        ImageOp::AddLocalFile {
-            local_path: patch_path.to_string(),
-            remote_path: PATCH_PATH.into(),
-            copy: true,
-        },
-        ImageOp::RunCommands { commands },
-    ])
-}
-
 /// A shell word.
 pub fn quote(s: &str) -> String {
     shlex::try_quote(s)
@@ -364,29 +276,6 @@ pub fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn patch_files_are_sorted_by_where_they_go() {
-        let diff = "diff --git a/vllm/x.py b/vllm/x.py\n--- a/vllm/x.py\n+++ b/vllm/x.py\n@@\n\
-                    diff --git a/csrc/k.cu b/csrc/k.cu\n--- a/csrc/k.cu\n+++ b/csrc/k.cu\n\
-                    diff --git a/benchmarks/b.py b/benchmarks/b.py\n--- /dev/null\n+++ b/benchmarks/b.py\n\
-                    --- a/tests/t.py\n+++ b/tests/t.py\n";
-        let f = patch_files(diff);
-        assert_eq!(f.package, vec!["vllm/x.py"]);
-        assert_eq!(f.native, vec!["csrc/k.cu"]);
-        assert_eq!(f.scripts, vec!["benchmarks/b.py"]);
-        assert_eq!(f.other, vec!["tests/t.py"]);
-        let ops = patch_ops(&ModalConfig::default(), "/p.patch", &f).unwrap();
-        assert!(matches!(&ops[2], ImageOp::RunCommands { commands } if commands.len() == 2));
-        assert!(
-            patch_ops(
-                &ModalConfig::default(),
-                "/p",
-                &patch_files("--- a/docs/x\n")
-            )
-            .is_none()
-        );
-    }
 
     #[test]
     fn wheels_first_unless_images_preferred() {

@@ -71,7 +71,7 @@ pub fn shim_path(cfg: &ModalConfig) -> Result<PathBuf, BackendError> {
         all.push(0);
         all.extend_from_slice(src.as_bytes());
     }
-    let digest = crate::recipe::sha256_hex(&all);
+    let digest = crate::patch::sha256_hex(&all);
     let dir = cfg.shim_dir().join(&digest[..16]);
     let broken = |e: std::io::Error| {
         BackendError::new(

@@ -34,7 +34,14 @@ pub fn make(name: &str, settings: &Settings) -> Result<Arc<dyn Backend>> {
             Arc::new(backend_local::LocalBackend::new(cfg))
         }
         "docker" => Arc::new(backend_docker::DockerBackend),
-        "modal" => Arc::new(backend_modal::ModalBackend),
+        "modal" => {
+            let cfg: backend_modal::ModalConfig = settings
+                .modal
+                .clone()
+                .try_into()
+                .context("invalid [modal] settings")?;
+            Arc::new(backend_modal::ModalBackend::new(cfg))
+        }
         other => bail!(
             "--backend {other}: unknown backend; expected one of {}",
             NAMES.join(", ")

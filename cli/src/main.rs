@@ -106,6 +106,10 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// Also show what this backend would build, without contacting it (`modal`: the
+        /// real SDK objects: image recipe, GPU, volumes, secrets, timeouts, as JSON).
+        #[arg(long)]
+        backend: Option<String>,
     },
     /// Reproduce one commit: its benchmark on the baseline, the human commit and optionally
     /// an agent patch. `[DATASET] COMMIT`, or an ad-hoc commit with --commit/--perf-command.
@@ -236,13 +240,23 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             variants,
             patch,
             format,
-        } => plan_cmd::run(
-            &args,
-            variants.as_deref(),
-            patch.as_deref(),
-            format,
-            &settings,
-        ),
+            backend,
+        } => match backend.as_deref() {
+            Some("modal") => block_on(plan_cmd::modal_dry_run(
+                &args,
+                variants.as_deref(),
+                patch.as_deref(),
+                &settings,
+            )),
+            None => plan_cmd::run(
+                &args,
+                variants.as_deref(),
+                patch.as_deref(),
+                format,
+                &settings,
+            ),
+            Some(other) => anyhow::bail!("--backend {other}: only 'modal' has a dry run to show"),
+        },
         Command::Run {
             args,
             commit,

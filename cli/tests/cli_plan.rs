@@ -224,3 +224,29 @@ fn batch_skips_what_triage_calls_not_verifiable_and_records_why() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("10 task(s) skipped or not plannable"), "{out}");
 }
+
+#[test]
+fn plan_with_the_modal_backend_shows_the_real_sdk_objects() {
+    let has_modal = Command::new("python3")
+        .args(["-c", "import modal"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_modal {
+        eprintln!("the modal SDK is not installed here; skipped");
+        return;
+    }
+    let o = run(&["plan", "310aca88", "--backend", "modal"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = stdout_json(&o);
+    let builds = v["builds"].as_array().unwrap();
+    assert_eq!(builds.len(), 2);
+    for b in builds {
+        assert_eq!(b["dry_run"]["gpu"], "H100!:4", "the SKU is pinned: {b}");
+    }
+    assert_eq!(v["plan"]["step"]["gpu"]["count"], 4);
+}

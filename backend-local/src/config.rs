@@ -53,6 +53,9 @@ pub struct LocalConfig {
     /// Link the configured interpreter's site-packages into every venv (a `.pth` file), so a
     /// host's PyTorch/CUDA stack is reused even when that interpreter is itself a venv.
     pub host_site_packages: bool,
+    /// Install the engine wheel without its dependencies (`--no-deps`): for offline hosts whose
+    /// stack (torch and the engine's requirements) is already prepared and visible to the venv.
+    pub no_deps: bool,
     /// Run without GPUs: leases hold no devices and nothing is pinned (CPU engines, such as
     /// the test stand-in). Off by default: a GPU job on a host without `nvidia-smi` is refused.
     pub cpu_only: bool,
@@ -85,6 +88,7 @@ impl Default for LocalConfig {
             find_links: None,
             system_site_packages: false,
             cpu_only: false,
+            no_deps: false,
             host_site_packages: false,
             allow_source_build: false,
             vllm_source: None,

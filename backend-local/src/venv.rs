@@ -228,6 +228,9 @@ pub fn install_command(cfg: &LocalConfig, installer: &Installer, dir: &Path) -> 
     if let Some(links) = &cfg.find_links {
         cmd.arg("--no-index").arg("--find-links").arg(links);
     }
+    if cfg.no_deps {
+        cmd.arg("--no-deps");
+    }
     cmd
 }
 

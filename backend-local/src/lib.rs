@@ -1,60 +1,304 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod config;
+pub mod gc;
+pub mod gpu;
+pub mod lease;
+pub mod patch;
+pub mod process;
+pub mod scripts;
+pub mod source;
+pub mod step;
+pub mod venv;
+pub mod wheel;
+
+mod agent;
+mod execute;
+mod prepare;
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
 use async_trait::async_trait;
-use runner_core::backend::{HealthCheck, JobEnvs};
-use runner_core::plan::StepPlan;
+use runner_core::backend::{GpuLease, HealthCheck, JobEnvs};
+use runner_core::plan::{GpuRequest, StepPlan};
 use runner_core::{
     Backend, BackendError, BuildSpec, Capabilities, Health, PreparedEnv, RunContext, StepOutput,
 };
+use tokio::sync::OnceCell;
 
-/// The local backend.
-#[derive(Debug, Default, Clone)]
-pub struct LocalBackend;
+pub use config::LocalConfig;
+use lease::{LeaseManager, LeaseSettings};
+use venv::Installer;
+
+/// The backend's stable name.
+pub(crate) const NAME: &str = "local";
+
+/// The local backend: GPUs of this host, venvs in a cache dir, processes in process groups.
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: LocalConfig,
+    leases: LeaseManager,
+    installer: OnceCell<Installer>,
+    gpus: OnceLock<Vec<gpu::GpuStatus>>,
+}
+
+impl Default for LocalBackend {
+    fn default() -> Self {
+        LocalBackend::new(LocalConfig::default())
+    }
+}
 
 impl LocalBackend {
     /// The backend's stable name.
-    pub const NAME: &'static str = "local";
+    pub const NAME: &'static str = NAME;
+
+    /// A backend with this configuration.
+    pub fn new(config: LocalConfig) -> Self {
+        let leases = LeaseManager::new(LeaseSettings {
+            nvidia_smi: config.nvidia_smi.clone(),
+            acquire_poll: Duration::from_millis(config.acquire_poll_ms.max(10)),
+            release_timeout: Duration::from_millis(config.release_timeout_ms),
+            release_poll: Duration::from_millis(config.release_poll_ms.max(10)),
+            release_memory_mib: config.release_memory_mib,
+        });
+        LocalBackend {
+            inner: Arc::new(Inner {
+                config,
+                leases,
+                installer: OnceCell::new(),
+                gpus: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &LocalConfig {
+        &self.inner.config
+    }
+
+    /// The GPU indices leased now (by this backend instance).
+    pub fn leased_indices(&self) -> Vec<u32> {
+        self.inner.leases.held_indices()
+    }
+
+    async fn installer(&self) -> &Installer {
+        self.inner
+            .installer
+            .get_or_init(|| Installer::detect(&self.inner.config))
+            .await
+    }
+
+    fn gpus(&self) -> &[gpu::GpuStatus] {
+        self.inner.gpus.get_or_init(|| {
+            gpu::query_blocking(&self.inner.config.nvidia_smi).unwrap_or_else(|e| {
+                tracing::info!("no GPUs: {e}");
+                Vec::new()
+            })
+        })
+    }
 }
 
 #[async_trait]
 impl Backend for LocalBackend {
     fn name(&self) -> &'static str {
-        Self::NAME
+        NAME
     }
 
     fn capabilities(&self) -> Capabilities {
+        let mut gpus = std::collections::BTreeMap::new();
+        for g in self.gpus() {
+            *gpus.entry(sku(&g.device.name)).or_insert(0u32) += 1;
+        }
         Capabilities {
-            needs_network: false,
-            ..Capabilities::default()
+            gpus,
+            source_builds: self.inner.config.allow_source_build,
+            needs_network: self.inner.config.find_links.is_none(),
         }
     }
 
     async fn check(&self) -> Result<Health, BackendError> {
-        Ok(Health {
-            usable: false,
-            checks: vec![HealthCheck {
-                name: "local".into(),
-                ok: false,
-                detail: "the local backend is not implemented yet".into(),
-            }],
-        })
+        Ok(health(&self.inner.config).await)
+    }
+
+    async fn acquire(&self, gpu: &GpuRequest, cx: &RunContext) -> Result<GpuLease, BackendError> {
+        if self.inner.config.cpu_only {
+            // No GPU is held or pinned: for CPU engines such as the test stand-in.
+            return Ok(GpuLease {
+                id: "cpu-only".into(),
+                devices: Vec::new(),
+            });
+        }
+        self.inner.leases.acquire(gpu, cx).await
+    }
+
+    async fn release(&self, lease: GpuLease) -> Result<(), BackendError> {
+        if lease.devices.is_empty() {
+            return Ok(());
+        }
+        self.inner.leases.release(lease).await
     }
 
     async fn prepare(
         &self,
-        _build: &BuildSpec,
-        _cx: &RunContext,
+        build: &BuildSpec,
+        cx: &RunContext,
     ) -> Result<PreparedEnv, BackendError> {
-        Err(BackendError::not_implemented(Self::NAME, "prepare"))
+        prepare::prepare(&self.inner.config, &self.inner.installer, build, cx).await
     }
 
     async fn execute(
         &self,
-        _envs: &JobEnvs,
-        _step: &StepPlan,
-        _cx: &RunContext,
+        envs: &JobEnvs,
+        step: &StepPlan,
+        cx: &RunContext,
     ) -> Result<StepOutput, BackendError> {
-        Err(BackendError::not_implemented(Self::NAME, "execute"))
+        let installer = self.installer().await;
+        execute::execute(&self.inner.config, installer, envs, step, cx).await
+    }
+}
+
+/// The SKU word of a product name (`NVIDIA H100 80GB HBM3` → `H100`).
+pub fn sku(name: &str) -> String {
+    let words: Vec<&str> = name.split_whitespace().collect();
+    let first = match words.first() {
+        Some(w) if w.eq_ignore_ascii_case("nvidia") || w.eq_ignore_ascii_case("tesla") => {
+            words.get(1)
+        }
+        other => other,
+    };
+    first
+        .map(|w| w.split('-').next().unwrap_or(w).to_ascii_uppercase())
+        .unwrap_or_else(|| "UNKNOWN".into())
+}
+
+async fn version_of(program: &Path, arg: &str) -> Option<String> {
+    let out = tokio::process::Command::new(program)
+        .arg(arg)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .ok()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.status.success().then(|| text.trim().to_string())
+}
+
+async fn health(cfg: &LocalConfig) -> Health {
+    let mut checks = Vec::new();
+    let mut check = |name: &str, ok: bool, detail: String| {
+        checks.push(HealthCheck {
+            name: name.into(),
+            ok,
+            detail,
+        });
+    };
+    match gpu::query(&cfg.nvidia_smi).await {
+        Ok(g) => {
+            let list: Vec<String> = g
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{}: {} ({} MiB)",
+                        g.device.index, g.device.name, g.device.memory_mib
+                    )
+                })
+                .collect();
+            check(
+                "nvidia-smi",
+                !g.is_empty(),
+                format!("{} GPU(s): {}", g.len(), list.join("; ")),
+            );
+            let driver = gpu::driver_version(&cfg.nvidia_smi).await;
+            check(
+                "driver",
+                driver.is_some(),
+                driver.unwrap_or_else(|| "unknown".into()),
+            );
+        }
+        Err(e) => check("nvidia-smi", false, e.to_string()),
+    }
+    let python = version_of(&cfg.python, "--version").await;
+    let usable = python.is_some();
+    check(
+        "python",
+        usable,
+        python.unwrap_or_else(|| format!("{} not found", cfg.python.display())),
+    );
+    match version_of(&cfg.uv, "--version").await {
+        Some(v) => check("uv", true, v),
+        None => check(
+            "uv",
+            false,
+            format!(
+                "{} not found; python -m venv + pip is used",
+                cfg.uv.display()
+            ),
+        ),
+    }
+    let root = cfg.cache_root();
+    let free = free_bytes(&root);
+    check(
+        "cache",
+        free.is_some(),
+        match free {
+            Some(b) => format!(
+                "{}: {:.1} GiB free",
+                root.display(),
+                b as f64 / f64::from(1u32 << 30)
+            ),
+            None => format!("{}: free space unknown", root.display()),
+        },
+    );
+    Health { usable, checks }
+}
+
+/// Free bytes on the file system of `path` (or of its nearest existing ancestor).
+fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let c = std::ffi::CString::new(existing.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes into the zeroed struct we pass; the path is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    #[allow(clippy::unnecessary_cast)]
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skus_from_names() {
+        assert_eq!(sku("NVIDIA H100 80GB HBM3"), "H100");
+        assert_eq!(sku("NVIDIA A100-SXM4-80GB"), "A100");
+        assert_eq!(sku("Tesla T4"), "T4");
+        assert_eq!(sku(""), "UNKNOWN");
+    }
+
+    #[tokio::test]
+    async fn health_reports_the_host() {
+        let cfg = LocalConfig {
+            nvidia_smi: "/nonexistent/nvidia-smi".into(),
+            ..LocalConfig::default()
+        };
+        let h = health(&cfg).await;
+        let smi = h.checks.iter().find(|c| c.name == "nvidia-smi").unwrap();
+        assert!(!smi.ok);
+        assert!(h.checks.iter().any(|c| c.name == "cache"));
+        assert!(free_bytes(Path::new("/")).is_some());
     }
 }

@@ -14,14 +14,27 @@ use serde_json::json;
 use crate::Format;
 
 /// Options of `compare`.
+#[derive(Debug, clap::Args)]
 pub struct Args {
-    pub base: PathBuf,
-    pub other: PathBuf,
-    pub metric: Option<String>,
-    pub noise_floor: f64,
-    pub per_run: bool,
-    pub seed: u64,
-    pub format: Format,
+    /// Base results: a file or a directory of files.
+    base: PathBuf,
+    /// Other results: a file or a directory of files.
+    other: PathBuf,
+    /// Metric key (default: the mode's primary metric, e.g. output_throughput_tps).
+    #[arg(long)]
+    metric: Option<String>,
+    /// Relative noise floor the ratio's CI is judged against.
+    #[arg(long, default_value_t = 0.02)]
+    noise_floor: f64,
+    /// Use one value per file even when a file has per-request/per-iteration values.
+    #[arg(long)]
+    per_run: bool,
+    /// Bootstrap seed.
+    #[arg(long, default_value_t = runner_core::stats::DEFAULT_SEED)]
+    seed: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
 }
 
 pub fn run(a: Args) -> Result<i32> {

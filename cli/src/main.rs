@@ -2,17 +2,23 @@
 //!
 //! Results go to stdout; logs go to stderr (level from `PERF_RUNNER_LOG`, e.g. `debug`).
 
+mod backends;
+mod batch_cmd;
 mod compare_cmd;
 mod datasets;
+mod doctor_cmd;
 mod parse_cmd;
 mod plan_cmd;
+mod progress;
+mod runs_cmd;
 mod settings;
 mod tasks_cmd;
+mod triage_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use runner_core::exit;
 
 /// Reproduce performance commits of LLM-inference engines: baseline vs human vs agent.
@@ -23,8 +29,42 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// Results store (SQLite). Default: the user's data dir, perf-runner/results.sqlite.
+    #[arg(long, global = true, value_name = "PATH")]
+    store: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// Options shared by `run` and `batch`.
+#[derive(Debug, Clone, Args)]
+struct RunOpts {
+    /// Backend: local, docker or modal.
+    #[arg(long, default_value = "local")]
+    backend: String,
+    /// Variants, comma-separated (baseline,human,agent). Default: baseline,human (+agent with
+    /// a patch).
+    #[arg(long)]
+    variants: Option<String>,
+    /// Measured repeats per variant, interleaved inside one GPU lease (default: settings).
+    #[arg(long)]
+    repeats: Option<u32>,
+    /// Also run the baseline a second time per repeat (A/A) to measure the noise floor.
+    #[arg(long)]
+    aa: bool,
+    /// Agent patch (applied to the baseline build).
+    #[arg(long, value_name = "FILE")]
+    patch: Option<PathBuf>,
+    /// Artifact root (logs, result files, plans). Default: the cache dir.
+    #[arg(long, value_name = "DIR")]
+    artifacts: Option<PathBuf>,
+    /// Where dataset files are provided to every variant. Default: the cache dir.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Stop scheduling new jobs once this many GPU·hours were spent.
+    #[arg(long)]
+    budget_gpu_hours: Option<f64>,
 }
 
 /// Output formats of listing commands.
@@ -48,6 +88,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Say, before any GPU is rented, whether each commit can be verified and why.
+    Triage(triage_cmd::Args),
     /// Show the exact run plan of one commit: server/client argv, env, GPUs, builds. Runs nothing.
     Plan {
         /// `[DATASET] COMMIT`: the dataset is optional (embedded example when omitted); the
@@ -63,6 +105,74 @@ enum Command {
         patch: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Also show what this backend would build, without contacting it (`modal`: the
+        /// real SDK objects: image recipe, GPU, volumes, secrets, timeouts, as JSON).
+        #[arg(long)]
+        backend: Option<String>,
+    },
+    /// Reproduce one commit: its benchmark on the baseline, the human commit and optionally
+    /// an agent patch. `[DATASET] COMMIT`, or an ad-hoc commit with --commit/--perf-command.
+    Run {
+        /// `[DATASET] COMMIT` (dataset optional: the embedded example).
+        #[arg(num_args = 0..=2, value_name = "[DATASET] COMMIT")]
+        args: Vec<String>,
+        /// Ad-hoc: the commit (needs --parent and --perf-command).
+        #[arg(long, conflicts_with = "args")]
+        commit: Option<String>,
+        /// Ad-hoc: the parent commit.
+        #[arg(long, requires = "commit")]
+        parent: Option<String>,
+        /// Ad-hoc: the benchmark command.
+        #[arg(long, requires = "commit")]
+        perf_command: Option<String>,
+        /// Ad-hoc: GPUs, e.g. H100:2.
+        #[arg(long, requires = "commit")]
+        gpu: Option<String>,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
+    /// Reproduce every task of a dataset (or resume a run): plans, records and runs jobs.
+    Batch {
+        /// Dataset file (omit for the embedded example).
+        dataset: Option<PathBuf>,
+        /// Resume a run: only unfinished or transiently failed jobs run.
+        #[arg(long, value_name = "RUN_ID")]
+        resume: Option<String>,
+        /// Tasks at once (each still needs its GPUs).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Run tasks that the skip list names.
+        #[arg(long)]
+        force: bool,
+        /// Skip list: one `<commit> <code> <detail>` per line.
+        #[arg(long, value_name = "FILE")]
+        skip_list: Option<PathBuf>,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
+    /// What each backend needs on this host, present or not (GPUs, driver, uv, python,
+    /// Docker Engine, modal, disk).
+    Doctor {
+        /// Only this backend.
+        #[arg(long)]
+        backend: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Stop leftovers of runs (processes, containers), found by their run-id label.
+    Gc {
+        /// Only this run's leftovers (default: every perf-runner leftover).
+        run_id: Option<String>,
+        /// Seconds between SIGTERM and SIGKILL.
+        #[arg(long, default_value_t = 10)]
+        grace_s: u64,
+    },
+    /// List runs in the results store.
+    Runs {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
     /// Parse benchmark outputs (text logs or JSON result files) into metrics with units and
@@ -80,27 +190,7 @@ enum Command {
     },
     /// Compare one metric between two sets of results produced anywhere (vLLM JSON result
     /// files or captured outputs; a directory = its files as repeats).
-    Compare {
-        /// Base results: a file or a directory of files.
-        base: PathBuf,
-        /// Other results: a file or a directory of files.
-        other: PathBuf,
-        /// Metric key (default: the mode's primary metric, e.g. output_throughput_tps).
-        #[arg(long)]
-        metric: Option<String>,
-        /// Relative noise floor the ratio's CI is judged against.
-        #[arg(long, default_value_t = 0.02)]
-        noise_floor: f64,
-        /// Use one value per file even when a file has per-request/per-iteration values.
-        #[arg(long)]
-        per_run: bool,
-        /// Bootstrap seed.
-        #[arg(long, default_value_t = runner_core::stats::DEFAULT_SEED)]
-        seed: u64,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    Compare(compare_cmd::Args),
     /// Print the embedded default configuration (TOML).
     Config {
         /// Print the embedded defaults rather than the merged settings.
@@ -139,6 +229,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         tracing::warn!(key = %key, "unknown configuration key ignored");
     }
     let settings = loaded.settings;
+    let store = cli
+        .store
+        .clone()
+        .unwrap_or_else(runner_core::store::Store::default_path);
     match cli.command {
         Command::Tasks { dataset, format } => tasks_cmd::run(dataset.as_deref(), format),
         Command::Plan {
@@ -146,35 +240,78 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             variants,
             patch,
             format,
-        } => plan_cmd::run(
-            &args,
-            variants.as_deref(),
-            patch.as_deref(),
-            format,
-            &settings,
-        ),
+            backend,
+        } => match backend.as_deref() {
+            Some("modal") => block_on(plan_cmd::modal_dry_run(
+                &args,
+                variants.as_deref(),
+                patch.as_deref(),
+                &settings,
+            )),
+            None => plan_cmd::run(
+                &args,
+                variants.as_deref(),
+                patch.as_deref(),
+                format,
+                &settings,
+            ),
+            Some(other) => anyhow::bail!("--backend {other}: only 'modal' has a dry run to show"),
+        },
+        Command::Run {
+            args,
+            commit,
+            parent,
+            perf_command,
+            gpu,
+            opts,
+        } => {
+            let mut spec = batch_spec(&opts, &settings);
+            match (commit, args.as_slice()) {
+                (Some(c), _) => {
+                    spec.adhoc = Some(serde_json::json!({
+                        "commit_hash": c, "parent_commit": parent,
+                        "perf_command": perf_command, "gpu_config": gpu,
+                    }));
+                    spec.commits = vec![c];
+                }
+                (None, [c]) => spec.commits = vec![c.clone()],
+                (None, [d, c]) => {
+                    spec.dataset = Some(PathBuf::from(d));
+                    spec.commits = vec![c.clone()];
+                }
+                _ => anyhow::bail!(
+                    "run takes [DATASET] COMMIT, or --commit SHA --parent SHA --perf-command '…'"
+                ),
+            }
+            block_on(batch_cmd::run(spec, None, &store, &settings))
+        }
+        Command::Batch {
+            dataset,
+            resume,
+            concurrency,
+            force,
+            skip_list,
+            opts,
+        } => {
+            let mut spec = batch_spec(&opts, &settings);
+            spec.dataset = dataset;
+            spec.concurrency = concurrency;
+            spec.force = force;
+            spec.skip_list = skip_list;
+            block_on(batch_cmd::run(spec, resume.as_deref(), &store, &settings))
+        }
+        Command::Triage(args) => block_on(triage_cmd::run(args, &settings)),
+        Command::Doctor { backend, format } => {
+            block_on(doctor_cmd::doctor(&settings, backend.as_deref(), format))
+        }
+        Command::Gc { run_id, grace_s } => block_on(doctor_cmd::gc(run_id.as_deref(), grace_s)),
+        Command::Runs { format } => runs_cmd::run(&store, format),
         Command::Parse {
             files,
             mode,
             format,
         } => parse_cmd::run(&files, &mode, format),
-        Command::Compare {
-            base,
-            other,
-            metric,
-            noise_floor,
-            per_run,
-            seed,
-            format,
-        } => compare_cmd::run(compare_cmd::Args {
-            base,
-            other,
-            metric,
-            noise_floor,
-            per_run,
-            seed,
-            format,
-        }),
+        Command::Compare(args) => compare_cmd::run(args),
         Command::Config { defaults } => {
             if defaults {
                 print!("{}", runner_core::settings::DEFAULT_TOML);
@@ -184,6 +321,27 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(exit::SUCCESS)
         }
     }
+}
+
+fn batch_spec(o: &RunOpts, settings: &runner_core::settings::Settings) -> batch_cmd::BatchSpec {
+    batch_cmd::BatchSpec {
+        backend: o.backend.clone(),
+        variants: o.variants.clone(),
+        repeats: o.repeats.unwrap_or(settings.plan.repeats).max(1),
+        aa: o.aa,
+        patch: o.patch.clone(),
+        artifacts: o.artifacts.clone(),
+        data_dir: o.data_dir.clone(),
+        budget_gpu_hours: o.budget_gpu_hours,
+        ..batch_cmd::BatchSpec::default()
+    }
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<i32>>>(f: F) -> anyhow::Result<i32> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
 }
 
 fn toml_of(settings: &runner_core::settings::Settings) -> anyhow::Result<String> {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use runner_core::build::{Artifact, PatchSpec};
-use runner_core::plan::{ClientBuild, TaskPlan, plan_task};
+use runner_core::plan::{ClientBuild, PlanError, TaskPlan, plan_task};
 use runner_core::settings::Settings;
 use runner_core::task::{Variant, parse_variant_list};
 use runner_core::{Task, exit};
@@ -16,13 +16,14 @@ use crate::{Format, datasets};
 /// The JSON schema version of `plan --format json`.
 const SCHEMA_VERSION: u32 = 1;
 
-pub fn run(
+/// The task and its plan for `[DATASET] COMMIT` (shared by `plan` and the dry runs).
+/// A task that cannot be planned is a [`runner_core::plan::PlanError`] inside the error.
+fn plan_of(
     args: &[String],
     variants: Option<&str>,
     patch: Option<&Path>,
-    format: Format,
     settings: &Settings,
-) -> Result<i32> {
+) -> Result<(Task, TaskPlan)> {
     let (dataset, commit) = match args {
         [commit] => (None, commit),
         [dataset, commit] => (Some(PathBuf::from(dataset)), commit),
@@ -31,7 +32,8 @@ pub fn run(
     let ds = datasets::load(dataset.as_deref())?;
     let task = ds
         .find(commit)
-        .with_context(|| format!("in {}", ds.origin))?;
+        .with_context(|| format!("in {}", ds.origin))?
+        .clone();
     let patch_path = patch.map(Path::to_path_buf).or_else(|| task.patch.clone());
     let variants = match variants {
         Some(v) => parse_variant_list(v).context("--variants")?,
@@ -42,13 +44,69 @@ pub fn run(
         Some(p) if variants.contains(&Variant::Agent) => Some(patch_spec(p)?),
         _ => None,
     };
-    let plan = match plan_task(task, &variants, settings, patch_spec) {
-        Ok(plan) => plan,
-        Err(e) => {
-            eprintln!("error: {e} [{}]", e.failure());
-            return Ok(exit::TASKS_FAILED);
-        }
+    let plan = plan_task(&task, &variants, settings, patch_spec)?;
+    Ok((task, plan))
+}
+
+/// A plan error is the task's failure (exit 4); anything else is an error.
+fn planned(r: Result<(Task, TaskPlan)>) -> Result<Option<(Task, TaskPlan)>> {
+    match r {
+        Ok(x) => Ok(Some(x)),
+        Err(e) => match e.downcast_ref::<PlanError>() {
+            Some(pe) => {
+                eprintln!("error: {pe} [{}]", pe.failure());
+                Ok(None)
+            }
+            None => Err(e),
+        },
+    }
+}
+
+/// `plan --backend modal`: what Modal would be asked to build and run, per build, made by the
+/// real SDK without contacting Modal.
+pub async fn modal_dry_run(
+    args: &[String],
+    variants: Option<&str>,
+    patch: Option<&Path>,
+    settings: &Settings,
+) -> Result<i32> {
+    let Some((_, plan)) = planned(plan_of(args, variants, patch, settings))? else {
+        return Ok(exit::TASKS_FAILED);
     };
+    let cfg: backend_modal::ModalConfig = settings
+        .modal
+        .clone()
+        .try_into()
+        .context("invalid [modal] settings")?;
+    let modal = backend_modal::ModalBackend::new(cfg);
+    let mut builds = Vec::new();
+    for b in &plan.builds {
+        let v = modal
+            .dry_run(b, &plan.step)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        builds.push(json!({"variant": b.variant, "dry_run": v}));
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(
+            &json!({"schema_version": SCHEMA_VERSION, "backend": "modal", "plan": plan, "builds": builds})
+        )?
+    );
+    Ok(exit::SUCCESS)
+}
+
+pub fn run(
+    args: &[String],
+    variants: Option<&str>,
+    patch: Option<&Path>,
+    format: Format,
+    settings: &Settings,
+) -> Result<i32> {
+    let Some((task, plan)) = planned(plan_of(args, variants, patch, settings))? else {
+        return Ok(exit::TASKS_FAILED);
+    };
+    let task = &task;
     match format {
         Format::Json => {
             let out = json!({
@@ -63,7 +121,7 @@ pub fn run(
     Ok(exit::SUCCESS)
 }
 
-fn patch_spec(path: &Path) -> Result<PatchSpec> {
+pub fn patch_spec(path: &Path) -> Result<PatchSpec> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read the agent patch '{}'", path.display()))?;
     Ok(PatchSpec {

@@ -184,3 +184,69 @@ fn config_layers_env_over_file_over_defaults() {
     let o = run(&["--config", "/nonexistent.toml", "config"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn batch_skips_what_triage_calls_not_verifiable_and_records_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.db");
+    let o = bin()
+        .args(["--store", store.to_str().unwrap(), "batch", "--backend", "local"])
+        .env("PERF_RUNNER__LOCAL__CPU_ONLY", "true")
+        .env("XDG_CACHE_HOME", dir.path())
+        .args(["--variants", "baseline,human"])
+        .arg("--skip-list")
+        .arg({
+            let p = dir.path().join("skip.txt");
+            // Everything verifiable in the example is skipped by the list, so no job runs here.
+            std::fs::write(&p, "e3580537 bad_config x\n299ebb62 x\n0ec82edd x\n3b61cb45 x\n2deb029d x\nbd6028d6 x\n310aca88 x\n").unwrap();
+            p
+        })
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("skip b6d10354: not verifiable: model_too_large"),
+        "{err}"
+    );
+    assert!(
+        err.contains("skip 6bd8ebf0: not verifiable: rocm_specific"),
+        "{err}"
+    );
+    assert!(
+        err.contains("skip 526de822: not verifiable: bad_config"),
+        "{err}"
+    );
+    assert!(
+        err.contains("skip e3580537: listed in the skip list"),
+        "{err}"
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("10 task(s) skipped or not plannable"), "{out}");
+}
+
+#[test]
+fn plan_with_the_modal_backend_shows_the_real_sdk_objects() {
+    let has_modal = Command::new("python3")
+        .args(["-c", "import modal"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_modal {
+        eprintln!("the modal SDK is not installed here; skipped");
+        return;
+    }
+    let o = run(&["plan", "310aca88", "--backend", "modal"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = stdout_json(&o);
+    let builds = v["builds"].as_array().unwrap();
+    assert_eq!(builds.len(), 2);
+    for b in builds {
+        assert_eq!(b["dry_run"]["gpu"], "H100!:4", "the SKU is pinned: {b}");
+    }
+    assert_eq!(v["plan"]["step"]["gpu"]["count"], 4);
+}

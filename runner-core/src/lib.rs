@@ -20,6 +20,7 @@ pub mod spec;
 pub mod stats;
 pub mod store;
 pub mod task;
+pub mod triage;
 
 pub use backend::{
     Backend, BackendError, Capabilities, Health, PreparedEnv, RunContext, StepOutput,

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use runner_core::backend::JobEnvs;
 use runner_core::build::PatchSpec;
 use runner_core::dataset::Dataset;
-use runner_core::engine::{Engine, EngineOptions, RetryPolicy, interleaved_jobs};
+use runner_core::engine::{Engine, EngineOptions, EngineSummary, RetryPolicy, interleaved_jobs};
 use runner_core::failure::Failure;
 use runner_core::plan::{StepPlan, TaskPlan, plan_task};
 use runner_core::record::{JobStatus, RunId};
@@ -202,21 +202,22 @@ fn setup(repeats: u32) -> Setup {
     }
 }
 
+/// Run the engine once over the setup's plan with `b`.
+async fn run_with(s: &Setup, b: Arc<Scripted>, cancel: &CancellationToken) -> EngineSummary {
+    let engine = Engine::new(b, s.store.clone(), s.opts.clone());
+    engine
+        .run(&s.run, std::slice::from_ref(&s.plan), cancel)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn interleaves_variants_and_records_every_attempt() {
     let s = setup(2);
     let b = Arc::new(backend(|v, _| {
         Act::Latency(if v == Variant::Human { 0.8 } else { 1.0 })
     }));
-    let engine = Engine::new(b.clone(), s.store.clone(), s.opts.clone());
-    let sum = engine
-        .run(
-            &s.run,
-            std::slice::from_ref(&s.plan),
-            &CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+    let sum = run_with(&s, b.clone(), &CancellationToken::new()).await;
     assert_eq!((sum.succeeded, sum.failed, sum.attempts), (6, 0, 6));
     let order: Vec<String> = b
         .calls
@@ -259,14 +260,7 @@ async fn interleaves_variants_and_records_every_attempt() {
         "engine log lines are not metrics"
     );
     // Running again repeats nothing.
-    let again = engine
-        .run(
-            &s.run,
-            std::slice::from_ref(&s.plan),
-            &CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+    let again = run_with(&s, b.clone(), &CancellationToken::new()).await;
     assert_eq!(again.attempts, 0);
 }
 
@@ -278,15 +272,7 @@ async fn transient_failures_are_retried_and_deterministic_ones_are_not() {
         (Variant::Agent, _) => Act::Oom,
         _ => Act::Latency(1.0),
     }));
-    let engine = Engine::new(b.clone(), s.store.clone(), s.opts.clone());
-    let sum = engine
-        .run(
-            &s.run,
-            std::slice::from_ref(&s.plan),
-            &CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+    let sum = run_with(&s, b.clone(), &CancellationToken::new()).await;
     assert_eq!((sum.succeeded, sum.failed, sum.attempts), (2, 1, 4));
     let attempts = s.store.attempts(&s.run).unwrap();
     let base: Vec<_> = attempts
@@ -320,28 +306,12 @@ async fn persistent_transient_failures_stop_at_the_bound_and_resume_retries_them
             Act::Latency(1.0)
         }
     }));
-    let engine = Engine::new(b.clone(), s.store.clone(), s.opts.clone());
-    let sum = engine
-        .run(
-            &s.run,
-            std::slice::from_ref(&s.plan),
-            &CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+    let sum = run_with(&s, b.clone(), &CancellationToken::new()).await;
     assert_eq!((sum.succeeded, sum.failed, sum.attempts), (2, 1, 5));
     let jobs = s.store.jobs(&s.run).unwrap();
     assert_eq!(jobs[1].1, JobStatus::FailedTransient);
     let fixed = Arc::new(backend(|_, _| Act::Latency(1.0)));
-    let engine = Engine::new(fixed.clone(), s.store.clone(), s.opts.clone());
-    let sum = engine
-        .run(
-            &s.run,
-            std::slice::from_ref(&s.plan),
-            &CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+    let sum = run_with(&s, fixed.clone(), &CancellationToken::new()).await;
     assert_eq!(
         (sum.succeeded, sum.attempts),
         (1, 1),
@@ -355,11 +325,7 @@ async fn cancellation_stops_new_work_and_resume_finishes_without_repeats() {
     let token = CancellationToken::new();
     let mut b = backend(|_, _| Act::Latency(1.0));
     b.cancel_after = Some((2, token.clone()));
-    let engine = Engine::new(Arc::new(b), s.store.clone(), s.opts.clone());
-    let sum = engine
-        .run(&s.run, std::slice::from_ref(&s.plan), &token)
-        .await
-        .unwrap();
+    let sum = run_with(&s, Arc::new(b), &token).await;
     assert!(sum.cancelled);
     assert_eq!(sum.succeeded, 1);
     let statuses: Vec<JobStatus> = s
@@ -377,15 +343,7 @@ async fn cancellation_stops_new_work_and_resume_finishes_without_repeats() {
     );
     assert!(statuses[2..].iter().all(|s| *s == JobStatus::Cancelled));
     let b2 = Arc::new(backend(|_, _| Act::Latency(1.0)));
-    let engine = Engine::new(b2.clone(), s.store.clone(), s.opts.clone());
-    let sum = engine
-        .run(
-            &s.run,
-            std::slice::from_ref(&s.plan),
-            &CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+    let sum = run_with(&s, b2.clone(), &CancellationToken::new()).await;
     assert_eq!(sum.succeeded, 5);
     assert_eq!(
         b2.calls.lock().unwrap().len(),
@@ -399,15 +357,7 @@ async fn the_budget_stops_scheduling() {
     let mut s = setup(3);
     s.opts.budget_gpu_seconds = Some(0.0);
     let b = Arc::new(backend(|_, _| Act::Latency(1.0)));
-    let engine = Engine::new(b.clone(), s.store.clone(), s.opts.clone());
-    let sum = engine
-        .run(
-            &s.run,
-            std::slice::from_ref(&s.plan),
-            &CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+    let sum = run_with(&s, b.clone(), &CancellationToken::new()).await;
     assert!(sum.budget_exhausted);
     assert_eq!((sum.attempts, sum.not_run), (0, 9));
 }
@@ -421,15 +371,7 @@ async fn a_missing_dataset_fails_every_job_before_any_gpu_is_held() {
         name: "ShareGPT.json".into(),
     });
     let b = Arc::new(backend(|_, _| Act::Latency(1.0)));
-    let engine = Engine::new(b.clone(), s.store.clone(), s.opts.clone());
-    let sum = engine
-        .run(
-            &s.run,
-            std::slice::from_ref(&s.plan),
-            &CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+    let sum = run_with(&s, b.clone(), &CancellationToken::new()).await;
     assert_eq!(sum.failed, 3);
     assert!(b.calls.lock().unwrap().is_empty());
     let a = s.store.attempts(&s.run).unwrap();

@@ -1,1 +1,4 @@
-//! Helpers shared by perf-runner's integration tests.
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod standin;

@@ -251,11 +251,7 @@ impl<'a> TaskRun<'a> {
                 .await
             {
                 Ok(output) => self.parse(output),
-                Err(e) => Outcome {
-                    failure: Some((e.kind, e.message.clone(), Vec::new())),
-                    metrics: Metrics::new(),
-                    output: None,
-                },
+                Err(e) => backend_failure(e, &dir),
             };
             summary.attempts += 1;
             let code = out.failure.as_ref().map(|f| f.0);
@@ -342,5 +338,36 @@ impl<'a> TaskRun<'a> {
             metrics: parsed.metrics,
             output: Some(output),
         }
+    }
+}
+
+/// A backend error as an outcome. A server that died is classified from its log, so the root
+/// cause (OOM, unsupported model, a transient download error …) wins over "server failed".
+fn backend_failure(e: BackendError, dir: &Path) -> Outcome {
+    let mut failure = (e.kind, e.message.clone(), Vec::new());
+    if matches!(e.kind, Failure::ServerFailed | Failure::Unknown) {
+        let sources: Vec<OutputSource> = ["server.log", "warmup.stderr", "warmup.stdout"]
+            .iter()
+            .filter_map(|name| {
+                let text = std::fs::read_to_string(dir.join(name)).ok()?;
+                Some(OutputSource {
+                    name: name.to_string(),
+                    kind: SourceKind::ServerLog,
+                    text,
+                })
+            })
+            .collect();
+        let c = crate::parse::classify(&RunOutput {
+            sources,
+            exit_code: None,
+        });
+        if !matches!(c.code, Failure::NoMetrics | Failure::Unknown) {
+            failure = (c.code, e.message, c.evidence);
+        }
+    }
+    Outcome {
+        failure: Some(failure),
+        metrics: Metrics::new(),
+        output: None,
     }
 }

@@ -41,7 +41,7 @@ impl RetryPolicy {
             .saturating_mul(1u32 << (next.saturating_sub(2)).min(20));
         let capped = exp.min(self.max_delay);
         let delay = capped.mul_f64(0.5 + jitter.clamp(0.0, 1.0));
-        (elapsed + delay <= self.max_wall).then_some(delay)
+        (elapsed + delay < self.max_wall).then_some(delay)
     }
 }
 

@@ -1,0 +1,115 @@
+//! The agent variant: the baseline's engine plus the patch. `vllm/…` files are patched in the
+//! venv's site-packages, `benchmarks/…` files in a copy of the build's benchmark scripts.
+
+use std::path::Path;
+
+use runner_core::{BackendError, Failure, RunContext};
+
+use crate::config::{LocalConfig, safe_name};
+use crate::patch::{self, Target};
+use crate::prepare::AgentPatch;
+use crate::venv::{self, Marker};
+use crate::{NAME, scripts};
+
+/// The patch file kept in a patched venv (for provenance).
+pub const PATCH_FILE: &str = "perf-runner-agent.patch";
+
+/// Apply the patch's `vllm/` sections to the venv's site-packages and record the sha256 of
+/// every file it wrote.
+pub(crate) async fn apply_engine(
+    p: &AgentPatch,
+    venv_dir: &Path,
+    marker: &mut Marker,
+    cx: &RunContext,
+) -> Result<(), BackendError> {
+    let text = p.parsed.subset(Target::Engine);
+    if text.is_empty() {
+        cx.progress.event("prepare", "patch: no vllm/ file changes");
+        return Ok(());
+    }
+    let sp = venv::site_packages(venv_dir).ok_or_else(|| {
+        BackendError::new(
+            NAME,
+            Failure::EnvironmentBroken,
+            format!("no site-packages in {}", venv_dir.display()),
+        )
+    })?;
+    let file = venv_dir.join(PATCH_FILE);
+    std::fs::write(&file, &text).map_err(|e| {
+        BackendError::new(
+            NAME,
+            Failure::EnvironmentBroken,
+            format!("{}: {e}", file.display()),
+        )
+    })?;
+    let paths = p.parsed.paths(Target::Engine);
+    cx.progress.event(
+        "prepare",
+        &format!("patch: applying {} to the installed vllm", paths.join(", ")),
+    );
+    patch::apply(&file, &sp, &p.parsed, cx).await?;
+    for f in p
+        .parsed
+        .files
+        .iter()
+        .filter(|f| f.target() == Target::Engine)
+    {
+        let Some(path) = &f.new_path else { continue };
+        let sha = crate::wheel::sha256_file(&sp.join(path)).map_err(|e| {
+            BackendError::new(
+                NAME,
+                Failure::PatchFailed,
+                format!("the patched file {path} is not readable after applying: {e}"),
+            )
+        })?;
+        marker.patched_files.insert(path.clone(), sha);
+    }
+    Ok(())
+}
+
+/// Apply the patch's `benchmarks/` sections to a copy of the scripts (`base`); returns the
+/// scripts dir the agent build uses.
+pub(crate) async fn apply_benchmarks(
+    cfg: &LocalConfig,
+    p: &AgentPatch,
+    identity: &str,
+    base: Option<String>,
+    cx: &RunContext,
+) -> Result<Option<String>, BackendError> {
+    let text = p.parsed.subset(Target::Benchmarks);
+    if text.is_empty() {
+        return Ok(base);
+    }
+    let paths = p.parsed.paths(Target::Benchmarks);
+    let Some(base) = base else {
+        tracing::warn!("the patch changes {paths:?} but no vLLM source is configured");
+        cx.progress.event(
+            "prepare",
+            &format!(
+                "patch: {} not applied: no benchmark scripts (configure vllm_source)",
+                paths.join(", ")
+            ),
+        );
+        return Ok(None);
+    };
+    let io = |e: std::io::Error| BackendError::new(NAME, Failure::EnvironmentBroken, e.to_string());
+    let dir = cfg.cache_root().join("scripts").join(safe_name(identity));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(io)?;
+    }
+    scripts::copy_tree(Path::new(&base), &dir).map_err(io)?;
+    let file = dir.join(PATCH_FILE);
+    std::fs::write(&file, &text).map_err(io)?;
+    cx.progress.event(
+        "prepare",
+        &format!(
+            "patch: applying {} to the benchmark scripts",
+            paths.join(", ")
+        ),
+    );
+    if let Err(e) = patch::apply(&file, &dir, &p.parsed, cx).await {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e);
+    }
+    Ok(Some(dir.display().to_string()))
+}

@@ -1,0 +1,357 @@
+//! `perf-runner run` and `perf-runner batch`: plan, record, and run jobs through a backend;
+//! `--resume RUN_ID` runs only what is unfinished.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use runner_core::Backend;
+use runner_core::dataset::Dataset;
+use runner_core::engine::{Engine, EngineOptions, RetryPolicy, interleaved_jobs};
+use runner_core::exit;
+use runner_core::plan::{TaskPlan, plan_task};
+use runner_core::record::RunId;
+use runner_core::samples::primary_metric;
+use runner_core::settings::Settings;
+use runner_core::stats::median;
+use runner_core::store::{Store, TaskRow};
+use runner_core::task::{Task, Variant, parse_variant_list};
+use runner_core::triage::{TriageReport, Verdict as TriageVerdict};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::progress::CliProgress;
+use crate::{backends, datasets, plan_cmd, triage_cmd};
+
+/// Everything a batch was started with; stored with the run so `--resume` redoes the same.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BatchSpec {
+    /// Dataset path (`None` = the embedded example, or `adhoc`).
+    pub dataset: Option<PathBuf>,
+    /// A single ad-hoc task row (from `run --commit … --perf-command …`).
+    pub adhoc: Option<serde_json::Value>,
+    /// Only these commits (prefixes), in this order; empty = every task.
+    pub commits: Vec<String>,
+    /// Backend name.
+    pub backend: String,
+    /// Variants, comma-separated.
+    pub variants: Option<String>,
+    /// Measured repeats per variant.
+    pub repeats: u32,
+    /// Also run an A/A baseline per repeat.
+    pub aa: bool,
+    /// Agent patch for single-commit runs.
+    pub patch: Option<PathBuf>,
+    /// Run tasks triage calls not verifiable.
+    pub force: bool,
+    /// A skip list: `<commit> <code> <detail>` per line.
+    pub skip_list: Option<PathBuf>,
+    /// Tasks at once.
+    pub concurrency: Option<usize>,
+    /// Stop scheduling after this many GPU·hours.
+    pub budget_gpu_hours: Option<f64>,
+    /// Artifact root.
+    pub artifacts: Option<PathBuf>,
+    /// Dataset-file directory.
+    pub data_dir: Option<PathBuf>,
+}
+
+fn load_tasks(spec: &BatchSpec) -> Result<(Dataset, Vec<Task>)> {
+    let ds = match &spec.adhoc {
+        Some(row) => Dataset::from_str(&row.to_string(), "adhoc", Path::new(".")),
+        None => datasets::load(spec.dataset.as_deref())?,
+    };
+    if let Some(e) = ds.errors.first().filter(|_| spec.adhoc.is_some()) {
+        bail!("{e}");
+    }
+    let tasks = if spec.commits.is_empty() {
+        ds.tasks.clone()
+    } else {
+        spec.commits
+            .iter()
+            .map(|c| {
+                ds.find(c)
+                    .cloned()
+                    .with_context(|| format!("in {}", ds.origin))
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
+    Ok((ds, tasks))
+}
+
+fn read_skip_list(path: &Path) -> Result<BTreeSet<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("--skip-list {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| !c.starts_with('#'))
+        .map(str::to_ascii_lowercase)
+        .collect())
+}
+
+/// Why triage says a task cannot be verified (its primary reason), if it says so.
+fn not_verifiable(report: &TriageReport, commit: &str) -> Option<String> {
+    let t = report.tasks.iter().find(|t| t.commit == commit)?;
+    if t.verdict != TriageVerdict::NotVerifiable {
+        return None;
+    }
+    t.primary().map(|r| format!("{}: {}", r.code, r.detail))
+}
+
+/// Plan every task; record planned/skipped/failed tasks and the jobs of planned ones. Triage
+/// runs first: what it calls not verifiable is skipped with its reason unless `--force`.
+async fn plan_all(
+    store: &Store,
+    run: &RunId,
+    spec: &BatchSpec,
+    tasks: &[Task],
+    settings: &Settings,
+) -> Result<Vec<TaskPlan>> {
+    let skip = match &spec.skip_list {
+        Some(p) => read_skip_list(p)?,
+        None => BTreeSet::new(),
+    };
+    let report = triage_cmd::triage(tasks, &triage_cmd::options(settings, false, None)).await;
+    let mut plans = Vec::new();
+    for t in tasks {
+        let row = |status: &str, detail: String, fp: Option<String>| TaskRow {
+            commit: t.commit.clone(),
+            line: t.source_line,
+            subject: t.subject.clone(),
+            status: status.into(),
+            detail,
+            step_fingerprint: fp,
+        };
+        if !spec.force
+            && skip
+                .iter()
+                .any(|s| t.commit.starts_with(s.as_str()) || s.starts_with(&t.commit))
+        {
+            store.put_task(run, &row("skipped", "listed in the skip list".into(), None))?;
+            eprintln!("skip {}: listed in the skip list", t.short());
+            continue;
+        }
+        if let Some(why) = not_verifiable(&report, &t.commit).filter(|_| !spec.force) {
+            eprintln!(
+                "skip {}: not verifiable: {why} (--force runs it anyway)",
+                t.short()
+            );
+            store.put_task(run, &row("skipped", format!("triage: {why}"), None))?;
+            continue;
+        }
+        let patch_path = spec.patch.clone().or_else(|| t.patch.clone());
+        let variants = match &spec.variants {
+            Some(v) => parse_variant_list(v)?,
+            None if patch_path.is_some() => Variant::ALL.to_vec(),
+            None => vec![Variant::Baseline, Variant::Human],
+        };
+        let patch = match &patch_path {
+            Some(p) if variants.contains(&Variant::Agent) => Some(plan_cmd::patch_spec(p)?),
+            _ => None,
+        };
+        match plan_task(t, &variants, settings, patch) {
+            Ok(p) => {
+                store.put_task(
+                    run,
+                    &row(
+                        "planned",
+                        serde_json::to_string(&p)?,
+                        Some(p.step_fingerprint.clone()),
+                    ),
+                )?;
+                store.add_jobs(
+                    run,
+                    &interleaved_jobs(&p.commit, &variants, spec.repeats, spec.aa),
+                )?;
+                for w in &p.warnings {
+                    eprintln!("warning {}: {w}", t.short());
+                }
+                plans.push(p);
+            }
+            Err(e) => {
+                eprintln!("skip {}: {e} [{}]", t.short(), e.failure());
+                store.put_task(run, &row("failed", format!("{}: {e}", e.failure()), None))?;
+            }
+        }
+    }
+    Ok(plans)
+}
+
+/// Start a new batch or resume one, then run it.
+pub async fn run(
+    mut spec: BatchSpec,
+    resume: Option<&str>,
+    store_path: &Path,
+    settings: &Settings,
+) -> Result<i32> {
+    let store = Arc::new(Store::open(store_path)?);
+    let (run, plans) = match resume {
+        Some(id) => {
+            let run: RunId = id.parse().map_err(|e: String| anyhow!("--resume: {e}"))?;
+            spec = serde_json::from_value(store.run_meta(&run)?)
+                .context("the run's stored options")?;
+            let (_, tasks) = load_tasks(&spec)?;
+            let stored = store.tasks(&run)?;
+            let mut plans = Vec::new();
+            for row in stored.iter().filter(|r| r.status == "planned") {
+                let plan: TaskPlan = serde_json::from_str(&row.detail).context("stored plan")?;
+                let Some(task) = tasks.iter().find(|t| t.commit == row.commit) else {
+                    bail!(
+                        "--resume {run}: commit {} is no longer in the dataset",
+                        row.commit
+                    );
+                };
+                let variants: Vec<Variant> = plan.builds.iter().map(|b| b.variant).collect();
+                let patch = plan.builds.iter().find_map(|b| b.patch.clone());
+                let fresh = plan_task(task, &variants, settings, patch)?;
+                if fresh.step_fingerprint != plan.step_fingerprint {
+                    bail!(
+                        "--resume {run}: the plan of {} changed since the run started (dataset or settings edited); start a new run",
+                        row.commit
+                    );
+                }
+                plans.push(plan);
+            }
+            eprintln!("resuming {run}: {} planned task(s)", plans.len());
+            store.set_run_status(&run, "running")?;
+            (run, plans)
+        }
+        None => {
+            let (ds, tasks) = load_tasks(&spec)?;
+            let run = RunId::generate();
+            store.create_run(
+                &run,
+                &spec.backend,
+                &ds.origin,
+                &serde_json::to_value(&spec)?,
+            )?;
+            eprintln!("run {run}: {} task(s) from {}", tasks.len(), ds.origin);
+            let plans = plan_all(&store, &run, &spec, &tasks, settings).await?;
+            (run, plans)
+        }
+    };
+    let backend: Arc<dyn Backend> = backends::make(&spec.backend, settings)?;
+    let cache = backends::cache_dir();
+    let e = &settings.engine;
+    let opts = EngineOptions {
+        repeats: spec.repeats,
+        aa: spec.aa,
+        retry: RetryPolicy {
+            max_attempts: e.max_attempts.max(1),
+            base_delay: std::time::Duration::from_secs_f64(e.retry_base_s.max(0.0)),
+            max_delay: std::time::Duration::from_secs_f64(e.retry_max_s.max(0.0)),
+            max_wall: std::time::Duration::from_secs_f64(e.retry_wall_s.max(0.0)),
+        },
+        concurrency: spec.concurrency.unwrap_or(e.concurrency).max(1),
+        artifact_root: spec
+            .artifacts
+            .clone()
+            .unwrap_or_else(|| cache.join("artifacts")),
+        data_dir: spec.data_dir.clone().unwrap_or_else(|| cache.join("data")),
+        search_dir: std::env::current_dir().unwrap_or_default(),
+        budget_gpu_seconds: spec.budget_gpu_hours.map(|h| h * 3600.0),
+    };
+    let progress = Arc::new(CliProgress::new());
+    let engine = Engine::new(backend, store.clone(), opts).with_progress(progress.clone());
+    let cancel = CancellationToken::new();
+    spawn_signal_handler(cancel.clone());
+    let summary = engine.run(&run, &plans, &cancel).await?;
+    progress.finish();
+    let status = if summary.cancelled {
+        "interrupted"
+    } else {
+        "finished"
+    };
+    store.set_run_status(&run, status)?;
+    print_summary(&store, &run, &plans)?;
+    println!(
+        "run {run}: {} job(s) succeeded, {} failed, {} not run; {} attempt(s), {:.0} GPU·s{}",
+        summary.succeeded,
+        summary.failed,
+        summary.not_run,
+        summary.attempts,
+        summary.gpu_seconds,
+        if summary.budget_exhausted {
+            "; budget exhausted"
+        } else {
+            ""
+        }
+    );
+    let unplanned = store
+        .tasks(&run)?
+        .iter()
+        .filter(|t| t.status != "planned")
+        .count();
+    if unplanned > 0 {
+        println!("{unplanned} task(s) skipped or not plannable (see above)");
+    }
+    Ok(if summary.cancelled {
+        eprintln!("interrupted: resume with `perf-runner batch --resume {run}`");
+        exit::INTERRUPTED
+    } else if summary.failed > 0 || summary.not_run > 0 || unplanned > 0 {
+        exit::TASKS_FAILED
+    } else {
+        exit::SUCCESS
+    })
+}
+
+fn print_summary(store: &Store, run: &RunId, plans: &[TaskPlan]) -> Result<()> {
+    let attempts = store.attempts(run)?;
+    for p in plans {
+        let key = primary_metric(p.step.mode);
+        let short = &p.commit[..p.commit.len().min(8)];
+        for b in &p.builds {
+            let mine: Vec<_> = attempts
+                .iter()
+                .filter(|a| a.job.commit == p.commit && a.job.variant == b.variant && !a.job.aa)
+                .collect();
+            let values: Vec<f64> = mine.iter().filter_map(|a| a.metrics.get(key)).collect();
+            let failures: BTreeSet<String> = mine
+                .iter()
+                .filter_map(|a| a.failure.map(|f| f.code().to_string()))
+                .collect();
+            let med = median(&values)
+                .map(|m| format!("{m:.4}"))
+                .unwrap_or_else(|| "-".into());
+            let fail = if failures.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "  failures: {}",
+                    failures.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            };
+            println!(
+                "{short} {:<9} {key} median {med} (n={}){fail}",
+                b.variant.as_str(),
+                values.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Ctrl-C and SIGTERM cancel the run: no new work starts, running work is stopped and
+/// recorded as cancelled.
+fn spawn_signal_handler(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = tokio::signal::ctrl_c().await;
+                    cancel.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("signal received: stopping (cleaning up what was started)…");
+        cancel.cancel();
+    });
+}

@@ -12,13 +12,11 @@ use futures::StreamExt;
 use runner_core::build::PatchSpec;
 use runner_core::{Artifact, BackendError, BuildSpec, Failure, RunContext};
 
+use crate::DockerBackend;
 use crate::containers::sanitize;
 use crate::error::{Subject, classify_text, fail, wrap};
 use crate::images::{Resolved, image_label};
-use crate::{DockerBackend, patch};
-
-/// Where the patch is copied in the agent image's build.
-const PATCH_IN_IMAGE: &str = "/tmp/perf-runner/agent.patch";
+use crate::patch::{self, PATCH_IN_IMAGE, apply_script};
 
 /// The tag of a derived image.
 pub(crate) fn derived_tag(identity: &str) -> String {
@@ -41,30 +39,6 @@ fn context(dockerfile: &str, files: &[(&str, &[u8])]) -> std::io::Result<Vec<u8>
         b.append_data(&mut h, name, data)?;
     }
     b.into_inner()
-}
-
-/// The shell script that applies the patch inside the image: find the directory holding the
-/// installed `vllm` package, check that every hunk applies, then apply (GNU patch, else git).
-fn apply_script(python: &str) -> String {
-    format!(
-        r#"set -e
-site=$({python} -c 'import importlib.util, os; s = importlib.util.find_spec("vllm"); print(os.path.dirname(os.path.dirname(s.origin)))')
-echo "perf-runner: applying the agent patch in $site"
-cd "$site"
-if command -v patch >/dev/null 2>&1; then
-  patch -p1 --batch --forward --no-backup-if-mismatch --dry-run -i {p}
-  patch -p1 --batch --forward --no-backup-if-mismatch -i {p}
-elif command -v git >/dev/null 2>&1; then
-  git apply --check -p1 {p}
-  git apply -p1 {p}
-else
-  echo "perf-runner: the image has neither patch nor git to apply the agent patch" >&2
-  exit 3
-fi
-rm -f {p}
-"#,
-        p = PATCH_IN_IMAGE
-    )
 }
 
 /// A JSON array for an exec-form Dockerfile instruction.
@@ -145,7 +119,7 @@ impl DockerBackend {
                 if s.starts_with("Step ") {
                     cx.progress.event("build", &format!("{tag}: {}", s.trim()));
                 }
-                lines.extend(s.lines().map(str::to_string));
+                lines.extend(s.lines().map(|l| l.chars().take(300).collect::<String>()));
             }
         }
         Ok(())
@@ -306,11 +280,18 @@ fn hash(s: &str) -> String {
 /// wheel's or the patch's fault.
 fn build_error(tag: &str, e: bollard::errors::Error, kind: BuildKind, tail: &str) -> BackendError {
     let step_failed = match &e {
+        bollard::errors::Error::DockerStreamError { error }
+            if error.contains("returned a non-zero code") =>
+        {
+            let code = error
+                .rsplit("returned a non-zero code:")
+                .next()
+                .unwrap_or("?");
+            Some(format!("a build step exited with code {}", code.trim()))
+        }
         bollard::errors::Error::DockerStreamError { error } => {
-            let engine = classify_text(error, Subject::Container)
-                .filter(|k| matches!(k, Failure::DiskFull | Failure::InfraTransient));
-            match engine {
-                Some(_) if !error.contains("returned a non-zero code") => None,
+            match classify_text(error, Subject::Container) {
+                Some(Failure::DiskFull | Failure::InfraTransient) => None,
                 _ => Some(error.clone()),
             }
         }
@@ -376,6 +357,9 @@ mod tests {
         let e = build_error("t", step, BuildKind::Patch, "1 out of 1 hunk FAILED");
         assert_eq!(e.kind, Failure::PatchFailed);
         assert!(e.message.contains("hunk FAILED"));
+        assert!(
+            e.message.contains("a build step exited with code 1") && !e.message.contains("set -e")
+        );
         let eng = bollard::errors::Error::RequestTimeoutError;
         assert_eq!(
             build_error("t", eng, BuildKind::Patch, "").kind,

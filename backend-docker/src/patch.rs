@@ -6,7 +6,7 @@
 //! (`csrc/`, CUDA/C++ files, CMake) would need a source build: the build fails with
 //! `needs_compile` before anything runs. Files outside the package (tests, docs, benchmarks)
 //! are left out and reported; the package part must apply completely or the build fails with
-//! `patch_failed`.
+//! `patch_failed`. [`apply_script`] is what runs inside the image's build.
 
 use runner_core::{BackendError, Failure};
 use sha2::{Digest, Sha256};
@@ -196,6 +196,50 @@ pub(crate) fn analyze(text: &str) -> Result<PatchPlan, BackendError> {
         ));
     }
     Ok(plan)
+}
+
+/// Where the patch is copied in the agent image's build.
+pub(crate) const PATCH_IN_IMAGE: &str = "/tmp/perf-runner/agent.patch";
+
+/// Where images usually install Python packages; searched when Python cannot say.
+const SITE_DIRS: &str = "/usr/local/lib/python3*/dist-packages /usr/local/lib/python3*/site-packages \
+/usr/lib/python3/dist-packages /usr/lib/python3*/site-packages /opt/*/lib/python3*/site-packages \
+/root/.local/lib/python3*/site-packages";
+
+/// The shell script that applies the patch inside the image: find the directory holding the
+/// installed `vllm` package (asking Python, else looking in the usual site-packages folders),
+/// check that every hunk applies, then apply (GNU patch, else git).
+pub(crate) fn apply_script(python: &str) -> String {
+    format!(
+        r#"set -e
+site=$({python} -c 'import importlib.util, os; s = importlib.util.find_spec("vllm"); print(os.path.dirname(os.path.dirname(s.origin)))' 2>/dev/null) || site=""
+if [ -z "$site" ] || [ ! -d "$site/vllm" ]; then
+  site=""
+  for d in {dirs}; do
+    if [ -d "$d/vllm" ]; then site="$d"; break; fi
+  done
+fi
+if [ -z "$site" ]; then
+  echo "perf-runner: cannot find the installed vllm package" >&2
+  exit 4
+fi
+echo "perf-runner: applying the agent patch in $site"
+cd "$site"
+if command -v patch >/dev/null 2>&1; then
+  patch -p1 --batch --forward --no-backup-if-mismatch --dry-run -i {p}
+  patch -p1 --batch --forward --no-backup-if-mismatch -i {p}
+elif command -v git >/dev/null 2>&1; then
+  git apply --check -p1 {p}
+  git apply -p1 {p}
+else
+  echo "perf-runner: the image has neither patch nor git to apply the agent patch" >&2
+  exit 3
+fi
+rm -f {p}
+"#,
+        p = PATCH_IN_IMAGE,
+        dirs = SITE_DIRS,
+    )
 }
 
 #[cfg(test)]

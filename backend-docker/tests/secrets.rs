@@ -60,7 +60,7 @@ fn secrets_reach_containers_but_no_log_file_or_error() {
         };
         support::images(&d).await;
         let dir = tempfile::tempdir().unwrap();
-        let b = support::backend(dir.path(), |c| {
+        let b = support::backend_c(dir.path(), |c| {
             c.secret_env = vec![VAR.to_string()];
             c.keep_containers = true;
         });

@@ -10,9 +10,13 @@ use runner_core::{Backend, BackendError, Failure, RunContext, Variant};
 
 use crate::support::{self};
 
-/// Prepared baseline/human environments, the serving step with `env` added, and the backend.
+/// The stand-in's fault switch.
+const FAULT: &str = perf_runner_tests::standin::FAULT_ENV;
+
+/// Prepared baseline/human environments, the step of `cmd` with `env` added, and the backend.
 async fn setup(
     dir: &std::path::Path,
+    cmd: &str,
     env: &[(&str, &str)],
     keep: bool,
 ) -> (DockerBackend, JobEnvs, StepPlan) {
@@ -20,7 +24,7 @@ async fn setup(
         c.keep_containers = keep;
         c.probe_version = false;
     });
-    let plan = support::plan(dir, support::SERVE);
+    let plan = support::plan(dir, cmd);
     let run = support::run_id("prep");
     let mut prepared = Vec::new();
     for v in [Variant::Baseline, Variant::Human] {
@@ -39,7 +43,7 @@ async fn setup(
 }
 
 fn spawn_execute(
-    b: DockerBackend,
+    b: std::sync::Arc<DockerBackend>,
     job: JobEnvs,
     step: StepPlan,
     cx: RunContext,
@@ -54,14 +58,13 @@ async fn a_server_killed_mid_run_is_server_failed_and_a_killed_client_is_an_exit
     };
     support::images(&d).await;
     let dir = tempfile::tempdir().unwrap();
-    let (b, job, mut step) = setup(dir.path(), &[("STANDIN_CLIENT_MS", "20000")], false).await;
+    let (b, job, mut step) = setup(dir.path(), &support::slow_serve(200), &[], false).await;
     step.warmup = None;
     let b = std::sync::Arc::new(b);
 
     let run = support::run_id("killsrv");
     let cx = support::context(dir.path(), &run, "baseline");
-    let (b2, job2, step2) = (b.clone(), job.clone(), step.clone());
-    let h = tokio::spawn(async move { b2.execute(&job2, &step2, &cx).await });
+    let h = spawn_execute(b.clone(), job.clone(), step.clone(), cx);
     support::running(&d, &run, "client", Duration::from_secs(20)).await;
     let server = support::running(&d, &run, "server", Duration::from_secs(5)).await;
     d.kill_container(&server, None).await.unwrap();
@@ -80,8 +83,7 @@ async fn a_server_killed_mid_run_is_server_failed_and_a_killed_client_is_an_exit
 
     let run = support::run_id("killcli");
     let cx = support::context(dir.path(), &run, "baseline");
-    let (b2, job2, step2) = (b.clone(), job.clone(), step.clone());
-    let h = tokio::spawn(async move { b2.execute(&job2, &step2, &cx).await });
+    let h = spawn_execute(b.clone(), job, step, cx);
     let client = support::running(&d, &run, "client", Duration::from_secs(20)).await;
     d.kill_container(&client, None).await.unwrap();
     let out = h.await.unwrap().unwrap();
@@ -90,15 +92,16 @@ async fn a_server_killed_mid_run_is_server_failed_and_a_killed_client_is_an_exit
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn servers_that_crash_or_hang_and_clients_that_fail_or_hang() {
+async fn servers_that_crash_or_hang_and_clients_that_fail_or_run_too_long() {
     let Some(d) = support::engine("server_faults").await else {
         return;
     };
     support::images(&d).await;
     let dir = tempfile::tempdir().unwrap();
     let cx = |name: &str| support::context(dir.path(), &support::run_id(name), "baseline");
+    let serve = support::SERVE;
 
-    let (b, job, step) = setup(dir.path(), &[("STANDIN_FAULT", "crash_at_start")], false).await;
+    let (b, job, step) = setup(dir.path(), serve, &[(FAULT, "crash_at_start")], false).await;
     let e = b.execute(&job, &step, &cx("crash")).await.unwrap_err();
     assert_eq!(e.kind, Failure::ServerFailed, "{e}");
     assert!(e.message.contains("before it was ready"), "{e}");
@@ -107,27 +110,26 @@ async fn servers_that_crash_or_hang_and_clients_that_fail_or_hang() {
         "{e}"
     );
 
-    let (b, job, mut step) = setup(dir.path(), &[("STANDIN_FAULT", "hang")], false).await;
+    let (b, job, mut step) = setup(dir.path(), serve, &[(FAULT, "hang")], false).await;
     step.timeouts.server_ready_s = 2;
     let c = cx("hang");
     let e = b.execute(&job, &step, &c).await.unwrap_err();
     assert_eq!(e.kind, Failure::Timeout, "{e}");
     assert!(e.message.contains("server_ready_s = 2"), "{e}");
-    assert!(
-        support::containers(&d, &c.labels["run-id"], None)
-            .await
-            .is_empty()
-    );
+    let left = support::containers(&d, &c.labels["run-id"], None).await;
+    assert!(left.is_empty(), "{left:?}");
 
-    let (b, job, step) = setup(dir.path(), &[("STANDIN_CLIENT_EXIT", "3")], false).await;
-    let out = b.execute(&job, &step, &cx("exit3")).await.unwrap();
+    let (b, job, step) = setup(dir.path(), serve, &[(FAULT, "client_crash")], false).await;
+    let out = b.execute(&job, &step, &cx("clientcrash")).await.unwrap();
     assert_eq!(
         out.exit_code,
-        Some(3),
+        Some(1),
         "a failing client is an exit code, not an error"
     );
+    let stderr = std::fs::read_to_string(&out.client_stderr).unwrap();
+    assert!(stderr.contains("ClientPayloadError"), "{stderr}");
 
-    let (b, job, mut step) = setup(dir.path(), &[("STANDIN_FAULT", "client_hang")], false).await;
+    let (b, job, mut step) = setup(dir.path(), &support::slow_serve(200), &[], false).await;
     step.warmup = None;
     step.timeouts.benchmark_s = 2;
     let e = b.execute(&job, &step, &cx("slow")).await.unwrap_err();
@@ -142,11 +144,11 @@ async fn cancelling_mid_run_leaves_no_container() {
     };
     support::images(&d).await;
     let dir = tempfile::tempdir().unwrap();
-    let (b, job, step) = setup(dir.path(), &[("STANDIN_FAULT", "client_hang")], false).await;
+    let (b, job, step) = setup(dir.path(), &support::slow_serve(200), &[], false).await;
     let run = support::run_id("cancel");
     let cx = support::context(dir.path(), &run, "human");
     let cancel = cx.cancel.clone();
-    let h = spawn_execute(b, job, step, cx);
+    let h = spawn_execute(std::sync::Arc::new(b), job, step, cx);
     support::running(&d, &run, "warmup", Duration::from_secs(20)).await;
     cancel.cancel();
     let e = h.await.unwrap().unwrap_err();
@@ -162,7 +164,7 @@ async fn gc_removes_kept_containers_of_one_run_only() {
     };
     support::images(&d).await;
     let dir = tempfile::tempdir().unwrap();
-    let (b, job, step) = setup(dir.path(), &[], true).await;
+    let (b, job, step) = setup(dir.path(), support::SERVE, &[], true).await;
     let (r1, r2) = (support::run_id("gc1"), support::run_id("gc2"));
     for r in [&r1, &r2] {
         let cx = support::context(dir.path(), r, "baseline");

@@ -7,7 +7,7 @@ use runner_core::build::PatchSpec;
 use runner_core::{Artifact, Backend, BuildSpec, Failure, Variant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{self, BASELINE};
+use crate::support::{self, C_BASELINE};
 
 /// A fake registry on loopback: `/v2/` answers 200, everything else `status` (a 404 with
 /// the registry's MANIFEST_UNKNOWN error). TLS attempts are refused, so the engine falls back
@@ -103,7 +103,7 @@ async fn wheel_images_are_derived_from_the_base_and_reused() {
     let dir = tempfile::tempdir().unwrap();
     let b = support::backend(dir.path(), |c| {
         c.images = BTreeMap::new();
-        c.base_image = Some(BASELINE.into());
+        c.base_image = Some(C_BASELINE.into());
     });
     let plan = support::plan(dir.path(), support::SERVE);
     let human = plan
@@ -149,7 +149,7 @@ async fn patches_that_do_not_apply_fail_and_native_ones_need_compile() {
     };
     support::images(&d).await;
     let dir = tempfile::tempdir().unwrap();
-    let b = support::backend(dir.path(), |_| {});
+    let b = support::backend_c(dir.path(), |_| {});
     let cx = support::context(dir.path(), &support::run_id("patch"), "agent");
     let agent = |name: &str, text: &str| {
         let path = dir.path().join(name);
@@ -165,6 +165,7 @@ async fn patches_that_do_not_apply_fail_and_native_ones_need_compile() {
             identity: format!("vllm-test+{name}-{}", std::process::id()),
         }
     };
+    // The baseline's build.txt says "baseline": this hunk cannot apply.
     let stale = "--- a/vllm/build.txt\n+++ b/vllm/build.txt\n@@ -1 +1 @@\n-human\n+agent\n";
     let e = b
         .prepare(&agent("stale.patch", stale), &cx)

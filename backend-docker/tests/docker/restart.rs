@@ -78,7 +78,7 @@ async fn losing_the_engine_mid_run_is_transient_and_a_retry_succeeds() {
         c.docker_host = Some(format!("unix://{}", sock.display()));
         c.probe_version = false;
     }));
-    let plan = support::plan(dir.path(), support::SERVE);
+    let plan = support::plan(dir.path(), &support::slow_serve(6));
     let prep = support::context(dir.path(), &support::run_id("prep"), "baseline");
     let base = plan
         .builds
@@ -92,7 +92,6 @@ async fn losing_the_engine_mid_run_is_transient_and_a_retry_succeeds() {
     };
     let mut step = plan.step.clone();
     step.warmup = None;
-    step.env.push(("STANDIN_CLIENT_MS".into(), "3000".into()));
 
     let run = support::run_id("lost");
     let cx = support::context(dir.path(), &run, "baseline");

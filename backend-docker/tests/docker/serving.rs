@@ -6,10 +6,34 @@ use std::collections::BTreeMap;
 use backend_docker::LABEL_RUN_ID;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::CreateContainerOptionsBuilder;
-use runner_core::backend::JobEnvs;
-use runner_core::{Backend, Variant};
+use runner_core::backend::{JobEnvs, StepOutput};
+use runner_core::benchmark::{OutputSource, RunOutput, SourceKind};
+use runner_core::{Backend, Metrics, Mode, Variant};
 
 use crate::support::{self, BASELINE, HUMAN};
+
+/// The metrics runner-core's parser reads from a step's outputs, as the engine does.
+fn metrics(mode: Mode, out: &StepOutput) -> Metrics {
+    let mut sources = Vec::new();
+    let mut add = |p: &std::path::Path, kind| {
+        if let Ok(text) = std::fs::read_to_string(p) {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            sources.push(OutputSource { name, kind, text });
+        }
+    };
+    for f in &out.result_files {
+        add(f, SourceKind::ResultJson);
+    }
+    add(&out.client_stdout, SourceKind::Stdout);
+    add(&out.client_stderr, SourceKind::Stderr);
+    let run = RunOutput {
+        sources,
+        exit_code: out.exit_code,
+    };
+    let parsed = runner_core::parse::benchmark_for(mode).parse(&run);
+    assert!(parsed.failure.is_none(), "{:?}", parsed.failure);
+    parsed.metrics
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_variants_serve_with_the_same_client() {
@@ -38,10 +62,13 @@ async fn three_variants_serve_with_the_same_client() {
         "{}",
         agent.handle
     );
-    assert_eq!(agent.engine_version.as_deref(), Some("0.6.3+standin.agent"));
+    assert_eq!(
+        agent.engine_version.as_deref(),
+        Some(support::AGENT_VERSION)
+    );
     assert_eq!(
         envs[&Variant::Human].engine_version.as_deref(),
-        Some("0.6.3+standin.human")
+        Some(support::HUMAN_VERSION)
     );
     assert!(
         agent
@@ -60,8 +87,13 @@ async fn three_variants_serve_with_the_same_client() {
     let again = b.prepare(agent_build, &cx).await.unwrap();
     assert!(again.reused && again.handle == agent.handle && again.digest == agent.digest);
 
-    for v in [Variant::Baseline, Variant::Human, Variant::Agent] {
-        let cx = support::context(dir.path(), &run, v.as_str());
+    let versions = [
+        (Variant::Baseline, support::BASELINE_VERSION),
+        (Variant::Human, support::HUMAN_VERSION),
+        (Variant::Agent, support::AGENT_VERSION),
+    ];
+    for (v, version) in versions {
+        let (cx, progress) = support::context_with_progress(dir.path(), &run, v.as_str());
         let job = JobEnvs {
             engine: envs[&v].clone(),
             client: envs[&Variant::Human].clone(),
@@ -71,24 +103,27 @@ async fn three_variants_serve_with_the_same_client() {
             .await
             .unwrap_or_else(|e| panic!("execute {v}: {e}"));
         assert_eq!(out.exit_code, Some(0), "{v}");
-        let stdout = std::fs::read_to_string(&out.client_stdout).unwrap();
-        assert!(
-            stdout.contains(&format!("server build {v}, client build human")),
-            "{v}: {stdout}"
-        );
-        assert!(stdout.contains("Request throughput (req/s):"), "{stdout}");
-        let result = cx.artifact_dir.join("results").join("result.json");
-        assert_eq!(out.result_files, vec![result.clone()]);
-        let json = std::fs::read_to_string(&result).unwrap();
-        assert!(
-            json.contains(&format!("\"server_build\": \"{v}\"")),
-            "{json}"
-        );
+        // The server ran the variant's build; the client the human build's image.
         let log = std::fs::read_to_string(out.server_log.as_ref().unwrap()).unwrap();
         assert!(
-            log.contains("GET /health") && log.contains("Uvicorn running"),
-            "{log}"
+            log.contains(&format!("vLLM API server version {version}")),
+            "{v}: {log}"
         );
+        assert!(log.contains("GET /health"), "{log}");
+        let lines = progress.0.lock().unwrap().clone();
+        let client = lines
+            .iter()
+            .find(|l| l.starts_with("client: starting"))
+            .unwrap();
+        assert!(client.ends_with(&format!("from {HUMAN}")), "{client}");
+        let result = cx.artifact_dir.join("results").join("result.json");
+        assert_eq!(out.result_files, vec![result]);
+        let m = metrics(Mode::Serving, &out);
+        assert!(
+            m.get("request_throughput_rps").is_some_and(|r| r > 0.0),
+            "{m:?}"
+        );
+        assert!(m.get("ttft_mean_ms").is_some(), "{m:?}");
         let warm = std::fs::read_to_string(cx.artifact_dir.join("warmup.stdout")).unwrap();
         let prompts = warm
             .lines()
@@ -145,8 +180,9 @@ async fn offline_latency_runs_the_variant_s_own_image() {
     assert_eq!(out.exit_code, Some(0));
     assert!(out.server_log.is_none());
     let stdout = std::fs::read_to_string(&out.client_stdout).unwrap();
-    assert!(stdout.contains("Avg latency: 0.1000 seconds"), "{stdout}");
-    let json = std::fs::read_to_string(&out.result_files[0]).unwrap();
-    assert!(json.contains("\"build\": \"baseline\""), "{json}");
+    assert!(stdout.contains("Avg latency:"), "{stdout}");
+    assert_eq!(out.result_files.len(), 1);
+    let m = metrics(Mode::Latency, &out);
+    assert!(m.get("latency_avg_s").is_some_and(|l| l > 0.0), "{m:?}");
     assert!(support::containers(&d, &run, None).await.is_empty());
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod parse;
 pub mod plan;
 pub mod record;
+pub mod report;
 pub mod samples;
 pub mod settings;
 pub mod spec;

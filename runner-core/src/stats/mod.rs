@@ -5,6 +5,7 @@
 //! Every random draw comes from a ChaCha8 generator seeded by the caller, so the same inputs
 //! and seed give the same numbers on every machine.
 
+mod adaptive;
 mod compare;
 mod mann_whitney;
 
@@ -12,6 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+pub use adaptive::{AdaptiveOptions, Decision, StopReason, ratio_at_level, should_continue};
 pub use compare::{COMPARE_SCHEMA_VERSION, CompareOptions, Comparison, compare};
 pub use mann_whitney::{MannWhitney, largest_significant_effect, mann_whitney};
 

@@ -1,0 +1,361 @@
+//! From the store to a [`Report`]: samples per variant, comparisons, floors, validity,
+//! failures and cost.
+
+use std::collections::BTreeMap;
+
+use super::{
+    Cost, FailureReport, MedianRun, MetricReport, Pair, PairComparison, REPORT_SCHEMA_VERSION,
+    Report, ReportError, ReportOptions, RunInfo, Sample, TaskReport, Validity, VariantReport,
+};
+use crate::metrics::higher_is_better;
+use crate::plan::TaskPlan;
+use crate::record::{AttemptRecord, JobKey, JobStatus, RunId};
+use crate::samples::primary_metric;
+use crate::spec::Mode;
+use crate::stats::{CompareOptions, NoiseFloor, Verdict, compare, summarize};
+use crate::store::{Store, StoreError, TaskRow};
+use crate::task::Variant;
+
+/// Secondary metrics reported for serving tasks.
+const SERVING_EXTRA: [&str; 2] = ["ttft_mean_ms", "tpot_mean_ms"];
+
+/// The four sides of a task, in display order.
+const SIDES: [(Variant, bool); 4] = [
+    (Variant::Baseline, false),
+    (Variant::Human, false),
+    (Variant::Agent, false),
+    (Variant::Baseline, true),
+];
+
+/// Read a run from the store and compute its report.
+pub fn build(store: &Store, run: &RunId, opts: &ReportOptions) -> Result<Report, ReportError> {
+    let info = store
+        .runs()?
+        .into_iter()
+        .find(|r| &r.id == run)
+        .ok_or_else(|| StoreError::NoSuchRun(run.0.clone()))?;
+    let rows = store.tasks(run)?;
+    let jobs: BTreeMap<JobKey, JobStatus> = store.jobs(run)?.into_iter().collect();
+    let attempts = store.attempts(run)?;
+    let mut tasks = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let own: Vec<&AttemptRecord> = attempts
+            .iter()
+            .filter(|a| a.job.commit == row.commit)
+            .collect();
+        let own_jobs: BTreeMap<&JobKey, JobStatus> = jobs
+            .iter()
+            .filter(|(k, _)| k.commit == row.commit)
+            .map(|(k, s)| (k, *s))
+            .collect();
+        tasks.push(task_report(row, &own, &own_jobs, opts));
+    }
+    let all: Vec<&AttemptRecord> = attempts.iter().collect();
+    Ok(Report {
+        schema_version: REPORT_SCHEMA_VERSION,
+        run: RunInfo {
+            id: info.id.0,
+            created_at: info.created_at,
+            status: info.status,
+            backend: info.backend,
+            origin: info.origin,
+        },
+        options: *opts,
+        tasks,
+        cost: cost(&all),
+    })
+}
+
+/// The mode of a task: from its plan, else from which primary metric its attempts carry.
+fn mode_of(row: &TaskRow, attempts: &[&AttemptRecord]) -> Option<Mode> {
+    if let Ok(plan) = serde_json::from_str::<TaskPlan>(&row.detail) {
+        return Some(plan.step.mode);
+    }
+    [
+        Mode::Serving,
+        Mode::Throughput,
+        Mode::Latency,
+        Mode::PrefixCaching,
+    ]
+    .into_iter()
+    .find(|&m| {
+        attempts
+            .iter()
+            .any(|a| a.metrics.get(primary_metric(m)).is_some())
+    })
+}
+
+/// The successful attempt of each job (the last, should a job have several).
+fn successes<'a>(attempts: &[&'a AttemptRecord]) -> BTreeMap<JobKey, &'a AttemptRecord> {
+    let mut out = BTreeMap::new();
+    for a in attempts.iter().filter(|a| a.succeeded()) {
+        out.insert(a.job.clone(), *a);
+    }
+    out
+}
+
+/// Samples of `metric` for one side, ordered by repeat.
+fn values(
+    ok: &BTreeMap<JobKey, &AttemptRecord>,
+    side: (Variant, bool),
+    metric: &str,
+) -> Vec<Sample> {
+    ok.iter()
+        .filter(|(k, _)| k.variant == side.0 && k.aa == side.1)
+        .filter_map(|(k, a)| {
+            a.metrics
+                .get(metric)
+                .filter(|v| v.is_finite())
+                .map(|value| Sample {
+                    repeat: k.repeat,
+                    value,
+                })
+        })
+        .collect()
+}
+
+fn plain(s: &[Sample]) -> Vec<f64> {
+    s.iter().map(|s| s.value).collect()
+}
+
+fn task_report(
+    row: &TaskRow,
+    attempts: &[&AttemptRecord],
+    jobs: &BTreeMap<&JobKey, JobStatus>,
+    opts: &ReportOptions,
+) -> TaskReport {
+    let mode = mode_of(row, attempts);
+    let planned = row.status == "planned";
+    let primary = mode.map(|m| primary_metric(m).to_string());
+    let ok = successes(attempts);
+    let mut variants = Vec::new();
+    for side in SIDES {
+        let n_jobs = jobs
+            .keys()
+            .filter(|k| k.variant == side.0 && k.aa == side.1)
+            .count() as u32;
+        let had_attempts = attempts
+            .iter()
+            .any(|a| a.job.variant == side.0 && a.job.aa == side.1);
+        if n_jobs == 0 && !had_attempts {
+            continue;
+        }
+        let samples = primary
+            .as_deref()
+            .map(|m| values(&ok, side, m))
+            .unwrap_or_default();
+        let succeeded = ok
+            .keys()
+            .filter(|k| k.variant == side.0 && k.aa == side.1)
+            .count() as u32;
+        let failed = jobs
+            .iter()
+            .filter(|(k, s)| k.variant == side.0 && k.aa == side.1 && is_failed(**s))
+            .count() as u32;
+        variants.push(VariantReport {
+            variant: side.0,
+            aa: side.1,
+            jobs: n_jobs.max(succeeded),
+            succeeded,
+            failed,
+            summary: summarize(&plain(&samples), opts.resamples, opts.seed),
+            median_run: median_run(&ok, side, &samples),
+            samples,
+        });
+    }
+    let (noise_floor, aa) = floor(&ok, primary.as_deref(), opts);
+    let cmp = CompareOptions {
+        resamples: opts.resamples,
+        seed: opts.seed,
+        floor: noise_floor,
+        ..CompareOptions::default()
+    };
+    let mut keys: Vec<String> = primary.iter().cloned().collect();
+    if mode == Some(Mode::Serving) {
+        keys.extend(SERVING_EXTRA.iter().map(|k| k.to_string()));
+    }
+    let mut metrics: Vec<MetricReport> = keys
+        .iter()
+        .map(|metric| MetricReport {
+            metric: metric.clone(),
+            higher_is_better: higher_is_better(metric),
+            comparisons: Pair::ALL
+                .iter()
+                .filter_map(|&pair| {
+                    let (b, o) = pair.sides();
+                    let base = plain(&values(&ok, (b, false), metric));
+                    let other = plain(&values(&ok, (o, false), metric));
+                    compare(metric, &base, &other, &cmp).map(|comparison| PairComparison {
+                        pair,
+                        comparison,
+                        scored: true,
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    let validity = validity(row, planned, metrics.first(), &variants);
+    for m in &mut metrics {
+        for c in &mut m.comparisons {
+            c.scored = c.pair == Pair::HumanVsBaseline || validity == Validity::Reproduced;
+        }
+    }
+    TaskReport {
+        commit: row.commit.clone(),
+        line: row.line,
+        subject: row.subject.clone(),
+        status: row.status.clone(),
+        reason: (!planned).then(|| row.detail.clone()),
+        mode,
+        primary_metric: primary,
+        variants,
+        noise_floor,
+        aa,
+        metrics,
+        validity,
+        failures: failures(attempts, jobs, &ok),
+        cost: cost(attempts),
+    }
+}
+
+fn is_failed(s: JobStatus) -> bool {
+    matches!(s, JobStatus::Failed | JobStatus::FailedTransient)
+}
+
+/// The noise floor of a task: A/A-measured on the primary metric when the run has A/A
+/// samples (at least two per side) and the options allow it, else the configured one.
+fn floor(
+    ok: &BTreeMap<JobKey, &AttemptRecord>,
+    primary: Option<&str>,
+    opts: &ReportOptions,
+) -> (NoiseFloor, Option<crate::stats::Comparison>) {
+    let configured = NoiseFloor::configured(opts.configured_floor);
+    let Some(metric) = primary else {
+        return (configured, None);
+    };
+    let base = plain(&values(ok, (Variant::Baseline, false), metric));
+    let aa = plain(&values(ok, (Variant::Baseline, true), metric));
+    if base.len() < 2 || aa.len() < 2 {
+        return (configured, None);
+    }
+    let cmp = CompareOptions {
+        resamples: opts.resamples,
+        seed: opts.seed,
+        floor: configured,
+        ..CompareOptions::default()
+    };
+    let comparison = compare(metric, &base, &aa, &cmp);
+    let measured = comparison
+        .as_ref()
+        .and_then(|c| c.ratio)
+        .map(|r| NoiseFloor::from_aa(&r, opts.aa_floor_minimum));
+    match measured {
+        Some(f) if opts.aa_floor => (f, comparison),
+        _ => (configured, comparison),
+    }
+}
+
+fn validity(
+    row: &TaskRow,
+    planned: bool,
+    primary: Option<&MetricReport>,
+    variants: &[VariantReport],
+) -> Validity {
+    if !planned {
+        return Validity::NotMeasured {
+            reason: format!("task {}", row.status),
+        };
+    }
+    match primary.and_then(|m| m.comparison(Pair::HumanVsBaseline)) {
+        Some(c) if c.verdict == Verdict::Improved => Validity::Reproduced,
+        Some(c) => Validity::NotReproduced { verdict: c.verdict },
+        None => {
+            let missing: Vec<String> = [Variant::Baseline, Variant::Human]
+                .into_iter()
+                .filter(|v| {
+                    !variants
+                        .iter()
+                        .any(|r| r.variant == *v && !r.aa && !r.samples.is_empty())
+                })
+                .map(|v| v.to_string())
+                .collect();
+            Validity::NotMeasured {
+                reason: format!("no successful {} repeats", missing.join(" or ")),
+            }
+        }
+    }
+}
+
+fn median_run(
+    ok: &BTreeMap<JobKey, &AttemptRecord>,
+    side: (Variant, bool),
+    samples: &[Sample],
+) -> Option<MedianRun> {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(|a, b| a.value.total_cmp(&b.value).then(a.repeat.cmp(&b.repeat)));
+    let mid = sorted.get(sorted.len().checked_sub(1)? / 2)?;
+    let (_, a) = ok
+        .iter()
+        .find(|(k, _)| k.variant == side.0 && k.aa == side.1 && k.repeat == mid.repeat)?;
+    Some(MedianRun {
+        repeat: mid.repeat,
+        attempt: a.attempt,
+        started_at: a.started_at.clone(),
+        engine_version: a.engine_version.clone(),
+        client_argv: a.client_argv.clone(),
+        metrics: a.metrics.values(),
+    })
+}
+
+/// Jobs whose final state is a failure: the last attempt's code and evidence.
+fn failures(
+    attempts: &[&AttemptRecord],
+    jobs: &BTreeMap<&JobKey, JobStatus>,
+    ok: &BTreeMap<JobKey, &AttemptRecord>,
+) -> Vec<FailureReport> {
+    let mut by_job: BTreeMap<&JobKey, Vec<&AttemptRecord>> = BTreeMap::new();
+    for a in attempts {
+        by_job.entry(&a.job).or_default().push(a);
+    }
+    by_job
+        .into_iter()
+        .filter(|(k, _)| !ok.contains_key(*k))
+        .filter(|(k, _)| jobs.get(k).is_none_or(|s| is_failed(*s)))
+        .filter_map(|(k, list)| {
+            let last = list.iter().rev().find(|a| a.failure.is_some())?;
+            Some(FailureReport {
+                variant: k.variant,
+                aa: k.aa,
+                repeat: k.repeat,
+                code: last.failure.map(|f| f.code().to_string())?,
+                attempts: list.len() as u32,
+                detail: last.failure_detail.clone(),
+                evidence: last.evidence.clone(),
+            })
+        })
+        .collect()
+}
+
+/// GPU·seconds, first start → last finish, attempts and retries.
+pub(super) fn cost(attempts: &[&AttemptRecord]) -> Cost {
+    let parse = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
+    let start = attempts.iter().filter_map(|a| parse(&a.started_at)).min();
+    let end = attempts.iter().filter_map(|a| parse(&a.finished_at)).max();
+    let wall_s = match (start, end) {
+        (Some(s), Some(e)) if e >= s => Some((e - s).num_milliseconds() as f64 / 1000.0),
+        _ => None,
+    };
+    let distinct: std::collections::BTreeSet<&JobKey> = attempts.iter().map(|a| &a.job).collect();
+    Cost {
+        // `+ 0.0` turns the empty sum's −0 into 0.
+        gpu_seconds: attempts
+            .iter()
+            .map(|a| a.gpu_seconds)
+            .filter(|g| g.is_finite())
+            .sum::<f64>()
+            + 0.0,
+        wall_s,
+        attempts: attempts.len() as u32,
+        retries: (attempts.len() - distinct.len()) as u32,
+    }
+}

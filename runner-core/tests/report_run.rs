@@ -1,0 +1,222 @@
+//! Reports of a realistic run: comparisons, verdicts, the validity gate, floors, failures,
+//! skipped tasks and cost, in the report data, its JSON and its markdown.
+
+#[path = "report_support.rs"]
+mod support;
+
+use runner_core::record::RunId;
+use runner_core::report::{Pair, ReportOptions, Validity, build, markdown};
+use runner_core::stats::{FloorSource, Verdict};
+use runner_core::store::Store;
+use runner_core::task::Variant;
+use support::{FAILED, NO_CHANGE, REPEATS, SERVING, SKIPPED};
+
+fn fixture() -> (tempfile::TempDir, Store, RunId) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.sqlite");
+    let run = support::build_store(&path);
+    (dir, Store::open(&path).unwrap(), run)
+}
+
+#[test]
+fn comparisons_verdicts_and_validity() {
+    let (_d, store, run) = fixture();
+    let r = build(&store, &run, &ReportOptions::default()).unwrap();
+    let commits: Vec<&str> = r.tasks.iter().map(|t| t.commit.as_str()).collect();
+    assert_eq!(commits, [SERVING, NO_CHANGE, FAILED, SKIPPED]);
+
+    // Human 10 % faster, agent equal to human, A/A-measured floor.
+    let t = &r.tasks[0];
+    assert_eq!(t.primary_metric.as_deref(), Some("output_throughput_tps"));
+    assert_eq!(t.validity, Validity::Reproduced);
+    assert_eq!(t.noise_floor.source, FloorSource::AaMeasured);
+    assert!(t.noise_floor.value >= 0.01 && t.noise_floor.value < 0.05);
+    let primary = &t.metrics[0];
+    let hb = primary.comparison(Pair::HumanVsBaseline).unwrap();
+    assert_eq!(hb.verdict, Verdict::Improved);
+    let ratio = hb.ratio.unwrap();
+    assert!(
+        (ratio.value - 1.10).abs() < 0.02 && ratio.ci[0] > 1.05,
+        "{ratio:?}"
+    );
+    assert_eq!(
+        primary.comparison(Pair::AgentVsBaseline).unwrap().verdict,
+        Verdict::Improved
+    );
+    let ah = primary.comparison(Pair::AgentVsHuman).unwrap().verdict;
+    assert!(
+        matches!(ah, Verdict::NoChange | Verdict::Inconclusive),
+        "{ah:?}"
+    );
+    assert!(primary.comparisons.iter().all(|c| c.scored));
+    // TTFT and TPOT too, direction-aware (lower is better, and lower here).
+    let keys: Vec<&str> = t.metrics.iter().map(|m| m.metric.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["output_throughput_tps", "ttft_mean_ms", "tpot_mean_ms"]
+    );
+    let ttft = t.metrics[1].comparison(Pair::HumanVsBaseline).unwrap();
+    assert!(!ttft.higher_is_better && ttft.verdict == Verdict::Improved);
+    // Samples: one per repeat per variant, A/A separate; the retried job counts once.
+    let human = t.variant(Variant::Human, false).unwrap();
+    assert_eq!(
+        (human.samples.len(), human.succeeded),
+        (REPEATS as usize, REPEATS)
+    );
+    assert_eq!(t.variant(Variant::Baseline, true).unwrap().samples.len(), 6);
+    assert!(t.aa.is_some() && t.failures.is_empty());
+    assert_eq!((t.cost.attempts, t.cost.retries), (25, 1));
+    assert_eq!(t.cost.gpu_seconds, 24.0 * 60.0 + 20.0);
+
+    // No change: the gate trips, agent comparisons are shown but unscored.
+    let t = &r.tasks[1];
+    assert_eq!(
+        t.validity,
+        Validity::NotReproduced {
+            verdict: Verdict::NoChange
+        }
+    );
+    assert_eq!(t.noise_floor.source, FloorSource::Configured);
+    assert_eq!(t.metrics.len(), 1, "no TTFT/TPOT outside serving");
+    let m = &t.metrics[0];
+    assert!(
+        m.comparisons
+            .iter()
+            .find(|c| c.pair == Pair::HumanVsBaseline)
+            .unwrap()
+            .scored
+    );
+    let ab = m
+        .comparisons
+        .iter()
+        .find(|c| c.pair == Pair::AgentVsBaseline)
+        .unwrap();
+    assert!(!ab.scored && ab.comparison.verdict == Verdict::Improved);
+
+    // Failed human: not measured, failures with code and evidence.
+    let t = &r.tasks[2];
+    assert_eq!(t.primary_metric.as_deref(), Some("latency_avg_s"));
+    assert!(matches!(&t.validity, Validity::NotMeasured { reason } if reason.contains("human")));
+    assert_eq!(t.failures.len(), REPEATS as usize);
+    assert!(
+        t.failures
+            .iter()
+            .all(|f| f.code == "oom" && f.variant == Variant::Human)
+    );
+    assert!(t.failures[0].evidence[0].contains("CUDA out of memory"));
+    assert_eq!(t.variant(Variant::Human, false).unwrap().failed, REPEATS);
+
+    // Skipped with its reason.
+    let t = &r.tasks[3];
+    assert_eq!(t.status, "skipped");
+    assert!(t.reason.as_deref().unwrap().starts_with("rocm_specific"));
+    assert!(t.variants.is_empty() && t.metrics.is_empty());
+
+    assert_eq!((r.cost.attempts, r.cost.retries), (55, 1));
+    assert_eq!(r.cost.gpu_seconds, 1460.0 + 1080.0 + 480.0);
+    assert_eq!(r.cost.wall_s, Some(109.0));
+}
+
+#[test]
+fn markdown_and_json_say_it() {
+    let (_d, store, run) = fixture();
+    let r = build(&store, &run, &ReportOptions::default()).unwrap();
+    let md = markdown(&r);
+    for needle in [
+        "# perf-runner report: run `20261128-030000-ab12`",
+        "human speedup reproduced in 1 of 2 measured",
+        "human speedup not reproduced: no_change",
+        "not measured: no successful human repeats",
+        "(unscored)",
+        "A/A-measured",
+        "(configured)",
+        "## Serving latency (TTFT, TPOT)",
+        "ttft_mean_ms (ms, ↓)",
+        "`oom`",
+        "CUDA out of memory",
+        "rocm_specific: every change is under csrc/rocm/",
+        "Refactor the scheduler \\| no perf change",
+        "3020 GPU·s, wall 1m49s, 55 attempts (1 retries)",
+    ] {
+        assert!(md.contains(needle), "markdown lacks {needle:?}:\n{md}");
+    }
+    assert!(
+        md.contains("| `cccc3333dd` | human | 0–5 | `oom` | 6 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("Fused MoE for &lt;small&gt; batches"),
+        "no raw HTML in markdown"
+    );
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["tasks"][1]["validity"]["status"], "not_reproduced");
+    assert_eq!(json["tasks"][1]["validity"]["verdict"], "no_change");
+    assert_eq!(json["tasks"][0]["noise_floor"]["source"], "aa_measured");
+    assert_eq!(
+        json["tasks"][0]["metrics"][0]["comparisons"][0]["pair"],
+        "human_vs_baseline"
+    );
+    assert_eq!(
+        json["tasks"][0]["metrics"][0]["comparisons"][0]["comparison"]["verdict"],
+        "improved"
+    );
+    assert_eq!(json["cost"]["attempts"], 55);
+}
+
+#[test]
+fn same_seed_same_report() {
+    let (_d, store, run) = fixture();
+    let o = ReportOptions::default();
+    let a = serde_json::to_string(&build(&store, &run, &o).unwrap()).unwrap();
+    let b = serde_json::to_string(&build(&store, &run, &o).unwrap()).unwrap();
+    assert_eq!(a, b);
+    let other = ReportOptions { seed: 7, ..o };
+    let c = serde_json::to_string(&build(&store, &run, &other).unwrap()).unwrap();
+    assert_ne!(a, c, "the seed drives the bootstrap");
+}
+
+#[test]
+fn floor_source_follows_the_options() {
+    let (_d, store, run) = fixture();
+    let o = ReportOptions {
+        aa_floor: false,
+        configured_floor: 0.03,
+        ..ReportOptions::default()
+    };
+    let r = build(&store, &run, &o).unwrap();
+    let t = &r.tasks[0];
+    assert_eq!(t.noise_floor.source, FloorSource::Configured);
+    assert_eq!(t.noise_floor.value, 0.03);
+    assert!(t.aa.is_some(), "the A/A measurement is still reported");
+    assert!(markdown(&r).contains("noise floor: configured ±3.0 %"));
+    // A large minimum wins over a tight A/A measurement.
+    let o = ReportOptions {
+        aa_floor_minimum: 0.2,
+        ..ReportOptions::default()
+    };
+    let t = &build(&store, &run, &o).unwrap().tasks[0];
+    assert_eq!(t.noise_floor.source, FloorSource::AaMeasured);
+    assert_eq!(t.noise_floor.value, 0.2);
+    assert_eq!(
+        t.validity,
+        Validity::NotReproduced {
+            verdict: Verdict::NoChange
+        }
+    );
+}
+
+#[test]
+fn a_missing_run_is_a_clear_error() {
+    let (_d, store, _run) = fixture();
+    let e = build(
+        &store,
+        &RunId("20990101-000000-0000".into()),
+        &ReportOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "no run '20990101-000000-0000' in the results store"
+    );
+}

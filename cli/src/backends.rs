@@ -33,7 +33,14 @@ pub fn make(name: &str, settings: &Settings) -> Result<Arc<dyn Backend>> {
                 .context("invalid [local] settings")?;
             Arc::new(backend_local::LocalBackend::new(cfg))
         }
-        "docker" => Arc::new(backend_docker::DockerBackend),
+        "docker" => {
+            let (cfg, unknown) = backend_docker::DockerConfig::from_table(&settings.docker)
+                .map_err(|e| anyhow::anyhow!("invalid [docker] settings: {e}"))?;
+            for key in unknown {
+                tracing::warn!(key = %key, "unknown [docker] setting ignored");
+            }
+            Arc::new(backend_docker::DockerBackend::new(cfg))
+        }
         "modal" => {
             let cfg: backend_modal::ModalConfig = settings
                 .modal

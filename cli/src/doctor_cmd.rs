@@ -65,7 +65,7 @@ pub async fn doctor(settings: &Settings, only: Option<&str>, format: Format) -> 
     })
 }
 
-pub async fn gc(run_id: Option<&str>, grace_s: u64) -> Result<i32> {
+pub async fn gc(settings: &Settings, run_id: Option<&str>, grace_s: u64) -> Result<i32> {
     let found = backend_local::gc::collect(run_id, Duration::from_secs(grace_s)).await;
     for l in &found {
         println!(
@@ -74,5 +74,11 @@ pub async fn gc(run_id: Option<&str>, grace_s: u64) -> Result<i32> {
         );
     }
     println!("local: {} leftover process(es) stopped", found.len());
+    let (cfg, _) = backend_docker::DockerConfig::from_table(&settings.docker)
+        .map_err(|e| anyhow::anyhow!("invalid [docker] settings: {e}"))?;
+    match backend_docker::DockerBackend::new(cfg).gc(run_id).await {
+        Ok(n) => println!("docker: {n} leftover container(s) removed"),
+        Err(e) => println!("docker: not checked ({e})"),
+    }
     Ok(exit::SUCCESS)
 }

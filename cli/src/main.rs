@@ -10,6 +10,7 @@ mod doctor_cmd;
 mod parse_cmd;
 mod plan_cmd;
 mod progress;
+mod report_cmd;
 mod runs_cmd;
 mod settings;
 mod tasks_cmd;
@@ -191,6 +192,29 @@ enum Command {
     /// Compare one metric between two sets of results produced anywhere (vLLM JSON result
     /// files or captured outputs; a directory = its files as repeats).
     Compare(compare_cmd::Args),
+    /// Report a stored run: medians with CIs, ratios and verdicts per variant, validity,
+    /// failures, skipped tasks and cost, as markdown, JSON or a self-contained HTML page.
+    Report {
+        /// The run id (see `perf-runner runs`).
+        run_id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "md")]
+        format: report_cmd::ReportFormat,
+        /// Write report.<format> here (and, for serving tasks, one vLLM-schema JSON per
+        /// variant under DIR/vllm/) instead of printing the report.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Relative noise floor where no A/A measurement exists (default: settings'
+        /// engine.noise_floor).
+        #[arg(long)]
+        noise_floor: Option<f64>,
+        /// Judge against the configured floor even where the run has A/A repeats.
+        #[arg(long)]
+        no_aa_floor: bool,
+        /// Bootstrap seed.
+        #[arg(long, default_value_t = runner_core::stats::DEFAULT_SEED)]
+        seed: u64,
+    },
     /// Print the embedded default configuration (TOML).
     Config {
         /// Print the embedded defaults rather than the merged settings.
@@ -304,7 +328,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Doctor { backend, format } => {
             block_on(doctor_cmd::doctor(&settings, backend.as_deref(), format))
         }
-        Command::Gc { run_id, grace_s } => block_on(doctor_cmd::gc(run_id.as_deref(), grace_s)),
+        Command::Gc { run_id, grace_s } => {
+            block_on(doctor_cmd::gc(&settings, run_id.as_deref(), grace_s))
+        }
         Command::Runs { format } => runs_cmd::run(&store, format),
         Command::Parse {
             files,
@@ -312,6 +338,22 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             format,
         } => parse_cmd::run(&files, &mode, format),
         Command::Compare(args) => compare_cmd::run(args),
+        Command::Report {
+            run_id,
+            format,
+            out,
+            noise_floor,
+            no_aa_floor,
+            seed,
+        } => report_cmd::run(report_cmd::Args {
+            run_id,
+            format,
+            out,
+            store: Some(store),
+            noise_floor: noise_floor.or(Some(settings.engine.noise_floor)),
+            no_aa_floor,
+            seed,
+        }),
         Command::Config { defaults } => {
             if defaults {
                 print!("{}", runner_core::settings::DEFAULT_TOML);

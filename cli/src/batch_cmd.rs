@@ -219,6 +219,10 @@ pub async fn run(
             (run, plans)
         }
         None => {
+            // Stored absolute, so `--resume` from another directory reads the same dataset.
+            if let Some(d) = &spec.dataset {
+                spec.dataset = Some(std::path::absolute(d).unwrap_or_else(|_| d.clone()));
+            }
             let (ds, tasks) = load_tasks(&spec)?;
             let run = RunId::generate();
             store.create_run(
@@ -319,7 +323,7 @@ fn print_summary(store: &Store, run: &RunId, plans: &[TaskPlan]) -> Result<()> {
                 String::new()
             } else {
                 format!(
-                    "  failures: {}",
+                    "  failed attempts: {}",
                     failures.into_iter().collect::<Vec<_>>().join(", ")
                 )
             };

@@ -92,9 +92,11 @@ impl Metrics {
     }
 
     /// Insert a value unless the key is already present (the first block printed wins; a block
-    /// printed twice does not overwrite). Returns whether it was inserted.
+    /// printed twice does not overwrite) or the value is not finite. Returns whether it was
+    /// inserted.
     pub fn insert_first(&mut self, key: &str, value: f64, provenance: Provenance) -> bool {
-        if self.0.contains_key(key) {
+        // A NaN or infinite "metric" is no measurement (and would not survive JSON).
+        if !value.is_finite() || self.0.contains_key(key) {
             return false;
         }
         self.0
@@ -151,5 +153,9 @@ mod tests {
         assert!(m.insert_first("duration_s", 1.0, p(1)));
         assert!(!m.insert_first("duration_s", 2.0, p(9)));
         assert_eq!(m.get("duration_s"), Some(1.0));
+        assert!(
+            !m.insert_first("ttft_mean_ms", f64::NAN, p(3)),
+            "NaN is not a measurement"
+        );
     }
 }

@@ -63,7 +63,7 @@ pub struct JobKey {
 impl fmt::Display for JobKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let aa = if self.aa { "-aa" } else { "" };
-        let short = &self.commit[..self.commit.len().min(8)];
+        let short: String = self.commit.chars().take(8).collect();
         write!(f, "{short}/{}{aa}#{}", self.variant, self.repeat)
     }
 }

@@ -264,6 +264,17 @@ impl Store {
         })
     }
 
+    /// How many attempts a job already has (so a resumed job numbers its next attempt on).
+    pub fn attempt_count(&self, run: &RunId, job: &JobKey) -> Result<u32, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM attempts WHERE run_id = ?1 AND commit_hash = ?2 AND variant = ?3 AND repeat = ?4 AND aa = ?5",
+                params![run.0, job.commit, job.variant.as_str(), job.repeat, job.aa],
+                |r| r.get(0),
+            )
+        })
+    }
+
     /// Jobs of a run with their status, in scheduling order.
     pub fn jobs(&self, run: &RunId) -> Result<Vec<(JobKey, JobStatus)>, StoreError> {
         let rows: Vec<(String, String, u32, bool, String)> = self.with(|c| {

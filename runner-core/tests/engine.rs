@@ -377,3 +377,31 @@ async fn a_missing_dataset_fails_every_job_before_any_gpu_is_held() {
     let a = s.store.attempts(&s.run).unwrap();
     assert!(a.iter().all(|a| a.failure == Some(Failure::DatasetMissing)));
 }
+
+#[tokio::test]
+async fn a_resumed_job_numbers_its_attempts_on_and_counts_gpu_seconds() {
+    let s = setup(1);
+    let token = CancellationToken::new();
+    let mut b = backend(|_, _| Act::Latency(1.0));
+    b.cancel_after = Some((1, token.clone()));
+    let _ = run_with(&s, Arc::new(b), &token).await;
+    let b2 = Arc::new(backend(|_, _| Act::Latency(1.0)));
+    let sum = run_with(&s, b2.clone(), &CancellationToken::new()).await;
+    assert_eq!(sum.succeeded, 3);
+    assert!(sum.gpu_seconds > 0.0, "GPU·s are accounted: {sum:?}");
+    let base: Vec<u32> = s
+        .store
+        .attempts(&s.run)
+        .unwrap()
+        .iter()
+        .filter(|a| a.job.variant == Variant::Baseline)
+        .map(|a| a.attempt)
+        .collect();
+    assert_eq!(
+        base,
+        vec![1, 2],
+        "the resumed attempt is the second, not a second 'first'"
+    );
+    let calls = b2.calls.lock().unwrap().clone();
+    assert!(calls[0].starts_with("baseline:2:"), "{calls:?}");
+}

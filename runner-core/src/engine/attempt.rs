@@ -64,7 +64,7 @@ impl<'a> TaskRun<'a> {
         started: (String, Instant),
         out: Outcome,
         status: JobStatus,
-    ) -> Result<(), EngineError> {
+    ) -> Result<f64, EngineError> {
         let wall = started.1.elapsed().as_secs_f64();
         let gpu_seconds = wall * self.gpus();
         self.engine
@@ -111,7 +111,7 @@ impl<'a> TaskRun<'a> {
             gpu_seconds,
         };
         self.engine.store.record_attempt(&rec, status)?;
-        Ok(())
+        Ok(gpu_seconds)
     }
 
     fn job_dir(&self, job: &JobKey, attempt: u32) -> PathBuf {
@@ -140,7 +140,9 @@ impl<'a> TaskRun<'a> {
             } else {
                 JobStatus::Failed
             };
-            self.record(job, 1, None, (now(), Instant::now()), out, status)?;
+            let n = self.engine.store.attempt_count(self.run, job)? + 1;
+            summary.gpu_seconds +=
+                self.record(job, n, None, (now(), Instant::now()), out, status)?;
             summary.failed += 1;
             summary.attempts += 1;
         }
@@ -224,7 +226,9 @@ impl<'a> TaskRun<'a> {
             client: client_env,
         };
         let first = Instant::now();
-        let mut attempt = 1;
+        // A resumed job numbers on from its earlier attempts, whose artifacts stay.
+        let earlier = self.engine.store.attempt_count(self.run, job)?;
+        let mut attempt = earlier + 1;
         self.engine
             .store
             .set_job_status(self.run, job, JobStatus::Running)?;
@@ -260,7 +264,7 @@ impl<'a> TaskRun<'a> {
                     .engine
                     .opts
                     .retry
-                    .delay_before(attempt + 1, first.elapsed(), rand::random()),
+                    .delay_before(attempt - earlier + 1, first.elapsed(), rand::random()),
                 _ => None,
             };
             let status = match code {
@@ -279,7 +283,8 @@ impl<'a> TaskRun<'a> {
             } else {
                 out
             };
-            self.record(job, attempt, Some(&envs.engine), started, out, status)?;
+            summary.gpu_seconds +=
+                self.record(job, attempt, Some(&envs.engine), started, out, status)?;
             match status {
                 JobStatus::Succeeded => summary.succeeded += 1,
                 JobStatus::Failed | JobStatus::FailedTransient => summary.failed += 1,

@@ -46,6 +46,9 @@ pub struct Dataset {
     pub tasks: Vec<Task>,
     /// Rows that were rejected.
     pub errors: Vec<RowError>,
+    /// Line of each commit already loaded (duplicate detection in O(1)).
+    #[serde(skip)]
+    lines_by_commit: std::collections::HashMap<String, usize>,
 }
 
 /// A dataset file that could not be read at all.
@@ -120,16 +123,17 @@ impl Dataset {
     fn push_row(&mut self, line: usize, value: Value, base_dir: &Path) {
         match task_from_row(line, value, base_dir) {
             Ok(task) => {
-                if let Some(prev) = self.tasks.iter().find(|t| t.commit == task.commit) {
+                if let Some(prev) = self.lines_by_commit.get(&task.commit) {
                     self.errors.push(RowError {
                         line,
                         field: Some("commit_hash".into()),
                         message: format!(
-                            "commit {} already appears on line {}; each commit may appear once",
-                            task.commit, prev.source_line
+                            "commit {} already appears on line {prev}; each commit may appear once",
+                            task.commit
                         ),
                     });
                 } else {
+                    self.lines_by_commit.insert(task.commit.clone(), line);
                     self.tasks.push(task);
                 }
             }

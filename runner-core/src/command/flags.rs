@@ -148,25 +148,37 @@ pub const ALIASES: &[(&str, &str)] = &[
 /// `--no-X` is known when `--X` is a known switch (`BooleanOptionalAction`). Use
 /// [`normalise`] first to accept underscores and short aliases.
 pub fn flag_info(name: &str) -> Option<FlagInfo> {
-    let groups: [(&str, Arity, Class); 10] = [
-        (SERVER_VALUE, Arity::Value, Class::Server),
-        (SERVER_SWITCH, Arity::Switch, Class::Server),
-        (SERVER_MANY, Arity::Many, Class::Server),
-        (BOTH_VALUE, Arity::Value, Class::Both),
-        (BOTH_SWITCH, Arity::Switch, Class::Both),
-        (BOTH_MANY, Arity::Many, Class::Both),
-        (CLIENT_VALUE, Arity::Value, Class::Client),
-        (CLIENT_SWITCH, Arity::Switch, Class::Client),
-        (CLIENT_MANY, Arity::Many, Class::Client),
-        (ENDPOINT, Arity::Value, Class::Endpoint),
-    ];
-    let found = groups
-        .iter()
-        .find(|(names, _, _)| names.split_ascii_whitespace().any(|n| n == name))
-        .map(|&(_, arity, class)| FlagInfo { arity, class });
+    let found = table().get(name).copied();
     found.or_else(|| {
         let positive = format!("--{}", name.strip_prefix("--no-")?);
         flag_info(&positive).filter(|i| i.arity == Arity::Switch)
+    })
+}
+
+/// Every known flag, indexed once (the first group naming a flag wins).
+fn table() -> &'static std::collections::HashMap<&'static str, FlagInfo> {
+    static TABLE: std::sync::OnceLock<std::collections::HashMap<&'static str, FlagInfo>> =
+        std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let groups: [(&'static str, Arity, Class); 10] = [
+            (SERVER_VALUE, Arity::Value, Class::Server),
+            (SERVER_SWITCH, Arity::Switch, Class::Server),
+            (SERVER_MANY, Arity::Many, Class::Server),
+            (BOTH_VALUE, Arity::Value, Class::Both),
+            (BOTH_SWITCH, Arity::Switch, Class::Both),
+            (BOTH_MANY, Arity::Many, Class::Both),
+            (CLIENT_VALUE, Arity::Value, Class::Client),
+            (CLIENT_SWITCH, Arity::Switch, Class::Client),
+            (CLIENT_MANY, Arity::Many, Class::Client),
+            (ENDPOINT, Arity::Value, Class::Endpoint),
+        ];
+        let mut map = std::collections::HashMap::new();
+        for (names, arity, class) in groups {
+            for n in names.split_ascii_whitespace() {
+                map.entry(n).or_insert(FlagInfo { arity, class });
+            }
+        }
+        map
     })
 }
 

@@ -176,12 +176,16 @@ impl<'a> TaskRun<'a> {
         let started = Instant::now();
         let mut attempt = 1;
         loop {
-            let cx = self.engine.context(
+            let mut cx = self.engine.context(
                 self.run,
                 self.plan,
                 &self.lease,
                 cancel,
                 self.dir.join(format!("prepare-{v}")),
+            );
+            // The prepare phase has its own deadline (download, install, image pull).
+            cx.deadline = Some(
+                Instant::now() + std::time::Duration::from_secs(self.plan.step.timeouts.prepare_s),
             );
             self.engine
                 .progress

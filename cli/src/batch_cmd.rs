@@ -41,6 +41,9 @@ pub struct BatchSpec {
     pub repeats: u32,
     /// Also run an A/A baseline per repeat.
     pub aa: bool,
+    /// Adaptive repeats: `repeats` is the most; stop a task once its verdict is decided.
+    #[serde(default)]
+    pub adaptive: bool,
     /// Agent patch for single-commit runs.
     pub patch: Option<PathBuf>,
     /// Run tasks triage calls not verifiable.
@@ -256,6 +259,11 @@ pub async fn run(
         data_dir: spec.data_dir.clone().unwrap_or_else(|| cache.join("data")),
         search_dir: std::env::current_dir().unwrap_or_default(),
         budget_gpu_seconds: spec.budget_gpu_hours.map(|h| h * 3600.0),
+        adaptive: spec.adaptive.then(|| runner_core::stats::AdaptiveOptions {
+            max_repeats: spec.repeats as usize,
+            floor: e.noise_floor,
+            ..runner_core::stats::AdaptiveOptions::default()
+        }),
     };
     let progress = Arc::new(CliProgress::new());
     let engine = Engine::new(backend, store.clone(), opts).with_progress(progress.clone());
@@ -270,6 +278,12 @@ pub async fn run(
     };
     store.set_run_status(&run, status)?;
     print_summary(&store, &run, &plans)?;
+    if summary.not_needed > 0 {
+        println!(
+            "adaptive repeats: {} job(s) not needed (verdicts decided early)",
+            summary.not_needed
+        );
+    }
     println!(
         "run {run}: {} job(s) succeeded, {} failed, {} not run; {} attempt(s), {:.0} GPU·s{}",
         summary.succeeded,

@@ -54,6 +54,10 @@ struct RunOpts {
     /// Also run the baseline a second time per repeat (A/A) to measure the noise floor.
     #[arg(long)]
     aa: bool,
+    /// Adaptive repeats: --repeats becomes the most per variant (default 20); a task stops
+    /// repeating once human vs baseline is decided on its primary metric.
+    #[arg(long)]
+    adaptive: bool,
     /// Agent patch (applied to the baseline build).
     #[arg(long, value_name = "FILE")]
     patch: Option<PathBuf>,
@@ -369,8 +373,16 @@ fn batch_spec(o: &RunOpts, settings: &runner_core::settings::Settings) -> batch_
     batch_cmd::BatchSpec {
         backend: o.backend.clone(),
         variants: o.variants.clone(),
-        repeats: o.repeats.unwrap_or(settings.plan.repeats).max(1),
+        repeats: o
+            .repeats
+            .unwrap_or(if o.adaptive {
+                20
+            } else {
+                settings.plan.repeats
+            })
+            .max(1),
         aa: o.aa,
+        adaptive: o.adaptive,
         patch: o.patch.clone(),
         artifacts: o.artifacts.clone(),
         data_dir: o.data_dir.clone(),

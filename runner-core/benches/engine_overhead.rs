@@ -174,6 +174,7 @@ async fn run(dir: &Path, gpus: u32, specs: &[(u32, u64)], repeats: u32, concurre
         data_dir: dir.join("data"),
         search_dir: dir.to_path_buf(),
         budget_gpu_seconds: None,
+        adaptive: None,
     };
     let engine = Engine::new(pool, store, opts);
     let t = Instant::now();

@@ -84,6 +84,8 @@ pub enum JobStatus {
     FailedTransient,
     /// Stopped by Ctrl-C/SIGTERM: `--resume` runs it again.
     Cancelled,
+    /// Not run: adaptive repeats had decided the verdict before this repeat.
+    NotNeeded,
 }
 
 impl JobStatus {
@@ -96,6 +98,7 @@ impl JobStatus {
             JobStatus::Failed => "failed",
             JobStatus::FailedTransient => "failed_transient",
             JobStatus::Cancelled => "cancelled",
+            JobStatus::NotNeeded => "not_needed",
         }
     }
 
@@ -108,13 +111,17 @@ impl JobStatus {
             "failed" => JobStatus::Failed,
             "failed_transient" => JobStatus::FailedTransient,
             "cancelled" => JobStatus::Cancelled,
+            "not_needed" => JobStatus::NotNeeded,
             _ => return None,
         })
     }
 
     /// Whether `--resume` runs a job in this state again.
     pub fn needs_resume(self) -> bool {
-        !matches!(self, JobStatus::Succeeded | JobStatus::Failed)
+        !matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::NotNeeded
+        )
     }
 }
 

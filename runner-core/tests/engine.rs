@@ -192,6 +192,7 @@ fn setup(repeats: u32) -> Setup {
         data_dir: dir.path().join("data"),
         search_dir: dir.path().to_path_buf(),
         budget_gpu_seconds: None,
+        adaptive: None,
     };
     Setup {
         _dir: dir,
@@ -404,4 +405,30 @@ async fn a_resumed_job_numbers_its_attempts_on_and_counts_gpu_seconds() {
     );
     let calls = b2.calls.lock().unwrap().clone();
     assert!(calls[0].starts_with("baseline:2:"), "{calls:?}");
+}
+
+#[tokio::test]
+async fn adaptive_repeats_stop_once_the_verdict_is_decided() {
+    let mut s = setup(20);
+    s.opts.adaptive = Some(runner_core::stats::AdaptiveOptions {
+        max_repeats: 20,
+        resamples: 500,
+        ..Default::default()
+    });
+    let b = Arc::new(backend(|v, _| {
+        Act::Latency(if v == Variant::Human { 0.8 } else { 1.0 })
+    }));
+    let sum = run_with(&s, b.clone(), &CancellationToken::new()).await;
+    let rounds = runner_core::stats::AdaptiveOptions::default().first_deciding_repeats() as u32;
+    assert_eq!(sum.succeeded, 3 * rounds, "{sum:?}");
+    assert_eq!(sum.not_needed, 3 * (20 - rounds));
+    let jobs = s.store.jobs(&s.run).unwrap();
+    assert!(
+        jobs.iter()
+            .filter(|(j, _)| j.repeat >= rounds)
+            .all(|(_, st)| *st == JobStatus::NotNeeded)
+    );
+    // Resume runs nothing more: the verdict was decided.
+    let again = run_with(&s, b, &CancellationToken::new()).await;
+    assert_eq!(again.attempts, 0);
 }

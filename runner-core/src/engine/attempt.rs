@@ -49,6 +49,11 @@ impl<'a> TaskRun<'a> {
         }
     }
 
+    /// The run this task belongs to.
+    pub(super) fn run_id(&self) -> &'a RunId {
+        self.run
+    }
+
     fn gpus(&self) -> f64 {
         self.lease
             .devices

@@ -43,6 +43,10 @@ pub struct EngineOptions {
     pub search_dir: PathBuf,
     /// Stop scheduling once this many GPU·seconds were spent.
     pub budget_gpu_seconds: Option<f64>,
+    /// Adaptive repeats: after each interleaved round, stop once human vs baseline is decided
+    /// (the jobs up to `repeats` are planned; the rest are recorded `not_needed`).
+    #[serde(default)]
+    pub adaptive: Option<crate::stats::AdaptiveOptions>,
 }
 
 /// What a batch did.
@@ -54,6 +58,8 @@ pub struct EngineSummary {
     pub failed: u32,
     /// Jobs not run because of cancellation or the budget.
     pub not_run: u32,
+    /// Jobs adaptive repeats found unnecessary.
+    pub not_needed: u32,
     /// Attempts made.
     pub attempts: u32,
     /// GPU·seconds spent.
@@ -163,6 +169,7 @@ impl Engine {
             total.succeeded += s.succeeded;
             total.failed += s.failed;
             total.not_run += s.not_run;
+            total.not_needed += s.not_needed;
             total.attempts += s.attempts;
             total.gpu_seconds += s.gpu_seconds;
             total.budget_exhausted |= s.budget_exhausted;
@@ -322,7 +329,44 @@ impl Engine {
                 t.cancel_all(&jobs[i + 1..], summary)?;
                 return Ok(());
             }
+            let round_done = jobs.get(i + 1).is_none_or(|next| next.repeat != job.repeat);
+            if round_done && self.adaptive_stop(t.run_id(), plan)? {
+                for rest in &jobs[i + 1..] {
+                    self.store
+                        .set_job_status(t.run_id(), rest, JobStatus::NotNeeded)?;
+                    summary.not_needed += 1;
+                }
+                return Ok(());
+            }
         }
         Ok(())
+    }
+
+    /// With adaptive repeats: whether the human-vs-baseline verdict on the primary metric is
+    /// decided after the rounds so far, so the remaining rounds are not needed.
+    fn adaptive_stop(&self, run: &RunId, plan: &TaskPlan) -> Result<bool, EngineError> {
+        let Some(opts) = &self.opts.adaptive else {
+            return Ok(false);
+        };
+        let key = crate::samples::primary_metric(plan.step.mode);
+        let attempts = self.store.attempts(run)?;
+        let values = |v: Variant| -> Vec<f64> {
+            attempts
+                .iter()
+                .filter(|a| a.job.commit == plan.commit && a.job.variant == v && !a.job.aa)
+                .filter_map(|a| a.metrics.get(key))
+                .collect()
+        };
+        let decision = crate::stats::should_continue(
+            &values(Variant::Baseline),
+            &values(Variant::Human),
+            crate::metrics::higher_is_better(key),
+            opts,
+        );
+        let stop = matches!(decision, crate::stats::Decision::Stop { .. });
+        if stop {
+            tracing::info!(task = %plan.commit, ?decision, "adaptive repeats: decided");
+        }
+        Ok(stop)
     }
 }

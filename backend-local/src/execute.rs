@@ -156,6 +156,8 @@ fn output(
         host: step::hostname(),
         gpu_names: cx.lease.devices.iter().map(|d| d.name.clone()).collect(),
         benchmark_seconds,
+        // Local GPUs are the user's own: no charge is known.
+        cost_usd: None,
     }
 }
 

@@ -306,6 +306,7 @@ impl Collector {
             host: self.sandbox_id.map(|id| format!("modal:{id}")),
             gpu_names: self.gpu_names,
             benchmark_seconds: if phase == "warmup" { 0.0 } else { secs },
+            cost_usd: cost,
         })
     }
 }

@@ -88,6 +88,10 @@ async fn a_run_leaves_logs_results_gpu_names_and_cost() {
         "{cost}"
     );
     assert_eq!(cost["gpu"], "H100!:2");
+    assert!(
+        (out.cost_usd.unwrap() - want).abs() < 1e-9,
+        "the cost reaches the record"
+    );
 
     // What the shim was asked: the pinned GPU, the prepared image, the human client's layer,
     // placeholders filled for the container, the dataset uploaded by content.

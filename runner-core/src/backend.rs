@@ -205,6 +205,10 @@ pub struct StepOutput {
     pub gpu_names: Vec<String>,
     /// Wall time of the benchmark phase, seconds.
     pub benchmark_seconds: f64,
+    /// What the backend charged for the job, in US dollars, where it knows (e.g. Modal's
+    /// runtime × its GPU price table).
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
 }
 
 /// A place that prepares builds and executes steps.

@@ -185,6 +185,9 @@ pub struct AttemptRecord {
     pub benchmark_s: f64,
     /// GPUs held × wall seconds.
     pub gpu_seconds: f64,
+    /// What the backend charged for the attempt (US dollars), where it knows.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
 }
 
 impl AttemptRecord {

@@ -133,6 +133,7 @@ pub fn record(
         wall_s: 60.0,
         benchmark_s: 50.0,
         gpu_seconds: if failure.is_some() { 20.0 } else { 60.0 },
+        cost_usd: None,
     }
 }
 

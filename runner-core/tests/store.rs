@@ -55,6 +55,7 @@ fn attempt(run: &RunId, job: &JobKey, n: u32, failure: Option<Failure>) -> Attem
         wall_s: 60.0,
         benchmark_s: 50.0,
         gpu_seconds: 60.0,
+        cost_usd: None,
     }
 }
 

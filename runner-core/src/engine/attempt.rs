@@ -114,6 +114,7 @@ impl<'a> TaskRun<'a> {
                 .map(|o| o.benchmark_seconds)
                 .unwrap_or(0.0),
             gpu_seconds,
+            cost_usd: out.output.as_ref().and_then(|o| o.cost_usd),
         };
         self.engine.store.record_attempt(&rec, status)?;
         Ok(gpu_seconds)

@@ -158,6 +158,16 @@ async fn run(
 }
 
 impl Ctx<'_> {
+    /// A plan's argv with its placeholders filled for a container of `env`'s image, reaching
+    /// the server at `host`.
+    fn argv(&self, plan: &ProcessPlan, env: &runner_core::PreparedEnv, host: &str) -> Vec<String> {
+        let source = env
+            .scripts_dir
+            .as_deref()
+            .unwrap_or(&self.b.config.vllm_source);
+        layout::fill(&plan.argv, &self.b.config, host, self.ends.port, source)
+    }
+
     /// A container spec; `gpu` says whether this process uses the step's GPUs.
     fn spec(&self, role: Role, image: &str, argv: Vec<String>, net: &Net, gpu: bool) -> Spec {
         let devices = gpu
@@ -195,18 +205,7 @@ impl Ctx<'_> {
         sink: Sink,
         gpu: bool,
     ) -> Result<(i64, f64), BackendError> {
-        let source = envs
-            .client
-            .scripts_dir
-            .as_deref()
-            .unwrap_or(&self.b.config.vllm_source);
-        let argv = layout::fill(
-            &plan.argv,
-            &self.b.config,
-            &self.ends.client_host,
-            self.ends.port,
-            source,
-        );
+        let argv = self.argv(plan, &envs.client, &self.ends.client_host);
         let net = match (&server, self.b.config.network) {
             (_, crate::NetworkMode::Host) => Net::Host,
             (Some(s), _) => Net::JoinContainer(s.id.clone()),

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::{Ctx, Server, TAIL};
 use crate::containers::{self, Role};
 use crate::error::fail;
-use crate::layout::{self, Net};
+use crate::layout::Net;
 use crate::logs::{self, Sink};
 use crate::wait::{health_ok, wait_exit};
 
@@ -20,18 +20,7 @@ impl Ctx<'_> {
         plan: &ProcessPlan,
         envs: &JobEnvs,
     ) -> Result<Server, BackendError> {
-        let source = envs
-            .engine
-            .scripts_dir
-            .as_deref()
-            .unwrap_or(&self.b.config.vllm_source);
-        let argv = layout::fill(
-            &plan.argv,
-            &self.b.config,
-            &self.ends.server_host,
-            self.ends.port,
-            source,
-        );
+        let argv = self.argv(plan, &envs.engine, &self.ends.server_host);
         let net = match self.b.config.network {
             crate::NetworkMode::Bridge => Net::BridgePublish(self.ends.port),
             crate::NetworkMode::Host => Net::Host,

@@ -228,6 +228,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Results are often piped (`| head`): a closed pipe ends the process quietly, as for any
+    // Unix tool, instead of a panic on the next print.
+    // SAFETY: restoring the default disposition of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     init_tracing();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

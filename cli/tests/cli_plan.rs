@@ -250,3 +250,24 @@ fn plan_with_the_modal_backend_shows_the_real_sdk_objects() {
     }
     assert_eq!(v["plan"]["step"]["gpu"]["count"], 4);
 }
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::io::{BufRead, BufReader};
+    // ~100 KB of JSON: more than a pipe holds, so the writer meets the closed pipe.
+    let mut child = bin()
+        .args(["triage", &real_world(), "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is dropped here: the pipe closes while the command still prints.
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(first.trim(), "{");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

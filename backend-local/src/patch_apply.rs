@@ -60,13 +60,12 @@ pub(super) async fn apply_with(
         };
         if !out.status.success() {
             let text = out.combined();
-            let evidence = rejected_hunks_patch(&text, parsed);
-            let what = if step == "verify" {
-                "after applying, the files do not carry the patch"
-            } else {
-                "the patch does not apply"
-            };
-            return Err(failed(what, dir, &evidence, &text));
+            return Err(step_failed(
+                step,
+                dir,
+                &rejected_hunks_patch(&text, parsed),
+                &text,
+            ));
         }
     }
     Ok(())
@@ -99,16 +98,25 @@ async fn git_apply(
         )?;
         if !out.status.success() {
             let text = out.combined();
-            let evidence = rejected_hunks_git(&text, parsed);
-            let what = if step == "verify" {
-                "after applying, the files do not carry the patch"
-            } else {
-                "the patch does not apply"
-            };
-            return Err(failed(what, dir, &evidence, &text));
+            return Err(step_failed(
+                step,
+                dir,
+                &rejected_hunks_git(&text, parsed),
+                &text,
+            ));
         }
     }
     Ok(())
+}
+
+/// The error of a failed check/apply/verify step, with the rejected hunks as evidence.
+fn step_failed(step: &str, dir: &Path, evidence: &str, text: &str) -> BackendError {
+    let what = if step == "verify" {
+        "after applying, the files do not carry the patch"
+    } else {
+        "the patch does not apply"
+    };
+    failed(what, dir, evidence, text)
 }
 
 fn captured(

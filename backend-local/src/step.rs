@@ -90,6 +90,20 @@ impl Subst {
                         format!("{t} does not exist: the build's vLLM source has no such script"),
                     ));
                 }
+                // Checked at plan time (no '..'); again now that the files exist: a link must
+                // not lead out of the source tree.
+                if token.starts_with(plan::VLLM_SOURCE)
+                    && !runner_core::command::policy::resolves_inside(Path::new(&t), Path::new(src))
+                {
+                    return Err(BackendError::new(
+                        NAME,
+                        Failure::BadConfig,
+                        format!(
+                            "{t} resolves outside the build's vLLM source tree (a link out of \
+                             it?); refusing to run it"
+                        ),
+                    ));
+                }
             }
             out.push(t);
         }
@@ -248,5 +262,24 @@ mod tests {
             Failure::BadConfig
         );
         assert_eq!(s.fill(&[]).unwrap_err().kind, Failure::BadConfig);
+    }
+
+    #[test]
+    fn a_script_linked_out_of_the_source_tree_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(src.join("benchmarks")).unwrap();
+        std::fs::write(src.join("benchmarks/ok.py"), "print(1)").unwrap();
+        let outside = dir.path().join("evil.py");
+        std::fs::write(&outside, "print('evil')").unwrap();
+        std::os::unix::fs::symlink(&outside, src.join("benchmarks/benchmark_serving.py"))
+            .unwrap();
+        let s = subst(Some(&src.display().to_string()));
+        let ok = argv(&["{PYTHON}", "{VLLM_SOURCE}/benchmarks/ok.py"]);
+        assert!(s.fill(&ok).is_ok());
+        let evil = argv(&["{PYTHON}", "{VLLM_SOURCE}/benchmarks/benchmark_serving.py"]);
+        let e = s.fill(&evil).unwrap_err();
+        assert_eq!(e.kind, Failure::BadConfig);
+        assert!(e.message.contains("outside the build's vLLM source"), "{e:?}");
     }
 }

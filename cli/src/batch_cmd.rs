@@ -60,10 +60,10 @@ pub struct BatchSpec {
     pub data_dir: Option<PathBuf>,
 }
 
-fn load_tasks(spec: &BatchSpec) -> Result<(Dataset, Vec<Task>)> {
+fn load_tasks(spec: &BatchSpec, settings: &Settings) -> Result<(Dataset, Vec<Task>)> {
     let ds = match &spec.adhoc {
-        Some(row) => Dataset::from_str(&row.to_string(), "adhoc", Path::new(".")),
-        None => datasets::load(spec.dataset.as_deref())?,
+        Some(row) => Dataset::from_str_with(&row.to_string(), "adhoc", Path::new("."), &settings.inputs),
+        None => datasets::load(spec.dataset.as_deref(), &settings.inputs)?,
     };
     if let Some(e) = ds.errors.first().filter(|_| spec.adhoc.is_some()) {
         bail!("{e}");
@@ -195,7 +195,7 @@ pub async fn run(
             let run: RunId = id.parse().map_err(|e: String| anyhow!("--resume: {e}"))?;
             spec = serde_json::from_value(store.run_meta(&run)?)
                 .context("the run's stored options")?;
-            let (_, tasks) = load_tasks(&spec)?;
+            let (_, tasks) = load_tasks(&spec, settings)?;
             let stored = store.tasks(&run)?;
             let mut plans = Vec::new();
             for row in stored.iter().filter(|r| r.status == "planned") {
@@ -226,7 +226,7 @@ pub async fn run(
             if let Some(d) = &spec.dataset {
                 spec.dataset = Some(std::path::absolute(d).unwrap_or_else(|_| d.clone()));
             }
-            let (ds, tasks) = load_tasks(&spec)?;
+            let (ds, tasks) = load_tasks(&spec, settings)?;
             let run = RunId::generate();
             store.create_run(
                 &run,
@@ -257,7 +257,7 @@ pub async fn run(
             .clone()
             .unwrap_or_else(|| cache.join("artifacts")),
         data_dir: spec.data_dir.clone().unwrap_or_else(|| cache.join("data")),
-        search_dir: std::env::current_dir().unwrap_or_default(),
+        dataset_roots: settings.inputs.dataset_roots.clone(),
         budget_gpu_seconds: spec.budget_gpu_hours.map(|h| h * 3600.0),
         adaptive: spec.adaptive.then(|| runner_core::stats::AdaptiveOptions {
             max_repeats: spec.repeats as usize,

@@ -29,7 +29,7 @@ fn plan_of(
         [dataset, commit] => (Some(PathBuf::from(dataset)), commit),
         _ => bail!("plan takes [DATASET] COMMIT"),
     };
-    let ds = datasets::load(dataset.as_deref())?;
+    let ds = datasets::load(dataset.as_deref(), &settings.inputs)?;
     let task = ds
         .find(commit)
         .with_context(|| format!("in {}", ds.origin))?

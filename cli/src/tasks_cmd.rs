@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
+use runner_core::settings::Inputs;
 use runner_core::{Task, exit};
 use serde_json::json;
 
@@ -16,6 +17,12 @@ const SCHEMA_VERSION: u32 = 1;
 fn status(t: &Task) -> (&'static str, Option<String>) {
     match (&t.perf_command, &t.command_error) {
         (None, _) => ("no_perf_command", None),
+        (Some(_), Some(e)) if t.policy_violation.is_some() => (
+            t.policy_violation
+                .as_ref()
+                .map_or("bad_config", |v| v.code.code()),
+            Some(e.clone()),
+        ),
         (Some(_), Some(e)) => ("bad_config", Some(e.clone())),
         (Some(_), None) if t.parent.is_none() => (
             "bad_config",
@@ -25,8 +32,8 @@ fn status(t: &Task) -> (&'static str, Option<String>) {
     }
 }
 
-pub fn run(dataset: Option<&Path>, format: Format) -> Result<i32> {
-    let ds = datasets::load(dataset)?;
+pub fn run(dataset: Option<&Path>, format: Format, inputs: &Inputs) -> Result<i32> {
+    let ds = datasets::load(dataset, inputs)?;
     match format {
         Format::Json => {
             let tasks: Vec<_> = ds

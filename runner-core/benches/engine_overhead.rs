@@ -172,7 +172,7 @@ async fn run(dir: &Path, gpus: u32, specs: &[(u32, u64)], repeats: u32, concurre
         concurrency,
         artifact_root: dir.join("art"),
         data_dir: dir.join("data"),
-        search_dir: dir.to_path_buf(),
+        dataset_roots: vec![dir.to_path_buf()],
         budget_gpu_seconds: None,
         adaptive: None,
     };

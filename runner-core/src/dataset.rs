@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::command::parse_perf_command;
+use crate::command::{parse_perf_command, policy};
 use crate::gpu::GpuSpec;
+use crate::settings::Inputs;
 use crate::task::Task;
 
 /// Field aliases, canonical name first.
@@ -46,9 +47,10 @@ pub struct Dataset {
     pub tasks: Vec<Task>,
     /// Rows that were rejected.
     pub errors: Vec<RowError>,
-    /// Line of each commit already loaded (duplicate detection in O(1)).
+    /// Line of each commit already loaded, ordered, so that a short hash and a full hash of
+    /// the same commit are found as duplicates in O(log n).
     #[serde(skip)]
-    lines_by_commit: std::collections::HashMap<String, usize>,
+    lines_by_commit: std::collections::BTreeMap<String, usize>,
 }
 
 /// A dataset file that could not be read at all.
@@ -82,25 +84,43 @@ pub enum LookupError {
 }
 
 impl Dataset {
-    /// Load a dataset file; relative agent patch paths resolve against its directory.
+    /// Load a dataset file under the default input policy; relative agent patch paths resolve
+    /// against its directory.
     pub fn load(path: &Path) -> Result<Dataset, DatasetError> {
+        Dataset::load_with(path, &Inputs::default())
+    }
+
+    /// Load a dataset file, checking every command against `inputs` (the input policy).
+    pub fn load_with(path: &Path, inputs: &Inputs) -> Result<Dataset, DatasetError> {
         let text = std::fs::read_to_string(path).map_err(|source| DatasetError {
             path: path.to_path_buf(),
             source,
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Ok(Dataset::from_str(&text, &path.display().to_string(), &base))
+        Ok(Dataset::from_str_with(
+            &text,
+            &path.display().to_string(),
+            &base,
+            inputs,
+        ))
     }
 
-    /// Load a dataset from text (JSON array if it starts with `[`, else JSONL).
+    /// Load a dataset from text under the default input policy.
     pub fn from_str(text: &str, origin: &str, base_dir: &Path) -> Dataset {
+        Dataset::from_str_with(text, origin, base_dir, &Inputs::default())
+    }
+
+    /// Load a dataset from text (JSON array if it starts with `[`, else JSONL), checking every
+    /// command against `inputs`.
+    pub fn from_str_with(text: &str, origin: &str, base_dir: &Path, inputs: &Inputs) -> Dataset {
+        let cx = RowContext { base_dir, inputs };
         let mut ds = Dataset {
             origin: origin.to_string(),
             ..Dataset::default()
         };
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         if text.trim_start().starts_with('[') {
-            load_array(text, base_dir, &mut ds);
+            load_array(text, &cx, &mut ds);
         } else {
             for (i, line) in text.lines().enumerate() {
                 let trimmed = line.trim();
@@ -108,7 +128,7 @@ impl Dataset {
                     continue;
                 }
                 match serde_json::from_str::<Value>(trimmed) {
-                    Ok(v) => ds.push_row(i + 1, v, base_dir),
+                    Ok(v) => ds.push_row(i + 1, v, &cx),
                     Err(e) => ds.errors.push(RowError {
                         line: i + 1,
                         field: None,
@@ -120,17 +140,27 @@ impl Dataset {
         ds
     }
 
-    fn push_row(&mut self, line: usize, value: Value, base_dir: &Path) {
-        match task_from_row(line, value, base_dir) {
+    fn push_row(&mut self, line: usize, value: Value, cx: &RowContext<'_>) {
+        match task_from_row(line, value, cx) {
             Ok(task) => {
-                if let Some(prev) = self.lines_by_commit.get(&task.commit) {
+                if let Some((other, prev)) = self.same_commit(&task.commit) {
+                    let message = if other == task.commit {
+                        format!(
+                            "commit {} already appears on line {prev}; each commit may appear once",
+                            task.commit
+                        )
+                    } else {
+                        format!(
+                            "commit {} and commit {other} on line {prev} may be the same commit \
+                             (one is a prefix of the other); give each commit once, as its full \
+                             40-digit hash",
+                            task.commit
+                        )
+                    };
                     self.errors.push(RowError {
                         line,
                         field: Some("commit_hash".into()),
-                        message: format!(
-                            "commit {} already appears on line {prev}; each commit may appear once",
-                            task.commit
-                        ),
+                        message,
                     });
                 } else {
                     self.lines_by_commit.insert(task.commit.clone(), line);
@@ -139,6 +169,22 @@ impl Dataset {
             }
             Err(e) => self.errors.push(e),
         }
+    }
+
+    /// An earlier commit equal to `commit`, or one of which `commit` is a prefix, or a prefix
+    /// of `commit`: the same commit written twice, or two commits no name can tell apart.
+    fn same_commit(&self, commit: &str) -> Option<(String, usize)> {
+        if let Some((c, l)) = self.lines_by_commit.range(commit.to_string()..).next() {
+            if c.starts_with(commit) {
+                return Some((c.clone(), *l));
+            }
+        }
+        (7..commit.len()).find_map(|n| {
+            let prefix = commit.get(..n)?;
+            self.lines_by_commit
+                .get(prefix)
+                .map(|l| (prefix.to_string(), *l))
+        })
     }
 
     /// Find a task by full hash or unique prefix (case-insensitive).
@@ -167,7 +213,15 @@ impl Dataset {
     }
 }
 
-fn load_array(text: &str, base_dir: &Path, ds: &mut Dataset) {
+/// What every row of one load shares.
+struct RowContext<'a> {
+    /// Relative agent patch paths resolve against (and must stay inside) this folder.
+    base_dir: &'a Path,
+    /// The input policy commands are checked against.
+    inputs: &'a Inputs,
+}
+
+fn load_array(text: &str, cx: &RowContext<'_>, ds: &mut Dataset) {
     let items: Vec<&serde_json::value::RawValue> = match serde_json::from_str(text) {
         Ok(items) => items,
         Err(e) => {
@@ -183,7 +237,7 @@ fn load_array(text: &str, base_dir: &Path, ds: &mut Dataset) {
         let offset = raw.get().as_ptr() as usize - text.as_ptr() as usize;
         let line = 1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..offset]).count();
         match serde_json::from_str::<Value>(raw.get()) {
-            Ok(v) => ds.push_row(line, v, base_dir),
+            Ok(v) => ds.push_row(line, v, cx),
             Err(e) => ds.errors.push(RowError {
                 line,
                 field: None,
@@ -193,7 +247,7 @@ fn load_array(text: &str, base_dir: &Path, ds: &mut Dataset) {
     }
 }
 
-fn task_from_row(line: usize, value: Value, base_dir: &Path) -> Result<Task, RowError> {
+fn task_from_row(line: usize, value: Value, cx: &RowContext<'_>) -> Result<Task, RowError> {
     let err = |field: &str, message: String| RowError {
         line,
         field: Some(field.to_string()),
@@ -223,11 +277,24 @@ fn task_from_row(line: usize, value: Value, base_dir: &Path) -> Result<Task, Row
     let perf_command = opt_str(&row, "perf_command")
         .map_err(|m| err("perf_command", m))?
         .filter(|c| !c.trim().is_empty());
-    let (spec, command_error) = match perf_command.as_deref().map(parse_perf_command) {
-        Some(Ok(spec)) => (Some(spec), None),
-        Some(Err(e)) => (None, Some(e.to_string())),
-        None => (None, None),
-    };
+    let (spec, command_error, policy_violation) =
+        match perf_command.as_deref().map(parse_perf_command) {
+            Some(Ok(spec)) => match policy::check(&spec, cx.inputs) {
+                Ok(notes) => {
+                    for note in notes {
+                        tracing::warn!(line, "{note}");
+                    }
+                    (Some(spec), None, None)
+                }
+                Err(v) => (
+                    None,
+                    Some(format!("refused by the input policy: {v}")),
+                    Some(v),
+                ),
+            },
+            Some(Err(e)) => (None, Some(e.to_string()), None),
+            None => (None, None, None),
+        };
     let mut models = str_list(&row, "models").map_err(|m| err("models", m))?;
     if let Some(m) = opt_str(&row, "model").map_err(|m| err("model", m))? {
         if !models.contains(&m) {
@@ -241,9 +308,10 @@ fn task_from_row(line: usize, value: Value, base_dir: &Path) -> Result<Task, Row
         ),
         _ => None,
     };
-    let patch = opt_str(&row, "patch")
-        .map_err(|m| err("patch", m))?
-        .map(|p| base_dir.join(p));
+    let patch = match opt_str(&row, "patch").map_err(|m| err("patch", m))? {
+        Some(p) => Some(patch_path(&p, cx.base_dir).map_err(|m| err("patch", m))?),
+        None => None,
+    };
     Ok(Task {
         source_line: line,
         commit,
@@ -253,6 +321,7 @@ fn task_from_row(line: usize, value: Value, base_dir: &Path) -> Result<Task, Row
         perf_command,
         spec,
         command_error,
+        policy_violation,
         models,
         gpu,
         files_changed: str_list(&row, "files_changed").map_err(|m| err("files_changed", m))?,
@@ -262,6 +331,32 @@ fn task_from_row(line: usize, value: Value, base_dir: &Path) -> Result<Task, Row
             .map_err(|m| err("benchmark_mode", m))?,
         patch,
     })
+}
+
+/// An agent patch path: relative to the dataset's folder and inside it.
+fn patch_path(p: &str, base_dir: &Path) -> Result<PathBuf, String> {
+    let rel = Path::new(p);
+    let plain = !p.starts_with('~')
+        && rel
+            .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if p.is_empty() || !plain || p.chars().any(char::is_control) {
+        return Err(format!(
+            "'{}' is not a plain relative path: an agent patch is named relative to the \
+             dataset's folder and stays inside it (no absolute path, '..', '~' or control \
+             characters); move the patch next to the dataset",
+            p.escape_default()
+        ));
+    }
+    let path = base_dir.join(rel);
+    if path.exists() && !policy::resolves_inside(&path, base_dir) {
+        return Err(format!(
+            "'{}' resolves outside the dataset's folder (a symbolic link?); an agent patch \
+             must be a file inside it",
+            p.escape_default()
+        ));
+    }
+    Ok(path)
 }
 
 fn kind(v: &Value) -> &'static str {

@@ -146,6 +146,14 @@ pub enum PlanError {
         /// Why.
         detail: String,
     },
+    /// The input policy refuses the command (it names code, files or settings of the host).
+    #[error("commit {commit}: perf_command refused by the input policy: {violation}")]
+    Refused {
+        /// The commit.
+        commit: String,
+        /// What the policy refuses, and the fix.
+        violation: crate::command::policy::Violation,
+    },
     /// The baseline needs a parent commit.
     #[error("commit {0} has no parent commit; give one with --parent or a parent_commit field")]
     NoParent(String),
@@ -159,6 +167,7 @@ impl PlanError {
     pub fn failure(&self) -> Failure {
         match self {
             PlanError::NoPerfCommand(_) => Failure::NoPerfCommand,
+            PlanError::Refused { violation, .. } => violation.code,
             _ => Failure::BadConfig,
         }
     }
@@ -188,6 +197,12 @@ pub fn plan_task(
     patch: Option<PatchSpec>,
 ) -> Result<TaskPlan, PlanError> {
     let commit = task.commit.clone();
+    if let (None, Some(violation)) = (&task.spec, &task.policy_violation) {
+        return Err(PlanError::Refused {
+            commit,
+            violation: violation.clone(),
+        });
+    }
     let spec = match (&task.spec, &task.perf_command, &task.command_error) {
         (Some(spec), _, _) => spec,
         (None, None, _) => return Err(PlanError::NoPerfCommand(commit)),
@@ -198,6 +213,13 @@ pub fn plan_task(
             });
         }
     };
+    // Checked at load already; again here for tasks that did not come through a dataset.
+    let notes = crate::command::policy::check(spec, &settings.inputs).map_err(|violation| {
+        PlanError::Refused {
+            commit: commit.clone(),
+            violation,
+        }
+    })?;
     let parent = task
         .parent
         .clone()
@@ -205,7 +227,7 @@ pub fn plan_task(
     if variants.contains(&Variant::Agent) && patch.is_none() {
         return Err(PlanError::NoPatch(commit));
     }
-    let mut warnings = Vec::new();
+    let mut warnings = notes;
     let step = plan_step(task, spec, settings, &mut warnings);
     // The serving client runs from a fixed build, which is prepared even when that variant is
     // not measured.

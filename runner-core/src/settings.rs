@@ -3,6 +3,8 @@
 //! Layering (embedded defaults → `perf-runner.toml` → `PERF_RUNNER__SECTION__KEY` env → flags)
 //! is done by the CLI with config-rs; this module owns the shape and the defaults.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::build::ArtifactSources;
@@ -21,6 +23,9 @@ pub struct Settings {
     pub plan: PlanSettings,
     /// The engine: retries, concurrency, noise floor.
     pub engine: EngineSettings,
+    /// What untrusted dataset rows may name: environment variables and file roots.
+    #[serde(default)]
+    pub inputs: Inputs,
     /// The local backend's own settings (read by that backend; see its README).
     #[serde(default)]
     pub local: toml::Table,
@@ -71,6 +76,48 @@ pub struct PlanSettings {
     pub repeats: u32,
 }
 
+/// What an untrusted dataset row may name on the host. Empty lists mean: only the built-in
+/// environment allow-list, no local dataset or model files.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Inputs {
+    /// Extra environment variable names a `perf_command` may set (`NAME`, or `PREFIX_*`); each
+    /// use is warned about.
+    #[serde(deserialize_with = "string_or_list")]
+    pub allow_env: Vec<String>,
+    /// Folders dataset files (`--dataset-path`) may be taken from; relative paths resolve
+    /// against them in order.
+    #[serde(deserialize_with = "string_or_list")]
+    pub dataset_roots: Vec<PathBuf>,
+    /// Folders local model and tokenizer paths may point into.
+    #[serde(deserialize_with = "string_or_list")]
+    pub model_roots: Vec<PathBuf>,
+}
+
+/// A list, or one string of comma-separated items (as an environment variable gives it).
+fn string_or_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: From<String>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    };
+    Ok(items.into_iter().map(T::from).collect())
+}
+
 impl Settings {
     /// The embedded defaults.
     pub fn embedded() -> Settings {
@@ -95,5 +142,14 @@ mod tests {
         assert_eq!(s.artifacts, ArtifactSources::default());
         assert!(s.timeouts.server_ready_s > 0);
         assert_eq!(s.plan.server_module, "vllm.entrypoints.openai.api_server");
+        assert_eq!(s.inputs, Inputs::default());
+    }
+
+    #[test]
+    fn input_lists_accept_a_comma_separated_string() {
+        let i: Inputs =
+            toml::from_str("allow_env = \"FOO, BAR_*\"\ndataset_roots = [\"/data\"]").unwrap();
+        assert_eq!(i.allow_env, vec!["FOO", "BAR_*"]);
+        assert_eq!(i.dataset_roots, vec![PathBuf::from("/data")]);
     }
 }

@@ -89,8 +89,11 @@ pub struct Task {
     pub perf_command: Option<String>,
     /// The parsed command, when `perf_command` parsed; see `command_error` otherwise.
     pub spec: Option<BenchmarkSpec>,
-    /// Why `perf_command` did not parse (a `bad_config` detail), if it did not.
+    /// Why `perf_command` did not parse or was refused (a `bad_config` detail), if so.
     pub command_error: Option<String>,
+    /// The input policy's refusal of the command, when that is why it has no spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_violation: Option<crate::command::policy::Violation>,
     /// Models the dataset lists (first is the primary one).
     pub models: Vec<String>,
     /// GPUs the commit needs; `None` when the dataset does not say.

@@ -190,7 +190,7 @@ fn setup(repeats: u32) -> Setup {
         concurrency: 2,
         artifact_root: dir.path().join("artifacts"),
         data_dir: dir.path().join("data"),
-        search_dir: dir.path().to_path_buf(),
+        dataset_roots: vec![dir.path().to_path_buf()],
         budget_gpu_seconds: None,
         adaptive: None,
     };

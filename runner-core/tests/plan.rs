@@ -18,20 +18,22 @@ fn task(cmd: &str, gpu: Option<&str>) -> Task {
     if let Some(g) = gpu {
         row["gpu_config"] = g.into();
     }
-    let ds = Dataset::from_str(&row.to_string(), "t", Path::new("."));
+    let ds = Dataset::from_str_with(&row.to_string(), "t", Path::new("."), &settings().inputs);
     assert!(ds.errors.is_empty(), "{:?}", ds.errors);
     ds.tasks.into_iter().next().unwrap()
 }
 
+/// The embedded defaults, with `/data` as a dataset root (the commands name files there).
+fn settings() -> Settings {
+    let mut s = Settings::embedded();
+    s.inputs.dataset_roots = vec!["/data".into()];
+    s
+}
+
 fn plan(cmd: &str, gpu: Option<&str>) -> TaskPlan {
     let t = task(cmd, gpu);
-    plan_task(
-        &t,
-        &[Variant::Baseline, Variant::Human],
-        &Settings::embedded(),
-        None,
-    )
-    .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+    plan_task(&t, &[Variant::Baseline, Variant::Human], &settings(), None)
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
 }
 
 fn has_seq(argv: &[String], seq: &[&str]) -> bool {

@@ -41,15 +41,13 @@ pub fn plan(cmd: &str, gpu: &str) -> TaskPlan {
     let row = serde_json::json!({
         "commit_hash": C, "parent_commit": P, "perf_command": cmd, "gpu_config": gpu,
     });
-    let ds = Dataset::from_str(&row.to_string(), "t", Path::new("."));
+    // The commands name their datasets under /data: that folder is a configured dataset root.
+    let mut settings = Settings::embedded();
+    settings.inputs.dataset_roots = vec!["/data".into()];
+    let ds = Dataset::from_str_with(&row.to_string(), "t", Path::new("."), &settings.inputs);
     assert!(ds.errors.is_empty(), "{:?}", ds.errors);
     let task = ds.tasks.into_iter().next().expect("one task");
-    plan_task(
-        &task,
-        &[Variant::Baseline, Variant::Human],
-        &Settings::embedded(),
-        None,
-    )
+    plan_task(&task, &[Variant::Baseline, Variant::Human], &settings, None)
     .unwrap_or_else(|e| panic!("{cmd}: {e}"))
 }
 

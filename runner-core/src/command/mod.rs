@@ -11,6 +11,7 @@ mod args;
 mod entry;
 pub mod flags;
 mod placeholder;
+pub mod policy;
 mod tokenize;
 
 #[cfg(test)]

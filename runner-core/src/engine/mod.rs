@@ -39,8 +39,11 @@ pub struct EngineOptions {
     pub artifact_root: PathBuf,
     /// Where dataset files are provided (`{DATA_DIR}`).
     pub data_dir: PathBuf,
-    /// Where relative dataset paths in commands are looked up.
-    pub search_dir: PathBuf,
+    /// The only folders dataset files are taken from (the setting `inputs.dataset_roots`):
+    /// relative paths in commands resolve against them in order; nothing outside them is ever
+    /// copied into `data_dir` (which Docker mounts and Modal uploads).
+    #[serde(default)]
+    pub dataset_roots: Vec<PathBuf>,
     /// Stop scheduling once this many GPU·seconds were spent.
     pub budget_gpu_seconds: Option<f64>,
     /// Adaptive repeats: after each interleaved round, stop once human vs baseline is decided
@@ -230,7 +233,7 @@ impl Engine {
         let datasets = match datasets::provide(
             &plan.step.datasets,
             &self.opts.data_dir,
-            &self.opts.search_dir,
+            &self.opts.dataset_roots,
         ) {
             Ok(d) => d,
             Err(msg) => {

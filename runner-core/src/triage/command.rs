@@ -28,6 +28,20 @@ pub fn check(task: &Task, f: &mut Findings) {
         ));
         return;
     };
+    if let (None, Some(v)) = (&task.spec, &task.policy_violation) {
+        f.reasons.push(
+            Reason::blocking(
+                v.code,
+                format!(
+                    "the perf command is refused by the input policy: {} (token '{}')",
+                    v.message, v.token
+                ),
+                v.fix.clone(),
+            )
+            .with_evidence([format!("perf_command: {}", one_line(raw))]),
+        );
+        return;
+    }
     let parsed;
     let spec = match (&task.spec, &task.command_error) {
         (Some(spec), _) => spec,

@@ -4,6 +4,7 @@ use super::*;
 use crate::spec::{EntryPoint, Flag, Mode, Side};
 
 mod flags;
+mod policy;
 mod props;
 mod syntax;
 

@@ -272,14 +272,16 @@ mod tests {
         std::fs::write(src.join("benchmarks/ok.py"), "print(1)").unwrap();
         let outside = dir.path().join("evil.py");
         std::fs::write(&outside, "print('evil')").unwrap();
-        std::os::unix::fs::symlink(&outside, src.join("benchmarks/benchmark_serving.py"))
-            .unwrap();
+        std::os::unix::fs::symlink(&outside, src.join("benchmarks/benchmark_serving.py")).unwrap();
         let s = subst(Some(&src.display().to_string()));
         let ok = argv(&["{PYTHON}", "{VLLM_SOURCE}/benchmarks/ok.py"]);
         assert!(s.fill(&ok).is_ok());
         let evil = argv(&["{PYTHON}", "{VLLM_SOURCE}/benchmarks/benchmark_serving.py"]);
         let e = s.fill(&evil).unwrap_err();
         assert_eq!(e.kind, Failure::BadConfig);
-        assert!(e.message.contains("outside the build's vLLM source"), "{e:?}");
+        assert!(
+            e.message.contains("outside the build's vLLM source"),
+            "{e:?}"
+        );
     }
 }

@@ -62,7 +62,9 @@ pub struct BatchSpec {
 
 fn load_tasks(spec: &BatchSpec, settings: &Settings) -> Result<(Dataset, Vec<Task>)> {
     let ds = match &spec.adhoc {
-        Some(row) => Dataset::from_str_with(&row.to_string(), "adhoc", Path::new("."), &settings.inputs),
+        Some(row) => {
+            Dataset::from_str_with(&row.to_string(), "adhoc", Path::new("."), &settings.inputs)
+        }
         None => datasets::load(spec.dataset.as_deref(), &settings.inputs)?,
     };
     if let Some(e) = ds.errors.first().filter(|_| spec.adhoc.is_some()) {

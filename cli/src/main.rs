@@ -268,7 +268,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         .clone()
         .unwrap_or_else(runner_core::store::Store::default_path);
     match cli.command {
-        Command::Tasks { dataset, format } => tasks_cmd::run(dataset.as_deref(), format, &settings.inputs),
+        Command::Tasks { dataset, format } => {
+            tasks_cmd::run(dataset.as_deref(), format, &settings.inputs)
+        }
         Command::Plan {
             args,
             variants,

@@ -339,7 +339,7 @@ fn patch_path(p: &str, base_dir: &Path) -> Result<PathBuf, String> {
     let plain = !p.starts_with('~')
         && rel
             .components()
-        .all(|c| matches!(c, std::path::Component::Normal(_)));
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
     if p.is_empty() || !plain || p.chars().any(char::is_control) {
         return Err(format!(
             "'{}' is not a plain relative path: an agent patch is named relative to the \

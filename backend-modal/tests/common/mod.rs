@@ -48,7 +48,7 @@ pub fn plan(cmd: &str, gpu: &str) -> TaskPlan {
     assert!(ds.errors.is_empty(), "{:?}", ds.errors);
     let task = ds.tasks.into_iter().next().expect("one task");
     plan_task(&task, &[Variant::Baseline, Variant::Human], &settings, None)
-    .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
 }
 
 /// A run context writing into `dir/art`, with datasets in `dir/data`.

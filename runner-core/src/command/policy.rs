@@ -194,7 +194,11 @@ pub fn check_env(name: &str, value: &str, inputs: &Inputs) -> Result<Option<Stri
             "remove the assignment",
         ));
     }
-    if inputs.allow_env.iter().any(|a| env_pattern_matches(a, name)) {
+    if inputs
+        .allow_env
+        .iter()
+        .any(|a| env_pattern_matches(a, name))
+    {
         return Ok(Some(format!(
             "the perf command sets {name}, allowed only by the setting inputs.allow_env"
         )));
@@ -319,12 +323,12 @@ fn check_dataset_value(token: &str, value: &str, inputs: &Inputs) -> Result<(), 
         return Err(Violation {
             code: Failure::DatasetMissing,
             ..violation(
-            token,
-            format!(
-                "the dataset file is outside the configured dataset roots ({})",
-                describe_roots(&inputs.dataset_roots)
-            ),
-            "put the file in a dataset root and name it relative to it, or add its folder to \
+                token,
+                format!(
+                    "the dataset file is outside the configured dataset roots ({})",
+                    describe_roots(&inputs.dataset_roots)
+                ),
+                "put the file in a dataset root and name it relative to it, or add its folder to \
              the setting inputs.dataset_roots if you trust it",
             )
         });
@@ -379,8 +383,7 @@ fn describe_roots(roots: &[PathBuf]) -> String {
 
 /// Lexical containment (no `..` in `path`): `path` equals a root or lies below one.
 pub fn inside_any(path: &Path, roots: &[PathBuf]) -> bool {
-    !has_parent_component(&path.display().to_string())
-        && roots.iter().any(|r| path.starts_with(r))
+    !has_parent_component(&path.display().to_string()) && roots.iter().any(|r| path.starts_with(r))
 }
 
 /// Containment after resolving symlinks: `path` (which must exist) resolves inside `root`.

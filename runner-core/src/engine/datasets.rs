@@ -194,6 +194,9 @@ mod tests {
         let e = provide(&[file("/dev/zero")], &data, &roots).unwrap_err();
         assert!(e.contains("not a regular file"), "{e}");
         let e = provide(&[file("nope.json")], &data, &roots).unwrap_err();
-        assert!(e.contains("not found") && e.contains("/dev/nope.json"), "{e}");
+        assert!(
+            e.contains("not found") && e.contains("/dev/nope.json"),
+            "{e}"
+        );
     }
 }

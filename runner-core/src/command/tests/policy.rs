@@ -59,7 +59,10 @@ fn loaders_paths_peers_and_secrets_are_refused_by_name() {
         ("VLLM_PORT=1", "VLLM_PORT"),
         ("VLLM_HOST_IP=10.0.0.1", "VLLM_HOST_IP"),
         ("VLLM_USE_MODELSCOPE=1", "VLLM_USE_MODELSCOPE"),
-        ("VLLM_LOGGING_CONFIG_PATH=/x.json", "VLLM_LOGGING_CONFIG_PATH"),
+        (
+            "VLLM_LOGGING_CONFIG_PATH=/x.json",
+            "VLLM_LOGGING_CONFIG_PATH",
+        ),
         ("NCCL_NET_PLUGIN=/x.so", "NCCL_NET_PLUGIN"),
         ("TORCHINDUCTOR_CACHE_DIR=/x", "TORCHINDUCTOR_CACHE_DIR"),
     ] {
@@ -124,10 +127,16 @@ fn dataset_files_come_from_the_roots_only() {
 
 #[test]
 fn local_model_paths_need_a_model_root() {
-    let v = refused("vllm bench serve --model /home/u/.ssh --num-prompts 1", "/home/u/.ssh");
+    let v = refused(
+        "vllm bench serve --model /home/u/.ssh --num-prompts 1",
+        "/home/u/.ssh",
+    );
     assert!(v.fix.contains("inputs.model_roots"), "{v}");
     refused("vllm bench serve --model ./m --num-prompts 1", "./m");
-    refused("vllm bench serve --model m/n --tokenizer ../../t", "../../t");
+    refused(
+        "vllm bench serve --model m/n --tokenizer ../../t",
+        "../../t",
+    );
     refused(
         "vllm bench serve --model m/n --lora-modules a=/etc/x --num-prompts 1",
         "/etc/x",
@@ -136,8 +145,20 @@ fn local_model_paths_need_a_model_root() {
         model_roots: vec![PathBuf::from("/models")],
         ..Inputs::default()
     };
-    assert!(verdict("vllm bench serve --model /models/tiny --num-prompts 1", &inputs).is_ok());
-    assert!(verdict("vllm bench serve --model /models/../etc --num-prompts 1", &inputs).is_err());
+    assert!(
+        verdict(
+            "vllm bench serve --model /models/tiny --num-prompts 1",
+            &inputs
+        )
+        .is_ok()
+    );
+    assert!(
+        verdict(
+            "vllm bench serve --model /models/../etc --num-prompts 1",
+            &inputs
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -150,7 +171,10 @@ fn flags_that_import_code_are_refused_unless_the_engine_owns_it() {
         "vllm bench serve --model m/n --scheduler-cls evil.Scheduler",
         "evil.Scheduler",
     );
-    refused("vllm bench serve --model m/n --middleware os.system", "os.system");
+    refused(
+        "vllm bench serve --model m/n --middleware os.system",
+        "os.system",
+    );
     assert!(
         verdict(
             "vllm bench serve --model m/n --scheduler-cls vllm.v1.core.sched.async_scheduler.AsyncScheduler",
@@ -163,5 +187,8 @@ fn flags_that_import_code_are_refused_unless_the_engine_owns_it() {
 #[test]
 fn control_characters_are_refused() {
     refused("vllm bench serve --model 'm/n\u{1b}[2J'", "\\u{1b}");
-    refused("VLLM_USE_V1='1\u{0}' vllm bench serve --model m/n", "\\u{0}");
+    refused(
+        "VLLM_USE_V1='1\u{0}' vllm bench serve --model m/n",
+        "\\u{0}",
+    );
 }

@@ -10,6 +10,7 @@ use runner_core::Backend;
 use runner_core::dataset::Dataset;
 use runner_core::engine::{Engine, EngineOptions, RetryPolicy, interleaved_jobs};
 use runner_core::exit;
+use runner_core::failure::Failure;
 use runner_core::plan::{TaskPlan, plan_task};
 use runner_core::record::RunId;
 use runner_core::samples::primary_metric;
@@ -153,7 +154,16 @@ async fn plan_all(
             None => vec![Variant::Baseline, Variant::Human],
         };
         let patch = match &patch_path {
-            Some(p) if variants.contains(&Variant::Agent) => Some(plan_cmd::patch_spec(p)?),
+            Some(p) if variants.contains(&Variant::Agent) => match plan_cmd::patch_spec(p) {
+                Ok(spec) => Some(spec),
+                Err(e) => {
+                    // One task's unusable patch fails that task, not the batch.
+                    let code = Failure::PatchFailed;
+                    eprintln!("skip {}: {e:#} [{code}]", t.short());
+                    store.put_task(run, &row("failed", format!("{code}: {e:#}"), None))?;
+                    continue;
+                }
+            },
             _ => None,
         };
         match plan_task(t, &variants, settings, patch) {

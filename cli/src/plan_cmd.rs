@@ -124,6 +124,8 @@ pub fn run(
 pub fn patch_spec(path: &Path) -> Result<PatchSpec> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read the agent patch '{}'", path.display()))?;
+    runner_core::patch_safety::check(&String::from_utf8_lossy(&bytes))
+        .with_context(|| format!("agent patch '{}'", path.display()))?;
     Ok(PatchSpec {
         path: path.display().to_string(),
         sha256: Some(hex::encode(Sha256::digest(&bytes))),

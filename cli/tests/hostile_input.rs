@@ -72,6 +72,12 @@ impl Bait {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         std::fs::write(root.join("secret/id_rsa"), SECRET).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("passwd.patch")).unwrap();
+        std::fs::write(
+            root.join("evil.patch"),
+            "--- a/vllm/../../../../evil.py\n+++ b/vllm/../../../../evil.py\n@@ -0,0 +1 @@\n+x\n",
+        )
+        .unwrap();
         std::os::unix::fs::symlink("../secret/id_rsa", root.join("datasets/link.json")).unwrap();
         let rows = text
             .lines()
@@ -97,11 +103,16 @@ impl Bait {
         self.root().join("hostile.jsonl")
     }
 
-    /// Rows that must be refused before anything runs.
+    /// Rows that must be refused when the dataset is loaded.
     fn hostile(&self) -> impl Iterator<Item = &Row> {
         self.rows
             .iter()
-            .filter(|r| r.class != "benign" && r.class != "runtime")
+            .filter(|r| !["benign", "runtime", "patchfile"].contains(&r.class.as_str()))
+    }
+
+    /// The row of a class found only later (when a file is read).
+    fn row(&self, class: &str) -> &Row {
+        self.rows.iter().find(|r| r.class == class).unwrap()
     }
 
     fn cmd(&self) -> Command {
@@ -201,7 +212,9 @@ fn tasks_triage_and_plan_refuse_every_hostile_row_with_its_fix() {
     for r in &b.rows {
         let line = r.line as u64;
         match r.class.as_str() {
-            "benign" | "runtime" => assert_eq!(tasks[&line]["status"], "ok", "line {line}"),
+            "benign" | "runtime" | "patchfile" => {
+                assert_eq!(tasks[&line]["status"], "ok", "line {line}")
+            }
             "patch" | "identity" => {
                 let e = errors
                     .get(&line)
@@ -275,6 +288,19 @@ fn tasks_triage_and_plan_refuse_every_hostile_row_with_its_fix() {
             r.line
         );
     }
+    // The patch whose diff climbs out of the tree is refused when plan reads it.
+    let evil = b.row("patchfile");
+    let o = b
+        .cmd()
+        .args(["plan", b.dataset().to_str().unwrap(), &evil.commit])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("agent patch refused at line 1") && text(&o).contains("fix:"),
+        "{}",
+        text(&o)
+    );
     // Nothing ran and nothing was provided: no data or artifact folder was even made.
     b.assert_untouched(&[]);
     assert!(!b.root().join("data").exists() && !b.root().join("art").exists());
@@ -340,7 +366,7 @@ fn a_forced_batch_runs_the_control_row_and_nothing_hostile() {
         ok[0].failure_detail
     );
     // The link out of the dataset root: dataset_missing for every job, nothing copied.
-    let runtime = b.rows.iter().find(|r| r.class == "runtime").unwrap();
+    let runtime = b.row("runtime");
     let linked: Vec<_> = attempts
         .iter()
         .filter(|a| a.job.commit == runtime.commit)
@@ -375,6 +401,13 @@ fn a_forced_batch_runs_the_control_row_and_nothing_hostile() {
         jobs.iter().all(|(_, s)| *s != JobStatus::Running),
         "{jobs:?}"
     );
+    // The patch climbing out of the tree fails its task only, before any job.
+    let evil = b.row("patchfile");
+    assert_eq!(by_commit(&evil.commit), 0);
+    let rows = store.tasks(&runs[0].id).unwrap();
+    let row = rows.iter().find(|t| t.commit == evil.commit).unwrap();
+    assert_eq!(row.status, "failed");
+    assert!(row.detail.starts_with("patch_failed: "), "{}", row.detail);
     assert!(!data.join("link.json").exists() && !data.join("id_rsa").exists());
     b.assert_untouched(&[&art, &data, &root.join("cache")]);
 }

@@ -12,6 +12,7 @@ pub mod failure;
 pub mod gpu;
 pub mod metrics;
 pub mod parse;
+pub mod patch_safety;
 pub mod plan;
 pub mod record;
 pub mod report;

@@ -70,7 +70,11 @@ fn escape_with(s: &str, escape_if: impl Fn(char) -> bool) -> Cow<'_, str> {
     if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return Cow::Borrowed(s);
     }
-    let Some(first) = s.char_indices().find(|&(_, c)| escape_if(c)).map(|(i, _)| i) else {
+    let Some(first) = s
+        .char_indices()
+        .find(|&(_, c)| escape_if(c))
+        .map(|(i, _)| i)
+    else {
         return Cow::Borrowed(s);
     };
     let mut out = String::with_capacity(s.len() + 16);
@@ -161,11 +165,7 @@ pub fn md_code(s: &str) -> String {
     if c.is_empty() {
         return String::new();
     }
-    let longest = c
-        .split(|ch| ch != '`')
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
+    let longest = c.split(|ch| ch != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest + 1);
     let pad = if c.starts_with('`') || c.ends_with('`') {
         " "

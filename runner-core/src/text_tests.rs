@@ -40,7 +40,10 @@ fn c0_controls_and_del_become_hex_escapes() {
 fn multi_line_text_keeps_its_lines_but_not_carriage_returns() {
     assert_eq!(escape_lines("one\n\ttwo"), "one\n\ttwo");
     assert!(matches!(escape_lines("one\n\ttwo"), Cow::Borrowed(_)));
-    assert_eq!(escape_lines("one\rtwo\u{1b}]0;t\u{7}"), "one\\rtwo\\x1b]0;t\\x07");
+    assert_eq!(
+        escape_lines("one\rtwo\u{1b}]0;t\u{7}"),
+        "one\\rtwo\\x1b]0;t\\x07"
+    );
 }
 
 #[test]
@@ -149,7 +152,10 @@ fn json_escapes_what_json_allows_raw_and_stays_the_same_value() {
     assert!(text.contains("\\u009b"), "{text}");
     assert!(text.contains("\\u202e"), "{text}");
     assert!(text.contains("\\udb40\\udc41"), "{text}");
-    assert!(text.contains('é'), "other characters stay as they are: {text}");
+    assert!(
+        text.contains('é'),
+        "other characters stay as they are: {text}"
+    );
     let back: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(back, v);
     assert_eq!(

@@ -73,9 +73,10 @@ pub(crate) fn render(r: &TriageReport, s: &TriageSummary) -> String {
         } else {
             "no (artifacts judged by date)"
         },
-        r.vllm_source
-            .as_deref()
-            .map_or(Cow::Borrowed("none (engine version estimated from dates)"), flat)
+        r.vllm_source.as_deref().map_or(
+            Cow::Borrowed("none (engine version estimated from dates)"),
+            flat
+        )
     );
 
     out.push_str("## Summary by GPU config\n\n");

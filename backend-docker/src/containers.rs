@@ -73,12 +73,14 @@ fn label<'a>(labels: &'a BTreeMap<String, String>, key: &str, default: &'a str) 
         .unwrap_or(default)
 }
 
-/// `pr-<run>-<task8>-<variant>-<attempt>-<role>`.
+/// `pr-<run>-<task>-<variant>-<attempt>-<role>`, with the task's whole commit: two tasks of
+/// a run whose commits share a prefix never share a name (the leftover-name retry would
+/// otherwise remove the other task's container).
 pub(crate) fn container_name(labels: &BTreeMap<String, String>, role: Role) -> String {
     format!(
         "pr-{}-{}-{}-{}-{}",
         sanitize(label(labels, "run-id", "norun"), 40),
-        sanitize(label(labels, "task", "notask"), 8),
+        sanitize(label(labels, "task", "notask"), 64),
         sanitize(label(labels, "variant", "any"), 16),
         sanitize(label(labels, "attempt", "0"), 8),
         role.as_str()
@@ -314,7 +316,21 @@ mod tests {
         l.insert("attempt".to_string(), "2".to_string());
         assert_eq!(
             container_name(&l, Role::Server),
-            "pr-2024-run-1-01234567-human-2-server"
+            "pr-2024-run-1-0123456789abcdef-human-2-server"
+        );
+        // Commits sharing 20 leading digits: distinct names.
+        let mut other = l.clone();
+        l.insert(
+            "task".into(),
+            "e3580537a41a46b0f3cd750b86b633c1857a8c90".into(),
+        );
+        other.insert(
+            "task".into(),
+            "e3580537a41a46b0f3cd0000000000000000ffff".into(),
+        );
+        assert_ne!(
+            container_name(&l, Role::Server),
+            container_name(&other, Role::Server)
         );
         assert_eq!(
             container_name(&BTreeMap::new(), Role::Client),

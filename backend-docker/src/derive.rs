@@ -18,12 +18,31 @@ use crate::error::{Subject, classify_text, fail, wrap};
 use crate::images::{Resolved, image_label};
 use crate::patch::{self, PATCH_IN_IMAGE, apply_script};
 
-/// The tag of a derived image.
+/// The longest tag Docker accepts.
+const MAX_TAG: usize = 128;
+
+/// The tag of a derived image: the identity itself (`+` shown as `-`; identities are built from
+/// plain hex and letters, see `runner_core::build::name_part`), or, when that would not be a
+/// valid tag as it is (too long, other characters), a readable prefix and 32 hex digits of the
+/// identity's sha256 — never a truncation two identities could share.
 pub(crate) fn derived_tag(identity: &str) -> String {
-    format!(
-        "perf-runner/vllm:{}",
-        sanitize(identity, 128).trim_start_matches(['.', '-'])
-    )
+    let plain = identity
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'+'))
+        && identity
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
+    let clean = sanitize(identity, MAX_TAG);
+    let tag = if plain && identity.len() <= MAX_TAG {
+        clean
+    } else {
+        let head = clean.trim_start_matches(['.', '-']);
+        let head: String = head.chars().take(MAX_TAG - 33).collect();
+        let head = if head.is_empty() { "x" } else { head.as_str() };
+        format!("{head}-{}", &hash(identity)[..32])
+    };
+    format!("perf-runner/vllm:{tag}")
 }
 
 /// A tar build context with a Dockerfile and files.
@@ -154,7 +173,7 @@ impl DockerBackend {
             ),
             _ => return Err(fail(Failure::BadConfig, "not a wheel artifact")),
         };
-        let tag = derived_tag(&format!("{}-{}", build.identity, &hash(&source)[..8]));
+        let tag = derived_tag(&format!("{}-{}", build.identity, &hash(&source)[..16]));
         if let Some(i) = self.present(d, &tag).await? {
             if image_label(&i, "perf-runner.base-id") == Some(base_id.as_str()) {
                 return Ok(Resolved {
@@ -338,6 +357,40 @@ mod tests {
             derived_tag("vllm-abc+patch-123"),
             "perf-runner/vllm:vllm-abc-patch-123"
         );
+        // Whole commits: identities sharing 20 leading digits get distinct tags.
+        let a = format!("vllm-{}", "e3580537a41a46b0f3cd750b86b633c1857a8c90");
+        let b = format!("vllm-{}", "e3580537a41a46b0f3cd0000000000000000ffff");
+        assert_ne!(derived_tag(&a), derived_tag(&b));
+        assert_eq!(derived_tag(&a), format!("perf-runner/vllm:{a}"));
+        // The longest identity (commit and patch sha256) fits as it is; with a source hash
+        // on top it takes the digest form, still distinct per patch.
+        let longest = format!("{a}+patch-{}", "ab".repeat(32));
+        assert_eq!(
+            derived_tag(&longest),
+            format!("perf-runner/vllm:{}", longest.replace('+', "-"))
+        );
+        let other_patch = format!("{a}+patch-{}{}", "ab".repeat(31), "cd");
+        assert_ne!(
+            derived_tag(&format!("{longest}-{}", "cd".repeat(8))),
+            derived_tag(&format!("{other_patch}-{}", "cd".repeat(8)))
+        );
+        // Longer or odd identities: a digest, never a shared truncation.
+        let long1 = format!("{}1", "x".repeat(200));
+        let long2 = format!("{}2", "x".repeat(200));
+        for t in [
+            derived_tag(&long1),
+            derived_tag(&long2),
+            derived_tag("../a b"),
+        ] {
+            let tag = t.strip_prefix("perf-runner/vllm:").unwrap();
+            assert!(tag.len() <= MAX_TAG, "{tag}");
+            assert!(
+                tag.starts_with(|c: char| c.is_ascii_alphanumeric()),
+                "{tag}"
+            );
+        }
+        assert_ne!(derived_tag(&long1), derived_tag(&long2));
+        assert_ne!(derived_tag("a b"), derived_tag("a/b"));
         let tar = context("FROM x\n", &[("agent.patch", b"diff")]).unwrap();
         let mut a = tar::Archive::new(tar.as_slice());
         let names: Vec<String> = a

@@ -105,7 +105,7 @@ fn secrets_reach_containers_but_no_log_file_or_error() {
         assert!(!chain.contains(TOKEN), "the error leaks the token: {chain}");
 
         // The container did get it (inspect shows it, as it should).
-        let name = format!("pr-{run}-e3580537-human-1-server");
+        let name = format!("pr-{run}-{}-human-1-server", support::COMMIT);
         // This inspection is the test's, not the backend's: keep its debug lines out.
         let inspect = d.inspect_container(&name, None);
         let inspect = tracing::instrument::WithSubscriber::with_subscriber(

@@ -97,7 +97,8 @@ pub async fn prepare(
     let mut identity = build.identity.clone();
     if let (Some(p), Some(spec)) = (&patch, &build.patch) {
         if spec.sha256.is_none() {
-            identity.push_str(&format!("-{}", &p.sha256[..12]));
+            // The whole hash: two patches never share a venv.
+            identity.push_str(&format!("-{}", p.sha256));
         }
     }
     let dir = cfg.venv_dir(&identity);

@@ -85,3 +85,47 @@ impl ModalBackend {
             .and_then(|m| m.get(identity).cloned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use runner_core::Variant;
+    use runner_core::build::ArtifactSources;
+
+    use super::*;
+
+    const A: &str = "e3580537a41a46b0f3cd750b86b633c1857a8c90";
+    /// Shares its first 20 hex digits with `A`.
+    const B: &str = "e3580537a41a46b0f3cd0000000000000000ffff";
+
+    #[test]
+    fn builds_of_commits_sharing_a_prefix_are_kept_apart() {
+        let backend = ModalBackend::default();
+        let sources = ArtifactSources::default();
+        for c in [A, B, &A[..12]] {
+            let b = sources.build_for(Variant::Human, c, c, None);
+            let install = recipe::Install::Wheel {
+                packages: vec![format!("vllm=={c}")],
+                extra_index_url: None,
+                local: None,
+            };
+            backend.remember(
+                &b.identity,
+                PreparedBuild {
+                    install,
+                    commit: c.to_string(),
+                },
+            );
+        }
+        for c in [A, B, &A[..12]] {
+            let b = sources.build_for(Variant::Human, c, c, None);
+            let got = backend.recall(&b.identity).map(|p| p.commit);
+            assert_eq!(got.as_deref(), Some(c), "the build of {c}");
+        }
+    }
+
+    #[test]
+    fn sandbox_tags_keep_whole_commits() {
+        assert_eq!(dry_run::tag(A), A);
+        assert_ne!(dry_run::tag(A), dry_run::tag(B));
+    }
+}

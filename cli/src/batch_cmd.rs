@@ -18,6 +18,7 @@ use runner_core::settings::Settings;
 use runner_core::stats::median;
 use runner_core::store::{Store, TaskRow};
 use runner_core::task::{Task, Variant, parse_variant_list};
+use runner_core::text::escape as esc;
 use runner_core::triage::{TriageReport, Verdict as TriageVerdict};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -141,8 +142,9 @@ async fn plan_all(
         }
         if let Some(why) = not_verifiable(&report, &t.commit).filter(|_| !spec.force) {
             eprintln!(
-                "skip {}: not verifiable: {why} (--force runs it anyway)",
-                t.short()
+                "skip {}: not verifiable: {} (--force runs it anyway)",
+                t.short(),
+                esc(&why)
             );
             store.put_task(run, &row("skipped", format!("triage: {why}"), None))?;
             continue;
@@ -181,12 +183,17 @@ async fn plan_all(
                     &interleaved_jobs(&p.commit, &variants, spec.repeats, spec.aa),
                 )?;
                 for w in &p.warnings {
-                    eprintln!("warning {}: {w}", t.short());
+                    eprintln!("warning {}: {}", t.short(), esc(&w.to_string()));
                 }
                 plans.push(p);
             }
             Err(e) => {
-                eprintln!("skip {}: {e} [{}]", t.short(), e.failure());
+                eprintln!(
+                    "skip {}: {} [{}]",
+                    t.short(),
+                    esc(&e.to_string()),
+                    e.failure()
+                );
                 store.put_task(run, &row("failed", format!("{}: {e}", e.failure()), None))?;
             }
         }
@@ -246,7 +253,11 @@ pub async fn run(
                 &ds.origin,
                 &serde_json::to_value(&spec)?,
             )?;
-            eprintln!("run {run}: {} task(s) from {}", tasks.len(), ds.origin);
+            eprintln!(
+                "run {run}: {} task(s) from {}",
+                tasks.len(),
+                esc(&ds.origin)
+            );
             let plans = plan_all(&store, &run, &spec, &tasks, settings).await?;
             (run, plans)
         }

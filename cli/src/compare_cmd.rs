@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
-use runner_core::exit;
 use runner_core::metrics::Unit;
 use runner_core::samples::{Side, load_side};
 use runner_core::stats::{COMPARE_SCHEMA_VERSION, CompareOptions, NoiseFloor, compare};
+use runner_core::{exit, text};
 use serde_json::json;
 
 use crate::Format;
@@ -50,14 +50,14 @@ pub fn run(a: Args) -> Result<i32> {
     let base = match load(&a.base, a.metric.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: BASE: {e}");
+            eprintln!("error: BASE: {}", text::escape_lines(&e.to_string()));
             return Ok(exit::INPUT);
         }
     };
     let other = match load(&a.other, Some(&base.metric)) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: OTHER: {e}");
+            eprintln!("error: OTHER: {}", text::escape_lines(&e.to_string()));
             return Ok(exit::INPUT);
         }
     };
@@ -67,7 +67,10 @@ pub fn run(a: Args) -> Result<i32> {
         ..CompareOptions::default()
     };
     let Some(c) = compare(&base.metric, &base.values, &other.values, &opts) else {
-        eprintln!("error: no finite values of {} on one side", base.metric);
+        eprintln!(
+            "error: no finite values of {} on one side",
+            text::escape(&base.metric)
+        );
         return Ok(exit::INPUT);
     };
     match a.format {
@@ -84,7 +87,7 @@ pub fn run(a: Args) -> Result<i32> {
                 "mann_whitney": c.mann_whitney,
                 "largest_significant_effect": c.largest_significant_effect,
             });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            println!("{}", text::json_pretty(&out)?);
         }
         Format::Text | Format::Table => {
             let unit = Unit::of_key(&c.metric).label();
@@ -93,7 +96,7 @@ pub fn run(a: Args) -> Result<i32> {
             } else {
                 "lower is better"
             };
-            println!("metric   {} ({unit}, {dir})", c.metric);
+            println!("metric   {} ({unit}, {dir})", text::escape(&c.metric));
             for (name, s, side) in [("base", &c.base, &base), ("other", &c.other, &other)] {
                 println!(
                     "{name:<8} median {:.4} [{:.4}, {:.4}]  n={} ({:?}, {} file(s))",

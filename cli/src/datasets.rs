@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 use runner_core::dataset::Dataset;
 use runner_core::settings::Inputs;
+use runner_core::text::escape;
 
 /// The embedded example dataset: a handful of real vLLM perf commits with their public facts.
 pub const EMBEDDED: &str = include_str!("../../examples/vllm-perf-commits.jsonl");
@@ -13,15 +14,19 @@ pub const EMBEDDED: &str = include_str!("../../examples/vllm-perf-commits.jsonl"
 pub const EMBEDDED_ORIGIN: &str = "embedded:examples/vllm-perf-commits.jsonl";
 
 /// Load `path`, or the embedded example when `None`, checking every command against the input
-/// policy. Rejected rows are logged to stderr, each with its line and field; the caller decides
-/// the exit code.
+/// policy. Rejected rows are logged to stderr, each with its line and field (their messages quote the row: shown
+/// escaped); the caller decides the exit code.
 pub fn load(path: Option<&Path>, inputs: &Inputs) -> Result<Dataset> {
     let ds = match path {
         Some(p) => Dataset::load_with(p, inputs)?,
         None => Dataset::from_str_with(EMBEDDED, EMBEDDED_ORIGIN, Path::new("examples"), inputs),
     };
     for e in &ds.errors {
-        eprintln!("{}: rejected row: {e}", ds.origin);
+        eprintln!(
+            "{}: rejected row: {}",
+            escape(&ds.origin),
+            escape(&e.to_string())
+        );
     }
     Ok(ds)
 }

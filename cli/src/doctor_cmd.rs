@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use runner_core::exit;
 use runner_core::settings::Settings;
+use runner_core::{exit, text};
 use serde_json::json;
 
 use crate::{Format, backends};
@@ -26,7 +26,7 @@ pub async fn doctor(settings: &Settings, only: Option<&str>, format: Format) -> 
     match format {
         Format::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&json!({"schema_version": 1, "backends": reports}))?
+            text::json_pretty(&json!({"schema_version": 1, "backends": reports}))?
         ),
         Format::Text | Format::Table => {
             for r in &reports {
@@ -38,7 +38,7 @@ pub async fn doctor(settings: &Settings, only: Option<&str>, format: Format) -> 
                 };
                 println!("{} — {usable}", r["backend"].as_str().unwrap_or("?"));
                 if let Some(e) = h["error"].as_str() {
-                    println!("  ✗ {e}");
+                    println!("  ✗ {}", text::escape(e));
                 }
                 for c in h["checks"].as_array().into_iter().flatten() {
                     let mark = if c["ok"].as_bool() == Some(true) {
@@ -48,8 +48,8 @@ pub async fn doctor(settings: &Settings, only: Option<&str>, format: Format) -> 
                     };
                     println!(
                         "  {mark} {:<22} {}",
-                        c["name"].as_str().unwrap_or(""),
-                        c["detail"].as_str().unwrap_or("")
+                        text::escape(c["name"].as_str().unwrap_or("")),
+                        text::escape(c["detail"].as_str().unwrap_or(""))
                     );
                 }
             }
@@ -70,7 +70,10 @@ pub async fn gc(settings: &Settings, run_id: Option<&str>, grace_s: u64) -> Resu
     for l in &found {
         println!(
             "local: stopped process {} (group {}, run {}): {}",
-            l.pid, l.pgid, l.run_id, l.cmdline
+            l.pid,
+            l.pgid,
+            text::escape(&l.run_id),
+            text::escape(&l.cmdline)
         );
     }
     println!("local: {} leftover process(es) stopped", found.len());
@@ -78,7 +81,7 @@ pub async fn gc(settings: &Settings, run_id: Option<&str>, grace_s: u64) -> Resu
         .map_err(|e| anyhow::anyhow!("invalid [docker] settings: {e}"))?;
     match backend_docker::DockerBackend::new(cfg).gc(run_id).await {
         Ok(n) => println!("docker: {n} leftover container(s) removed"),
-        Err(e) => println!("docker: not checked ({e})"),
+        Err(e) => println!("docker: not checked ({})", text::escape(&e.to_string())),
     }
     Ok(exit::SUCCESS)
 }

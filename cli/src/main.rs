@@ -21,6 +21,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use runner_core::exit;
+use runner_core::text::escape_lines;
 
 /// Reproduce performance commits of LLM-inference engines: baseline vs human vs agent.
 #[derive(Debug, Parser)]
@@ -250,7 +251,8 @@ fn main() -> ExitCode {
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors often quote dataset values, paths and logs: never raw.
+            eprintln!("error: {}", escape_lines(&format!("{e:#}")));
             exit::USAGE
         }
     };
@@ -410,13 +412,35 @@ fn toml_of(settings: &runner_core::settings::Settings) -> anyhow::Result<String>
     Ok(toml::to_string_pretty(settings)?)
 }
 
+/// Logs to stderr, one line per event: field values (often dataset strings, paths, log
+/// excerpts) are shown through [`runner_core::text::escape`], so no control, bidi or invisible
+/// character reaches the terminal raw and no value can start a line of its own.
 fn init_tracing() {
+    use std::fmt::Write as _;
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::field::MakeExt;
+    use tracing_subscriber::fmt::format::{Writer, debug_fn};
+
+    let fields = debug_fn(
+        |w: &mut Writer<'_>, field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
+            let mut text = String::new();
+            let _ = write!(text, "{value:?}");
+            let text = runner_core::text::escape(&text);
+            match field.name() {
+                "message" => write!(w, "{text}"),
+                name => write!(w, "{name}={text}"),
+            }
+        },
+    )
+    .delimited(" ");
     let filter =
         EnvFilter::try_from_env("PERF_RUNNER_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a terminal: logs kept in a file stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
+        .fmt_fields(fields)
         .init();
 }

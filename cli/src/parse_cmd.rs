@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use runner_core::benchmark::{OutputSource, RunOutput};
-use runner_core::exit;
 use runner_core::metrics::Unit;
 use runner_core::parse::{guess_source_kind, mode_from_flag, parse_output};
+use runner_core::text::escape as esc;
+use runner_core::{exit, text};
 use serde_json::json;
 
 use crate::Format;
@@ -24,7 +25,10 @@ pub fn run(files: &[PathBuf], mode: &str, format: Format) -> Result<i32> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
-                eprintln!("error: cannot read {}: {e}", path.display());
+                eprintln!(
+                    "error: cannot read {}: {e}",
+                    esc(&path.display().to_string())
+                );
                 results.push(json!({"file": path.display().to_string(), "error": e.to_string()}));
                 code = exit::INPUT;
                 continue;
@@ -60,7 +64,7 @@ pub fn run(files: &[PathBuf], mode: &str, format: Format) -> Result<i32> {
     match format {
         Format::Json => {
             let out = json!({"schema_version": SCHEMA_VERSION, "results": results});
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            println!("{}", text::json_pretty(&out)?);
         }
         Format::Text | Format::Table => print_tables(&results),
     }
@@ -69,20 +73,21 @@ pub fn run(files: &[PathBuf], mode: &str, format: Format) -> Result<i32> {
 
 fn print_tables(results: &[serde_json::Value]) {
     for r in results {
-        println!("{}", r["file"].as_str().unwrap_or(""));
+        // File names, evidence lines, metric keys and sources all come from the files parsed.
+        println!("{}", esc(r["file"].as_str().unwrap_or("")));
         if let Some(e) = r["error"].as_str() {
-            println!("  error: {e}\n");
+            println!("  error: {}\n", esc(e));
             continue;
         }
         println!(
             "  mode {}  format {}",
-            r["mode"].as_str().unwrap_or("?"),
-            r["format"].as_str().unwrap_or("-")
+            esc(r["mode"].as_str().unwrap_or("?")),
+            esc(r["format"].as_str().unwrap_or("-"))
         );
         if let Some(f) = r["failure"].as_object() {
-            println!("  failure: {}", f["code"].as_str().unwrap_or("?"));
+            println!("  failure: {}", esc(f["code"].as_str().unwrap_or("?")));
             for e in f["evidence"].as_array().into_iter().flatten() {
-                println!("    > {}", e.as_str().unwrap_or(""));
+                println!("    > {}", esc(e.as_str().unwrap_or("")));
             }
         }
         if let Some(m) = r["provenance"].as_object().filter(|m| !m.is_empty()) {
@@ -98,17 +103,17 @@ fn print_tables(results: &[serde_json::Value]) {
                     None => p["source"].as_str().unwrap_or("").to_string(),
                 };
                 table.add_row([
-                    k.clone(),
-                    format!("{}", v["value"]),
+                    text::cell(k).into_owned(),
+                    text::cell(&v["value"].to_string()).into_owned(),
                     Unit::of_key(k).label().to_string(),
-                    at,
+                    text::cell(&at).into_owned(),
                 ]);
             }
             println!("{table}");
         }
         if let Some(missing) = r["missing"].as_array().filter(|m| !m.is_empty()) {
             let names: Vec<&str> = missing.iter().filter_map(|m| m.as_str()).collect();
-            println!("  missing: {}", names.join(", "));
+            println!("  missing: {}", esc(&names.join(", ")));
         }
         println!();
     }

@@ -7,7 +7,8 @@ use runner_core::build::{Artifact, PatchSpec};
 use runner_core::plan::{ClientBuild, PlanError, TaskPlan, plan_task};
 use runner_core::settings::Settings;
 use runner_core::task::{Variant, parse_variant_list};
-use runner_core::{Task, exit};
+use runner_core::text::escape as esc;
+use runner_core::{Task, exit, text};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -54,7 +55,11 @@ fn planned(r: Result<(Task, TaskPlan)>) -> Result<Option<(Task, TaskPlan)>> {
         Ok(x) => Ok(Some(x)),
         Err(e) => match e.downcast_ref::<PlanError>() {
             Some(pe) => {
-                eprintln!("error: {pe} [{}]", pe.failure());
+                eprintln!(
+                    "error: {} [{}]",
+                    text::escape_lines(&pe.to_string()),
+                    pe.failure()
+                );
                 Ok(None)
             }
             None => Err(e),
@@ -89,7 +94,7 @@ pub async fn modal_dry_run(
     }
     println!(
         "{}",
-        serde_json::to_string_pretty(
+        text::json_pretty(
             &json!({"schema_version": SCHEMA_VERSION, "backend": "modal", "plan": plan, "builds": builds})
         )?
     );
@@ -114,7 +119,7 @@ pub fn run(
                 "task": task_json(task),
                 "plan": plan,
             });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            println!("{}", text::json_pretty(&out)?);
         }
         Format::Text | Format::Table => print_text(task, &plan),
     }
@@ -145,24 +150,30 @@ fn task_json(t: &Task) -> serde_json::Value {
     })
 }
 
+/// The argv as one shell-quoted line, escaped (it may carry dataset text).
 fn argv_text(argv: &[String]) -> String {
-    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
+    let joined =
+        shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "));
+    esc(&joined).into_owned()
 }
 
 fn print_text(task: &Task, plan: &TaskPlan) {
     let step = &plan.step;
     println!(
         "commit    {}  {}",
-        plan.commit,
-        task.subject.as_deref().unwrap_or("")
+        esc(&plan.commit),
+        esc(task.subject.as_deref().unwrap_or(""))
     );
-    println!("parent    {}", plan.parent);
-    println!("command   {}", task.perf_command.as_deref().unwrap_or(""));
+    println!("parent    {}", esc(&plan.parent));
+    println!(
+        "command   {}",
+        esc(task.perf_command.as_deref().unwrap_or(""))
+    );
     println!("mode      {}", step.mode);
-    let kind = step.gpu.kind.as_deref().unwrap_or("any");
+    let kind = esc(step.gpu.kind.as_deref().unwrap_or("any"));
     println!("gpus      {} × {kind}", step.gpu.count);
     for (k, v) in &step.env {
-        println!("env       {k}={v}");
+        println!("env       {}={}", esc(k), esc(v));
     }
     if let Some(server) = &step.server {
         println!("server    {}", argv_text(&server.argv));
@@ -178,14 +189,16 @@ fn print_text(task: &Task, plan: &TaskPlan) {
     for d in &step.datasets {
         println!(
             "dataset   {} {} → {{DATA_DIR}}/{}",
-            d.flag, d.original, d.name
+            esc(&d.flag),
+            esc(&d.original),
+            esc(&d.name)
         );
     }
     if let Some(r) = &step.result_file {
-        println!("result    {{RESULT_DIR}}/{r} (JSON)");
+        println!("result    {{RESULT_DIR}}/{} (JSON)", esc(r));
     }
     for r in &step.replaced_flags {
-        println!("replaced  {r}");
+        println!("replaced  {}", esc(&r.to_string()));
     }
     let t = &step.timeouts;
     println!(
@@ -201,8 +214,8 @@ fn print_text(task: &Task, plan: &TaskPlan) {
         println!(
             "  {:<9} {}  identity {}",
             b.variant.as_str(),
-            b.commit,
-            b.identity
+            esc(&b.commit),
+            esc(&b.identity)
         );
         for a in &b.artifacts {
             let line = match a {
@@ -211,14 +224,14 @@ fn print_text(task: &Task, plan: &TaskPlan) {
                 Artifact::Image { reference } => format!("image {reference}"),
                 Artifact::Source { repo } => format!("source build from {repo}"),
             };
-            println!("            {line}");
+            println!("            {}", esc(&line));
         }
         if let Some(p) = &b.patch {
             let sha = p.sha256.as_deref().unwrap_or("?");
-            println!("            + patch {} (sha256 {sha})", p.path);
+            println!("            + patch {} (sha256 {})", esc(&p.path), esc(sha));
         }
     }
     for w in &plan.warnings {
-        println!("warning   {w}");
+        println!("warning   {}", esc(&w.to_string()));
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use runner_core::backend::ProgressSink;
+use runner_core::text::escape;
 
 /// The CLI's progress sink.
 #[derive(Debug)]
@@ -38,6 +39,8 @@ impl CliProgress {
 
 impl ProgressSink for CliProgress {
     fn event(&self, phase: &str, message: &str) {
+        // Messages quote identities, paths and log lines: one line each, escaped.
+        let (phase, message) = (escape(phase), escape(message));
         match &self.bar {
             Some(bar) => {
                 bar.set_prefix(phase.to_string());

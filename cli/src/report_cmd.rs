@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 use clap::ValueEnum;
-use runner_core::exit;
 use runner_core::record::RunId;
 use runner_core::report::{ReportError, ReportOptions, build, html, markdown, write_vllm_results};
 use runner_core::store::{Store, StoreError};
+use runner_core::{exit, text};
 
 /// Formats of `report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -75,7 +75,7 @@ pub fn run(a: Args) -> Result<i32> {
     if !path.is_file() {
         eprintln!(
             "error: no results store at {} (give one with --store, or run `perf-runner run` first)",
-            path.display()
+            text::escape(&path.display().to_string())
         );
         return Ok(exit::INPUT);
     }
@@ -90,7 +90,11 @@ pub fn run(a: Args) -> Result<i32> {
             } else {
                 format!("newest runs: {}", newest.join(", "))
             };
-            eprintln!("error: no run '{id}' in {} ({hint})", path.display());
+            eprintln!(
+                "error: no run '{}' in {} ({hint})",
+                text::escape(&id),
+                text::escape(&path.display().to_string())
+            );
             return Ok(exit::INPUT);
         }
         Err(e) => return Err(e.into()),
@@ -104,14 +108,18 @@ pub fn run(a: Args) -> Result<i32> {
     let report = match build(&store, &run, &opts) {
         Ok(r) => r,
         Err(ReportError::Store(StoreError::NoSuchRun(id))) => {
-            eprintln!("error: no run '{id}' in {}", path.display());
+            eprintln!(
+                "error: no run '{}' in {}",
+                text::escape(&id),
+                text::escape(&path.display().to_string())
+            );
             return Ok(exit::INPUT);
         }
         Err(e) => return Err(e.into()),
     };
     let text = match a.format {
         ReportFormat::Md => markdown(&report),
-        ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+        ReportFormat::Json => text::json_pretty(&report)? + "\n",
         ReportFormat::Html => html(&report),
     };
     let Some(dir) = a.out else {
@@ -121,9 +129,9 @@ pub fn run(a: Args) -> Result<i32> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = dir.join(format!("report.{}", a.format.extension()));
     write(&file, &text)?;
-    println!("{}", file.display());
+    println!("{}", text::escape(&file.display().to_string()));
     for p in write_vllm_results(&report, &dir.join("vllm"))? {
-        println!("{}", p.display());
+        println!("{}", text::escape(&p.display().to_string()));
     }
     Ok(exit::SUCCESS)
 }

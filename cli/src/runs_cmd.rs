@@ -4,8 +4,8 @@ use std::path::Path;
 
 use anyhow::Result;
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
-use runner_core::exit;
 use runner_core::store::Store;
+use runner_core::{exit, text};
 use serde_json::json;
 
 use crate::Format;
@@ -16,7 +16,7 @@ pub fn run(store_path: &Path, format: Format) -> Result<i32> {
     match format {
         Format::Json => {
             let out = json!({"schema_version": 1, "store": store_path.display().to_string(), "runs": runs});
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            println!("{}", text::json_pretty(&out)?);
         }
         Format::Text | Format::Table => {
             let mut t = Table::new();
@@ -29,17 +29,22 @@ pub fn run(store_path: &Path, format: Format) -> Result<i32> {
                 "dataset",
             ]);
             for r in &runs {
+                let created: String = r.created_at.chars().take(19).collect();
                 t.add_row([
-                    r.id.0.clone(),
-                    r.created_at.chars().take(19).collect(),
-                    r.status.clone(),
-                    r.backend.clone(),
+                    text::cell(&r.id.0).into_owned(),
+                    text::cell(&created).into_owned(),
+                    text::cell(&r.status).into_owned(),
+                    text::cell(&r.backend).into_owned(),
                     format!("{}/{}/{}", r.jobs.1, r.jobs.2, r.jobs.0),
-                    r.origin.clone(),
+                    text::cell(&r.origin).into_owned(),
                 ]);
             }
             println!("{t}");
-            println!("{} run(s) in {}", runs.len(), store_path.display());
+            println!(
+                "{} run(s) in {}",
+                runs.len(),
+                text::escape(&store_path.display().to_string())
+            );
         }
     }
     Ok(exit::SUCCESS)

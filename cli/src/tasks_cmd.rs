@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use runner_core::settings::Inputs;
-use runner_core::{Task, exit};
+use runner_core::{Task, exit, text};
 use serde_json::json;
 
 use crate::{Format, datasets};
@@ -63,7 +63,7 @@ pub fn run(dataset: Option<&Path>, format: Format, inputs: &Inputs) -> Result<i3
                 "tasks": tasks,
                 "errors": ds.errors,
             });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            println!("{}", text::json_pretty(&out)?);
         }
         Format::Text | Format::Table => {
             let mut table = Table::new();
@@ -82,20 +82,21 @@ pub fn run(dataset: Option<&Path>, format: Format, inputs: &Inputs) -> Result<i3
                     Some(d) => format!("{status}: {}", truncate(&d, 60)),
                     None => status.to_string(),
                 };
+                // Every cell may quote the dataset: one line, escaped.
                 table.add_row([
                     t.source_line.to_string(),
-                    t.short().to_string(),
+                    text::cell(t.short()).into_owned(),
                     t.spec
                         .as_ref()
                         .map(|s| s.mode.to_string())
                         .unwrap_or_else(|| "-".into()),
-                    t.model().unwrap_or("-").to_string(),
+                    text::cell(t.model().unwrap_or("-")).into_owned(),
                     t.gpu
                         .as_ref()
-                        .map(ToString::to_string)
+                        .map(|g| text::cell(&g.to_string()).into_owned())
                         .unwrap_or_else(|| "?".into()),
-                    status,
-                    truncate(t.subject.as_deref().unwrap_or(""), 50),
+                    text::cell(&status).into_owned(),
+                    text::cell(&truncate(t.subject.as_deref().unwrap_or(""), 50)).into_owned(),
                 ]);
             }
             println!("{table}");
@@ -105,7 +106,7 @@ pub fn run(dataset: Option<&Path>, format: Format, inputs: &Inputs) -> Result<i3
                 ds.tasks.len(),
                 ok,
                 ds.errors.len(),
-                ds.origin
+                text::escape(&ds.origin)
             );
         }
     }

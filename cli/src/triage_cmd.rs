@@ -64,12 +64,15 @@ pub async fn run(a: Args, settings: &Settings) -> Result<i32> {
             let mut v = report.to_json();
             v["origin"] = ds.origin.clone().into();
             v["rejected_rows"] = serde_json::to_value(&ds.errors)?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            println!("{}", runner_core::text::json_pretty(&v)?);
         }
     }
     if let Some(path) = &a.emit_skip_list {
         write_skip_list(path, &report)?;
-        eprintln!("skip list written to {}", path.display());
+        eprintln!(
+            "skip list written to {}",
+            runner_core::text::escape(&path.display().to_string())
+        );
     }
     Ok(if ds.errors.is_empty() {
         exit::SUCCESS

@@ -1,7 +1,10 @@
 //! How each variant's engine is obtained. Resolution lives here so every backend agrees on
 //! what "the baseline build" is.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::task::Variant;
 
@@ -54,7 +57,9 @@ pub struct BuildSpec {
     pub artifacts: Vec<Artifact>,
     /// The agent patch, for the agent variant.
     pub patch: Option<PatchSpec>,
-    /// A stable identity for caching environments: same identity, same environment.
+    /// A stable identity for caching environments: same identity, same environment. It names
+    /// venvs, images and caches, so it holds the whole commit (never a prefix two commits
+    /// could share) and the whole patch sha256; see [`name_part`].
     pub identity: String,
 }
 
@@ -118,10 +123,15 @@ impl ArtifactSources {
         let identity = match &patch {
             Some(p) => format!(
                 "vllm-{}+patch-{}",
-                short(engine_commit),
-                p.sha256.as_deref().map(short).unwrap_or("unhashed")
+                name_part(engine_commit),
+                match p.sha256.as_deref() {
+                    Some(sha) => name_part(sha).into_owned(),
+                    // Unread at planning time: the path at least tells patches apart (backends
+                    // add the content hash once they read the file).
+                    None => format!("unhashed-{}", &digest(&p.path)[..32]),
+                }
             ),
-            None => format!("vllm-{}", short(engine_commit)),
+            None => format!("vllm-{}", name_part(engine_commit)),
         };
         BuildSpec {
             variant,
@@ -133,8 +143,27 @@ impl ArtifactSources {
     }
 }
 
-fn short(s: &str) -> &str {
-    &s[..s.len().min(12)]
+/// A part of a name (directory, image tag, cache key) for a commit or a hash that can never
+/// be shared by two different inputs: the input itself when it is plain (lower-case ASCII
+/// letters and digits only, at most 64 — a full or abbreviated commit as datasets give it, a
+/// sha256; nothing a case-insensitive file system could fold together), else
+/// `h` and 32 hex digits of its sha256. A short commit stays distinct from the full hash it
+/// abbreviates (`abcdef1` ≠ `abcdef1234…`): the name is exactly what was given.
+pub fn name_part(s: &str) -> Cow<'_, str> {
+    if !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(format!("h{}", &digest(s)[..32]))
+    }
+}
+
+/// Hex sha256 of a string.
+fn digest(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
 }
 
 #[cfg(test)]
@@ -160,5 +189,61 @@ mod tests {
         );
         assert_ne!(a.identity, b.identity);
         assert!(matches!(&b.artifacts[0], Artifact::WheelIndex { url } if url.contains("bbbb")));
+    }
+
+    const A: &str = "e3580537a41a46b0f3cd750b86b633c1857a8c90";
+    /// Shares its first 20 hex digits (and so its first 12) with `A`.
+    const B: &str = "e3580537a41a46b0f3cd0000000000000000ffff";
+
+    #[test]
+    fn commits_sharing_a_prefix_get_distinct_identities() {
+        let src = ArtifactSources::default();
+        assert_eq!(A[..20], B[..20]);
+        let id = |c: &str| src.build_for(Variant::Human, c, "0000000", None).identity;
+        assert_ne!(id(A), id(B));
+        assert_eq!(id(A), format!("vllm-{A}"), "readable: the whole commit");
+        // A dataset's short hash stays distinct from the full hash it abbreviates.
+        assert_ne!(id(&A[..7]), id(A));
+        assert_ne!(id(&A[..12]), id(B));
+        let base = |c: &str| {
+            src.build_for(Variant::Baseline, "0000000", c, None)
+                .identity
+        };
+        assert_ne!(base(A), base(B));
+    }
+
+    #[test]
+    fn patch_identities_hold_the_whole_hash() {
+        let src = ArtifactSources::default();
+        let patch = |sha: Option<String>, path: &str| {
+            src.build_for(
+                Variant::Agent,
+                A,
+                B,
+                Some(PatchSpec {
+                    path: path.into(),
+                    sha256: sha,
+                }),
+            )
+            .identity
+        };
+        let s1 = "ab".repeat(32);
+        let s2 = format!("{}{}", &s1[..40], "cd".repeat(12));
+        assert_ne!(patch(Some(s1.clone()), "p"), patch(Some(s2), "p"));
+        assert_eq!(patch(Some(s1.clone()), "p"), format!("vllm-{B}+patch-{s1}"));
+        assert_ne!(patch(None, "a.patch"), patch(None, "b.patch"));
+        assert_eq!(patch(None, "a.patch"), patch(None, "a.patch"));
+    }
+
+    #[test]
+    fn name_parts_are_plain_or_a_digest() {
+        assert!(matches!(name_part(A), Cow::Borrowed(_)));
+        for odd in ["a/b", "a_b", "../x", "", "ABC", &"f".repeat(65)] {
+            let n = name_part(odd);
+            assert!(n.starts_with('h') && n.len() == 33, "{odd:?}: {n}");
+            assert!(n.bytes().all(|b| b.is_ascii_alphanumeric()));
+        }
+        assert_ne!(name_part("a/b"), name_part("a_b"));
+        assert_ne!(name_part("ABC"), name_part("abc"));
     }
 }

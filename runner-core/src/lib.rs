@@ -22,6 +22,7 @@ pub mod spec;
 pub mod stats;
 pub mod store;
 pub mod task;
+pub mod text;
 pub mod triage;
 
 pub use backend::{

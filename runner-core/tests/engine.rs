@@ -136,8 +136,12 @@ fn backend(script: impl Fn(Variant, u32) -> Act + Send + Sync + 'static) -> Scri
 }
 
 fn plan() -> TaskPlan {
+    plan_of("e3580537a41a46b0f3cd750b86b633c1857a8c90")
+}
+
+fn plan_of(commit: &str) -> TaskPlan {
     let row = serde_json::json!({
-        "commit_hash": "e3580537a41a46b0f3cd750b86b633c1857a8c90",
+        "commit_hash": commit,
         "parent_commit": "f508e03e7f2d8aed897d8843e1ed1668e5c4ad7a",
         "perf_command": "python benchmarks/benchmark_latency.py --model m/x --num-iters 3",
         "gpu_config": "H100:1",
@@ -431,4 +435,56 @@ async fn adaptive_repeats_stop_once_the_verdict_is_decided() {
     // Resume runs nothing more: the verdict was decided.
     let again = run_with(&s, b, &CancellationToken::new()).await;
     assert_eq!(again.attempts, 0);
+}
+
+#[tokio::test]
+async fn commits_sharing_a_prefix_keep_their_own_artifacts() {
+    let mut s = setup(1);
+    // Both share their first 20 hex digits with the setup's commit: one run, three tasks.
+    let others = [
+        plan_of("e3580537a41a46b0f3cd0000000000000000aaaa"),
+        plan_of("e3580537a41a46b0f3cd0000000000000000bbbb"),
+    ];
+    for p in &others {
+        s.store
+            .add_jobs(
+                &s.run,
+                &interleaved_jobs(&p.commit, &Variant::ALL, 1, false),
+            )
+            .unwrap();
+    }
+    s.opts.concurrency = 3;
+    let plans = [s.plan.clone(), others[0].clone(), others[1].clone()];
+    let engine = Engine::new(
+        Arc::new(backend(|_, _| Act::Latency(1.0))),
+        s.store.clone(),
+        s.opts.clone(),
+    );
+    let sum = engine
+        .run(&s.run, &plans, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(sum.succeeded, 9);
+    let dirs: std::collections::BTreeSet<_> = plans
+        .iter()
+        .map(|p| runner_core::engine::task_dir(&s.opts.artifact_root, &s.run, &p.commit))
+        .collect();
+    assert_eq!(dirs.len(), 3, "one directory per commit: {dirs:?}");
+    for p in &plans {
+        let d = s.opts.artifact_root.join(&s.run.0).join(&p.commit);
+        assert!(dirs.contains(&d) && d.is_dir(), "{} exists", d.display());
+    }
+    let attempts = s.store.attempts(&s.run).unwrap();
+    let recorded: std::collections::BTreeSet<_> =
+        attempts.iter().map(|a| a.artifact_dir.clone()).collect();
+    assert_eq!(recorded.len(), 9, "no attempt shares another's directory");
+    for a in &attempts {
+        let out = Path::new(&a.artifact_dir).join("client.stdout");
+        assert!(out.is_file(), "{} kept its output", a.artifact_dir);
+        assert!(
+            a.artifact_dir.contains(&a.job.commit),
+            "{} names the whole commit",
+            a.artifact_dir
+        );
+    }
 }

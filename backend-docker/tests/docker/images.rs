@@ -116,7 +116,7 @@ async fn wheel_images_are_derived_from_the_base_and_reused() {
     assert!(
         first
             .handle
-            .starts_with("perf-runner/vllm:vllm-e3580537a41a-"),
+            .starts_with(&format!("perf-runner/vllm:vllm-{}-", support::COMMIT)),
         "{}",
         first.handle
     );

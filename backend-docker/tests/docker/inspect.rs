@@ -57,7 +57,7 @@ async fn the_server_container_is_configured_as_planned() {
         assert_eq!(e.kind, Failure::BadConfig, "{e}");
         assert!(e.message.contains("could not select device driver"), "{e}");
     }
-    let name = format!("pr-{run}-e3580537-baseline-1-server");
+    let name = format!("pr-{run}-{}-baseline-1-server", support::COMMIT);
     let i = d.inspect_container(&name, None).await.unwrap();
     let host = i.host_config.unwrap();
     let req = &host.device_requests.unwrap()[0];

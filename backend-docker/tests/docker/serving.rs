@@ -167,7 +167,7 @@ async fn offline_latency_runs_the_variant_s_own_image() {
         client: env,
     };
     // A leftover container with the client's name (an earlier crash) is replaced.
-    let leftover = format!("pr-{run}-e3580537-baseline-1-client");
+    let leftover = format!("pr-{run}-{}-baseline-1-client", support::COMMIT);
     let opts = CreateContainerOptionsBuilder::new().name(&leftover).build();
     let body = ContainerCreateBody {
         image: Some(BASELINE.into()),

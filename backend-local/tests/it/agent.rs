@@ -57,7 +57,7 @@ fn agent_build(s: &Scratch, patch: &str) -> BuildSpec {
     std::fs::write(&path, patch).unwrap();
     let sha = backend_local::wheel::sha256_file(&path).unwrap();
     let mut b = build(Variant::Agent, &s.wheel());
-    b.identity = format!("vllm-{}+patch-{}", &COMMIT[..12], &sha[..12]);
+    b.identity = format!("vllm-{COMMIT}+patch-{sha}");
     b.patch = Some(PatchSpec {
         path: path.display().to_string(),
         sha256: Some(sha),

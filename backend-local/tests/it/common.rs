@@ -168,7 +168,7 @@ pub fn build(variant: Variant, wheel: &Path) -> BuildSpec {
             },
         ],
         patch: None,
-        identity: format!("vllm-{}-{}", &COMMIT[..12], variant.as_str()),
+        identity: format!("vllm-{COMMIT}-{}", variant.as_str()),
     }
 }
 

@@ -41,6 +41,39 @@ async fn installs_a_real_wheel_then_reuses_the_env() {
 }
 
 #[tokio::test]
+async fn commits_sharing_a_prefix_get_their_own_envs() {
+    let s = Scratch::new();
+    let wheel = s.wheel();
+    let backend = LocalBackend::new(s.config());
+    let sources = runner_core::build::ArtifactSources::default();
+    // Shares its first 20 hex digits (so also its first 12) with COMMIT; the fake wheel's
+    // `+gabcdef12` matches both.
+    let other = format!("{}{}", &COMMIT[..20], "0".repeat(20));
+    let mut envs = Vec::new();
+    for commit in [COMMIT, other.as_str(), &COMMIT[..12]] {
+        let mut b = sources.build_for(Variant::Human, commit, commit, None);
+        b.artifacts = vec![Artifact::Wheel {
+            location: wheel.display().to_string(),
+        }];
+        let env = backend.prepare(&b, &s.cx()).await.unwrap();
+        assert!(
+            !env.reused,
+            "{commit} reused another commit's env {}",
+            env.handle
+        );
+        assert!(env.handle.ends_with(commit), "{}", env.handle);
+        envs.push(env.handle);
+    }
+    envs.sort();
+    envs.dedup();
+    assert_eq!(envs.len(), 3, "{envs:?}");
+    assert!(
+        envs.iter()
+            .all(|e| std::path::Path::new(e).join("bin/python").exists())
+    );
+}
+
+#[tokio::test]
 async fn an_incomplete_env_is_rebuilt() {
     let s = Scratch::new();
     let wheel = s.wheel();

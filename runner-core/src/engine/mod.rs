@@ -81,6 +81,13 @@ pub enum EngineError {
     Store(#[from] StoreError),
 }
 
+/// The artifact directory of a task in a run: `<root>/<run>/<commit>`, with the whole commit
+/// (two commits sharing a prefix never share a directory; see [`crate::build::name_part`]).
+pub fn task_dir(root: &std::path::Path, run: &RunId, commit: &str) -> PathBuf {
+    root.join(&run.0)
+        .join(crate::build::name_part(commit).as_ref())
+}
+
 /// The jobs of a task in interleaved order: for each repeat, each variant (and the A/A
 /// baseline right after the variants).
 pub fn interleaved_jobs(commit: &str, variants: &[Variant], repeats: u32, aa: bool) -> Vec<JobKey> {
@@ -218,11 +225,7 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<EngineSummary, EngineError> {
         let mut summary = EngineSummary::default();
-        let task_dir = self
-            .opts
-            .artifact_root
-            .join(&run.0)
-            .join(&plan.commit[..plan.commit.len().min(12)]);
+        let task_dir = task_dir(&self.opts.artifact_root, run, &plan.commit);
         let mut t = attempt::TaskRun::new(self, run, plan, &task_dir);
         if cancel.is_cancelled() || !self.budget_left() {
             summary.not_run = jobs.len() as u32;

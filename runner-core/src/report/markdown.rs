@@ -97,20 +97,14 @@ pub(super) fn metric_summary(m: &MetricReport, v: Variant) -> Option<Summary> {
     })
 }
 
-/// A table cell: one line, no pipes, no raw HTML.
-fn cell(s: &str) -> String {
-    let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    one_line
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('|', "\\|")
+/// A table cell: one line, no pipes, no raw HTML, no control or bidi characters.
+fn cell(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::md_cell(s)
 }
 
-/// A code span inside a table cell (code spans show `<` literally; pipes still need escaping).
+/// A code span inside a table cell (shown literally; pipes and backticks cannot break it).
 fn code_cell(s: &str) -> String {
-    let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    format!("`{}`", one_line.replace('`', "'").replace('|', "\\|"))
+    crate::text::md_code(s)
 }
 
 /// Failures of one task grouped by variant, code, detail and evidence: `(first, repeats)`.
@@ -198,9 +192,9 @@ fn metric_rows(out: &mut String, t: &TaskReport, m: &MetricReport, primary: bool
     };
     let _ = writeln!(
         out,
-        "| `{}` | {} ({unit}, {dir}) | {} | {} | {} | {} | {} | {} |",
-        short(&t.commit),
-        m.metric,
+        "| {} | {} ({unit}, {dir}) | {} | {} | {} | {} | {} | {} |",
+        code_cell(short(&t.commit)),
+        cell(&m.metric),
         side(Variant::Baseline),
         side(Variant::Human),
         side(Variant::Agent),
@@ -215,12 +209,12 @@ pub fn markdown(r: &Report) -> String {
     let mut out = String::new();
     let (planned, skipped, reproduced, measured) = counts(r);
     let o = &r.options;
-    let _ = writeln!(out, "# perf-runner report: run `{}`\n", r.run.id);
+    let _ = writeln!(out, "# perf-runner report: run {}\n", code_cell(&r.run.id));
     let _ = writeln!(
         out,
         "- created {} · status {} · backend {} · dataset {}",
-        r.run.created_at,
-        r.run.status,
+        cell(&r.run.created_at),
+        cell(&r.run.status),
         cell(&r.run.backend),
         cell(&r.run.origin)
     );
@@ -262,8 +256,8 @@ pub fn markdown(r: &Report) -> String {
             .fold((0, 0), |(a, b), v| (a + v.succeeded, b + v.jobs));
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} | {} | {} | {ok}/{total} | {} ({}) | {:.0} | {} |",
-            short(&t.commit),
+            "| {} | {} | {} | {} | {} | {ok}/{total} | {} ({}) | {:.0} | {} |",
+            code_cell(short(&t.commit)),
             cell(&trunc(t.subject.as_deref().unwrap_or(""), 60)),
             t.mode.map(|m| m.as_str()).unwrap_or("–"),
             cell(&t.validity.text()),
@@ -310,8 +304,8 @@ pub fn markdown(r: &Report) -> String {
                     .unwrap_or_else(|| "–".into());
                 let _ = writeln!(
                     out,
-                    "| `{}` | {} | {} | {ratio} | {} |",
-                    short(&t.commit),
+                    "| {} | {} | {} | {ratio} | {} |",
+                    code_cell(short(&t.commit)),
                     summary_text(&c.base),
                     summary_text(&c.other),
                     floor_text(&t.noise_floor)
@@ -340,11 +334,11 @@ pub fn markdown(r: &Report) -> String {
                 .collect();
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} | `{}` | {attempts} | {} | {} |",
-                short(&t.commit),
+                "| {} | {} | {} | {} | {attempts} | {} | {} |",
+                code_cell(short(&t.commit)),
                 super::label(f.variant, f.aa),
                 repeats_text(&repeats),
-                f.code,
+                code_cell(&f.code),
                 cell(&trunc(f.detail.as_deref().unwrap_or(""), 200)),
                 evidence.join("<br>"),
             );
@@ -356,11 +350,11 @@ pub fn markdown(r: &Report) -> String {
         for t in skipped {
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} | {} | {} |",
-                short(&t.commit),
+                "| {} | {} | {} | {} | {} |",
+                code_cell(short(&t.commit)),
                 t.line,
                 cell(&trunc(t.subject.as_deref().unwrap_or(""), 60)),
-                t.status,
+                cell(&t.status),
                 cell(&trunc(t.reason.as_deref().unwrap_or(""), 300)),
             );
         }

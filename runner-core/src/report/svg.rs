@@ -21,6 +21,10 @@ pub(super) fn esc(s: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
             c if c.is_control() => out.push(' '),
+            // Bidi overrides and invisible format characters: shown, never obeyed.
+            c if crate::text::needs_escape(c) => {
+                out.push_str(&crate::text::escape(c.encode_utf8(&mut [0; 4])));
+            }
             c => out.push(c),
         }
     }

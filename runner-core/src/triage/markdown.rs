@@ -1,5 +1,6 @@
 //! Markdown rendering of a [`TriageReport`].
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -8,14 +9,20 @@ use crate::failure::Failure;
 use super::report::{Counts, TriageReport, TriageSummary};
 use super::{TaskTriage, Verdict};
 
-/// Text on one line.
-fn flat(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Untrusted text inline in markdown (a list item, a heading): one line, no raw HTML, no
+/// control or bidi characters.
+fn flat(s: &str) -> Cow<'_, str> {
+    crate::text::md_cell(s)
 }
 
-/// A table cell: one line, pipes escaped.
-fn cell(s: &str) -> String {
-    flat(s).replace('|', "\\|")
+/// A table cell: as [`flat`], pipes escaped.
+fn cell(s: &str) -> Cow<'_, str> {
+    crate::text::md_cell(s)
+}
+
+/// A code span (in a table or a list item).
+fn code(s: &str) -> String {
+    crate::text::md_code(s)
 }
 
 fn short(c: &str) -> &str {
@@ -39,12 +46,15 @@ fn counts_row(name: &str, c: &Counts) -> String {
 
 fn task_row(t: &TaskTriage) -> String {
     let (reason, fix) = match t.primary() {
-        Some(r) => (format!("`{}`: {}", r.code, cell(&r.detail)), cell(&r.fix)),
+        Some(r) => (
+            format!("`{}`: {}", r.code, cell(&r.detail)),
+            cell(&r.fix).into_owned(),
+        ),
         None => ("—".into(), "—".into()),
     };
     format!(
-        "| `{}` | {} | {} | {reason} | {fix} |\n",
-        short(&t.commit),
+        "| {} | {} | {} | {reason} | {fix} |\n",
+        code(short(&t.commit)),
         cell(t.model.as_deref().unwrap_or("—")),
         verdict(t.verdict)
     )
@@ -63,9 +73,10 @@ pub(crate) fn render(r: &TriageReport, s: &TriageSummary) -> String {
         } else {
             "no (artifacts judged by date)"
         },
-        r.vllm_source
-            .as_deref()
-            .unwrap_or("none (engine version estimated from dates)")
+        r.vllm_source.as_deref().map_or(
+            Cow::Borrowed("none (engine version estimated from dates)"),
+            flat
+        )
     );
 
     out.push_str("## Summary by GPU config\n\n");
@@ -78,7 +89,7 @@ pub(crate) fn render(r: &TriageReport, s: &TriageSummary) -> String {
     out.push('\n');
 
     for gpu in s.by_gpu_config.keys() {
-        let _ = writeln!(out, "## {gpu}\n");
+        let _ = writeln!(out, "## {}\n", flat(gpu));
         out.push_str(
             "| commit | model | verdict | primary reason | fix |\n|---|---|---|---|---|\n",
         );
@@ -88,7 +99,7 @@ pub(crate) fn render(r: &TriageReport, s: &TriageSummary) -> String {
         }
         out.push('\n');
         for t in tasks.iter().filter(|t| !t.reasons.is_empty()) {
-            let _ = writeln!(out, "- `{}`:", short(&t.commit));
+            let _ = writeln!(out, "- {}:", code(short(&t.commit)));
             for reason in &t.reasons {
                 let _ = writeln!(
                     out,
@@ -125,7 +136,8 @@ pub(crate) fn render(r: &TriageReport, s: &TriageSummary) -> String {
             let meaning = code.parse::<Failure>().map(|f| f.describe()).unwrap_or("");
             let _ = writeln!(
                 out,
-                "| `{code}` | {} | {n} | {meaning} |",
+                "| {} | {} | {n} | {meaning} |",
+                self::code(code),
                 s.root_causes.get(code).copied().unwrap_or(0)
             );
         }
@@ -179,7 +191,14 @@ fn recommendations(r: &TriageReport, s: &TriageSummary, out: &mut String) {
         out.push_str("\n  ```text\n");
         for t in &skip {
             if let Some(p) = t.primary() {
-                let _ = writeln!(out, "  {} {} {}", t.commit, p.code, flat(&p.detail));
+                // Inside a fenced block markdown shows text literally: one line, escaped.
+                let _ = writeln!(
+                    out,
+                    "  {} {} {}",
+                    crate::text::cell(&t.commit),
+                    p.code,
+                    crate::text::cell(&p.detail)
+                );
             }
         }
         out.push_str("  ```\n\n");
@@ -194,8 +213,8 @@ fn recommendations(r: &TriageReport, s: &TriageSummary, out: &mut String) {
             if let Some(p) = t.primary() {
                 let _ = writeln!(
                     out,
-                    "  - `{}` (`{}`): {}",
-                    short(&t.commit),
+                    "  - {} (`{}`): {}",
+                    code(short(&t.commit)),
                     p.code,
                     flat(&p.fix)
                 );

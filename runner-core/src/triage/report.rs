@@ -163,7 +163,8 @@ impl TriageReport {
             .filter(|t| t.verdict == Verdict::NotVerifiable)
         {
             if let Some(r) = t.primary() {
-                let detail = r.detail.split_whitespace().collect::<Vec<_>>().join(" ");
+                // One line per task, and safe to `cat`: the detail may quote dataset text.
+                let detail = crate::text::cell(&r.detail);
                 out.push_str(&format!("{} {} {detail}\n", t.commit, r.code));
             }
         }

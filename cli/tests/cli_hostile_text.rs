@@ -172,19 +172,32 @@ fn plan_text_and_json() {
     let dir = tempfile::tempdir().unwrap();
     let ds = dataset(dir.path());
     let ds = ds.to_str().unwrap();
+    // The command carries control characters: the input policy refuses it, and the refusal
+    // quotes the token escaped.
     let o = run(&["plan", ds, &COMMIT[..12]]);
     assert_eq!(
         o.status.code(),
-        Some(0),
+        Some(4),
         "{}",
         String::from_utf8_lossy(&o.stderr).escape_debug()
     );
-    let (out, _) = assert_clean("plan", &o);
-    assert!(out.contains("org/model\\x1b[2J"), "{out}");
-    let o = run(&["plan", ds, &COMMIT[..12], "--format", "json"]);
-    assert_clean("plan --format json", &o);
+    let (_, err) = assert_clean("plan", &o);
+    assert!(
+        err.contains("a control character") && err.contains("org/model\\u{1b}[2J"),
+        "{err}"
+    );
+    // The task itself, with its hostile subject, still lists cleanly as JSON.
+    let o = run(&["tasks", ds, "--format", "json"]);
+    assert_clean("tasks --format json", &o);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["task"]["subject"], evil("[Perf] faster"));
+    let task = v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["commit"] == COMMIT)
+        .unwrap();
+    assert_eq!(task["subject"], evil("[Perf] faster"));
+    assert_eq!(task["status"], "bad_config");
     // A command that does not plan: its error quotes the dataset.
     let o = run(&["plan", ds, "c0ffee0c"]);
     assert_ne!(o.status.code(), Some(0));

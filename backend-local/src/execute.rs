@@ -120,7 +120,10 @@ async fn phases(
             tracing::warn!(%status, "the warm-up failed; the measured client is not run");
             cx.progress
                 .event("warmup", &format!("the warm-up failed ({status})"));
-            return Ok(output(cx, status.code(), out, errf, server.is_some(), 0.0));
+            let mut o = output(cx, status.code(), out, errf, server.is_some(), 0.0);
+            // The measured client never ran: nothing in results/ is this attempt's result.
+            o.result_files.clear();
+            return Ok(o);
         }
     }
 

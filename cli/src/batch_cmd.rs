@@ -16,7 +16,7 @@ use runner_core::record::RunId;
 use runner_core::samples::primary_metric;
 use runner_core::settings::Settings;
 use runner_core::stats::median;
-use runner_core::store::{Store, TaskRow};
+use runner_core::store::{LockError, RunLock, Store, TaskRow};
 use runner_core::task::{Task, Variant, parse_variant_list};
 use runner_core::text::escape as esc;
 use runner_core::triage::{TriageReport, Verdict as TriageVerdict};
@@ -137,11 +137,11 @@ async fn plan_all(
                 .any(|s| t.commit.starts_with(s.as_str()) || s.starts_with(&t.commit))
         {
             store.put_task(run, &row("skipped", "listed in the skip list".into(), None))?;
-            eprintln!("skip {}: listed in the skip list", t.short());
+            errln!("skip {}: listed in the skip list", t.short());
             continue;
         }
         if let Some(why) = not_verifiable(&report, &t.commit).filter(|_| !spec.force) {
-            eprintln!(
+            errln!(
                 "skip {}: not verifiable: {} (--force runs it anyway)",
                 t.short(),
                 esc(&why)
@@ -161,7 +161,7 @@ async fn plan_all(
                 Err(e) => {
                     // One task's unusable patch fails that task, not the batch.
                     let code = Failure::PatchFailed;
-                    eprintln!("skip {}: {e:#} [{code}]", t.short());
+                    errln!("skip {}: {} [{code}]", t.short(), esc(&format!("{e:#}")));
                     store.put_task(run, &row("failed", format!("{code}: {e:#}"), None))?;
                     continue;
                 }
@@ -183,12 +183,12 @@ async fn plan_all(
                     &interleaved_jobs(&p.commit, &variants, spec.repeats, spec.aa),
                 )?;
                 for w in &p.warnings {
-                    eprintln!("warning {}: {}", t.short(), esc(&w.to_string()));
+                    errln!("warning {}: {}", t.short(), esc(&w.to_string()));
                 }
                 plans.push(p);
             }
             Err(e) => {
-                eprintln!(
+                errln!(
                     "skip {}: {} [{}]",
                     t.short(),
                     esc(&e.to_string()),
@@ -202,18 +202,29 @@ async fn plan_all(
 }
 
 /// Start a new batch or resume one, then run it.
+///
+/// One process runs a run at a time: it holds the run's lock in the store until it ends. A
+/// `--resume` of a run that a live process holds is refused (exit code 2, naming it); one held
+/// by a process that is gone takes the lock over; one held on another host is refused unless
+/// `break_lock`.
 pub async fn run(
     mut spec: BatchSpec,
     resume: Option<&str>,
+    break_lock: bool,
     store_path: &Path,
     settings: &Settings,
 ) -> Result<i32> {
     let store = Arc::new(Store::open(store_path)?);
+    let lock;
     let (run, plans) = match resume {
         Some(id) => {
             let run: RunId = id.parse().map_err(|e: String| anyhow!("--resume: {e}"))?;
-            spec = serde_json::from_value(store.run_meta(&run)?)
-                .context("the run's stored options")?;
+            let meta = store.run_meta(&run)?;
+            lock = match take_lock(&store, &run, break_lock)? {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            spec = serde_json::from_value(meta).context("the run's stored options")?;
             let (_, tasks) = load_tasks(&spec, settings)?;
             let stored = store.tasks(&run)?;
             let mut plans = Vec::new();
@@ -236,7 +247,7 @@ pub async fn run(
                 }
                 plans.push(plan);
             }
-            eprintln!("resuming {run}: {} planned task(s)", plans.len());
+            errln!("resuming {run}: {} planned task(s)", plans.len());
             store.set_run_status(&run, "running")?;
             (run, plans)
         }
@@ -253,7 +264,11 @@ pub async fn run(
                 &ds.origin,
                 &serde_json::to_value(&spec)?,
             )?;
-            eprintln!(
+            lock = match take_lock(&store, &run, break_lock)? {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            errln!(
                 "run {run}: {} task(s) from {}",
                 tasks.len(),
                 esc(&ds.origin)
@@ -291,7 +306,7 @@ pub async fn run(
     let progress = Arc::new(CliProgress::new());
     let engine = Engine::new(backend, store.clone(), opts).with_progress(progress.clone());
     let cancel = CancellationToken::new();
-    spawn_signal_handler(cancel.clone());
+    crate::signals::spawn_handler(cancel.clone());
     let summary = engine.run(&run, &plans, &cancel).await?;
     progress.finish();
     let status = if summary.cancelled {
@@ -302,12 +317,12 @@ pub async fn run(
     store.set_run_status(&run, status)?;
     print_summary(&store, &run, &plans)?;
     if summary.not_needed > 0 {
-        println!(
+        outln!(
             "adaptive repeats: {} job(s) not needed (verdicts decided early)",
             summary.not_needed
         );
     }
-    println!(
+    outln!(
         "run {run}: {} job(s) succeeded, {} failed, {} not run; {} attempt(s), {:.0} GPU·s{}",
         summary.succeeded,
         summary.failed,
@@ -326,16 +341,38 @@ pub async fn run(
         .filter(|t| t.status != "planned")
         .count();
     if unplanned > 0 {
-        println!("{unplanned} task(s) skipped or not plannable (see above)");
+        outln!("{unplanned} task(s) skipped or not plannable (see above)");
     }
+    lock.release();
     Ok(if summary.cancelled {
-        eprintln!("interrupted: resume with `perf-runner batch --resume {run}`");
+        errln!("interrupted: resume with `perf-runner batch --resume {run}`");
         exit::INTERRUPTED
     } else if summary.failed > 0 || summary.not_run > 0 || unplanned > 0 {
         exit::TASKS_FAILED
     } else {
         exit::SUCCESS
     })
+}
+
+/// The run's lock, or the exit code of a refusal (already explained on stderr).
+fn take_lock(store: &Arc<Store>, run: &RunId, break_lock: bool) -> Result<Result<RunLock, i32>> {
+    match store.lock_run(run, break_lock) {
+        Ok(lock) => {
+            if let Some(h) = &lock.taken_over {
+                let why = match h.alive() {
+                    None => "as --break-lock asks",
+                    Some(_) => "which is no longer running",
+                };
+                errln!("run {run}: taking the run over from {h}, {why}");
+            }
+            Ok(Ok(lock))
+        }
+        Err(LockError::Store(e)) => Err(e.into()),
+        Err(e) => {
+            errln!("error: {e}");
+            Ok(Err(exit::USAGE))
+        }
+    }
 }
 
 fn print_summary(store: &Store, run: &RunId, plans: &[TaskPlan]) -> Result<()> {
@@ -364,7 +401,7 @@ fn print_summary(store: &Store, run: &RunId, plans: &[TaskPlan]) -> Result<()> {
                     failures.into_iter().collect::<Vec<_>>().join(", ")
                 )
             };
-            println!(
+            outln!(
                 "{short} {:<9} {key} median {med} (n={}){fail}",
                 b.variant.as_str(),
                 values.len()
@@ -372,27 +409,4 @@ fn print_summary(store: &Store, run: &RunId, plans: &[TaskPlan]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Ctrl-C and SIGTERM cancel the run: no new work starts, running work is stopped and
-/// recorded as cancelled.
-fn spawn_signal_handler(cancel: CancellationToken) {
-    tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                    let _ = tokio::signal::ctrl_c().await;
-                    cancel.cancel();
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        eprintln!("signal received: stopping (cleaning up what was started)…");
-        cancel.cancel();
-    });
 }

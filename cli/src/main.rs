@@ -2,6 +2,9 @@
 //!
 //! Results go to stdout; logs go to stderr (level from `PERF_RUNNER_LOG`, e.g. `debug`).
 
+#[macro_use]
+mod say;
+
 mod backends;
 mod batch_cmd;
 mod compare_cmd;
@@ -13,6 +16,7 @@ mod progress;
 mod report_cmd;
 mod runs_cmd;
 mod settings;
+mod signals;
 mod tasks_cmd;
 mod triage_cmd;
 
@@ -154,6 +158,10 @@ enum Command {
         /// Skip list: one `<commit> <code> <detail>` per line.
         #[arg(long, value_name = "FILE")]
         skip_list: Option<PathBuf>,
+        /// With --resume: take the run over even though a process on another host holds it
+        /// (that host's process cannot be checked from here; make sure it is gone).
+        #[arg(long, requires = "resume")]
+        break_lock: bool,
         #[command(flatten)]
         opts: RunOpts,
     },
@@ -321,7 +329,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     "run takes [DATASET] COMMIT, or --commit SHA --parent SHA --perf-command '…'"
                 ),
             }
-            block_on(batch_cmd::run(spec, None, &store, &settings))
+            block_on(batch_cmd::run(spec, None, false, &store, &settings))
         }
         Command::Batch {
             dataset,
@@ -329,6 +337,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             concurrency,
             force,
             skip_list,
+            break_lock,
             opts,
         } => {
             let mut spec = batch_spec(&opts, &settings);
@@ -336,7 +345,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             spec.concurrency = concurrency;
             spec.force = force;
             spec.skip_list = skip_list;
-            block_on(batch_cmd::run(spec, resume.as_deref(), &store, &settings))
+            block_on(batch_cmd::run(
+                spec,
+                resume.as_deref(),
+                break_lock,
+                &store,
+                &settings,
+            ))
         }
         Command::Triage(args) => block_on(triage_cmd::run(args, &settings)),
         Command::Doctor { backend, format } => {

@@ -46,7 +46,8 @@ impl ProgressSink for CliProgress {
                 bar.set_prefix(phase.to_string());
                 bar.set_message(message.to_string());
             }
-            None => eprintln!(
+            // Never panics: the terminal may be gone (SIGHUP) while the run cleans up.
+            None => errln!(
                 "{} {phase:>10} {message}",
                 chrono::Utc::now().format("%H:%M:%S")
             ),

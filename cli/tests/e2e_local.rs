@@ -3,124 +3,17 @@
 //! built wheels (a faster "human" build), real servers on real ports, real signals, and the
 //! SQLite store. The stand-in is a test double of vLLM's edges; see `tests/README.md`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use perf_runner_tests::standin::{
-    Fault, StandinBuild, StandinConfig, build_standin_wheel, standin_binary,
-};
+use common::{HUMAN, PARENT, SERVE, World, processes_under, text, wait_for_attempts};
+use perf_runner_tests::standin::Fault;
 use runner_core::Variant;
 use runner_core::failure::Failure;
-use runner_core::record::{JobStatus, RunId};
-use runner_core::store::Store;
-
-const HUMAN: &str = "e3580537a41a46b0f3cd750b86b633c1857a8c90";
-const PARENT: &str = "f508e03e7f2d8aed897d8843e1ed1668e5c4ad7a";
-const SERVE: &str = "vllm bench serve --model m/tiny --dataset-name random --random-input-len 32 \
-                     --random-output-len 24 --num-prompts 12 --ignore-eos --port 8000";
-
-struct World {
-    dir: tempfile::TempDir,
-}
-
-impl World {
-    /// Wheels for the baseline (speed 1.0) and the human build (`human_speed`), and a config
-    /// that points the local backend at them.
-    fn new(human_speed: f64, human_fault: Option<Fault>) -> World {
-        World::with_faults(None, human_speed, human_fault)
-    }
-
-    fn with_faults(
-        base_fault: Option<Fault>,
-        human_speed: f64,
-        human_fault: Option<Fault>,
-    ) -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = standin_binary();
-        let wheel = |sub: &str, version: &str, speed: f64, fault: Option<Fault>| -> PathBuf {
-            let out = dir.path().join(sub);
-            std::fs::create_dir_all(&out).unwrap();
-            let config = StandinConfig {
-                version: version.into(),
-                speed,
-                startup_ms: 150,
-                log_interval_ms: 100,
-                fault,
-                state_dir: Some(dir.path().join(format!("state-{sub}"))),
-                ..StandinConfig::default()
-            };
-            build_standin_wheel(
-                &out,
-                &StandinBuild {
-                    config,
-                    binary: bin.clone(),
-                },
-            )
-            .unwrap()
-        };
-        let base = wheel("wb", "0.6.3.dev1+gf508e03", 1.0, base_fault);
-        let human = wheel("wh", "0.6.3.dev2+ge358053", human_speed, human_fault);
-        let toml = format!(
-            "[local]\ncache_dir = {cache:?}\ncpu_only = true\nstop_grace_ms = 2000\n[local.wheels]\nbaseline = {base:?}\nhuman = {human:?}\n\
-             [engine]\nretry_base_s = 0.05\nretry_max_s = 0.1\nmax_attempts = 3\n[plan]\nwarmup_prompts = 2\n\
-             [timeouts]\nserver_ready_s = 20\nbenchmark_s = 60\nprepare_s = 300\n",
-            cache = dir.path().join("cache"),
-        );
-        std::fs::write(dir.path().join("perf-runner.toml"), toml).unwrap();
-        World { dir }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_perf-runner"));
-        c.current_dir(self.dir.path())
-            .env_remove("PERF_RUNNER_LOG")
-            .args(["--store", self.path("results.sqlite").to_str().unwrap()]);
-        c
-    }
-
-    fn run(&self, extra: &[&str]) -> Output {
-        let mut c = self.cmd();
-        c.args([
-            "run",
-            "--commit",
-            HUMAN,
-            "--parent",
-            PARENT,
-            "--perf-command",
-            SERVE,
-        ]);
-        c.args([
-            "--artifacts",
-            self.path("art").to_str().unwrap(),
-            "--data-dir",
-            self.path("data").to_str().unwrap(),
-        ]);
-        c.args(extra).output().unwrap()
-    }
-
-    fn store(&self) -> Store {
-        Store::open(&self.path("results.sqlite")).unwrap()
-    }
-
-    fn only_run(&self) -> RunId {
-        let runs = self.store().runs().unwrap();
-        assert_eq!(runs.len(), 1);
-        runs[0].id.clone()
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use runner_core::record::JobStatus;
 
 #[test]
 fn a_faster_human_build_is_measured_with_the_same_client_and_workload() {
@@ -283,36 +176,6 @@ fn a_hanging_server_times_out() {
         "{:?}",
         attempts[0].failure_detail
     );
-}
-
-/// Processes whose command line mentions `dir` (the stand-in runs from wheels under it).
-fn processes_under(dir: &Path) -> Vec<String> {
-    let needle = dir.display().to_string();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(&needle) && !cmd.contains("perf-runner") {
-                out.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
-            }
-        }
-    }
-    out
-}
-
-fn wait_for_attempts(w: &World, n: usize, limit: Duration) {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if let Ok(runs) = w.store().runs() {
-            if let Some(r) = runs.first() {
-                if w.store().attempts(&r.id).map(|a| a.len()).unwrap_or(0) >= n {
-                    return;
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no {n} attempts within {limit:?}");
 }
 
 #[test]

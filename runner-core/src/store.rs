@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::record::{AttemptRecord, JobKey, JobStatus, RunId};
 use crate::task::Variant;
 
+mod lock;
+pub use lock::{LockError, LockHolder, RunLock, hostname};
+
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Engine, EngineError, EngineSummary};
+use super::{Engine, EngineError, EngineSummary, folders, vet};
 use crate::backend::{BackendError, GpuLease, JobEnvs, PreparedEnv, StepOutput};
 use crate::benchmark::{OutputSource, RunOutput, SourceKind};
 use crate::failure::Failure;
@@ -31,6 +31,17 @@ struct Outcome {
     failure: Option<(Failure, String, Vec<String>)>,
     metrics: Metrics,
     output: Option<StepOutput>,
+}
+
+impl Outcome {
+    /// A failure without any output.
+    fn failed(code: Failure, msg: String) -> Outcome {
+        Outcome {
+            failure: Some((code, msg, Vec::new())),
+            metrics: Metrics::new(),
+            output: None,
+        }
+    }
 }
 
 fn now() -> String {
@@ -121,10 +132,7 @@ impl<'a> TaskRun<'a> {
     }
 
     fn job_dir(&self, job: &JobKey, attempt: u32) -> PathBuf {
-        let aa = if job.aa { "-aa" } else { "" };
-        self.dir
-            .join(format!("{}{aa}-r{}", job.variant, job.repeat))
-            .join(format!("attempt-{attempt}"))
+        folders::job_dir(&self.dir, job, attempt)
     }
 
     /// Record a failure for every job without running it.
@@ -136,17 +144,15 @@ impl<'a> TaskRun<'a> {
         summary: &mut EngineSummary,
     ) -> Result<(), EngineError> {
         for job in jobs {
-            let out = Outcome {
-                failure: Some((code, msg.to_string(), Vec::new())),
-                metrics: Metrics::new(),
-                output: None,
-            };
+            let out = Outcome::failed(code, msg.to_string());
             let status = if code.is_transient() {
                 JobStatus::FailedTransient
             } else {
                 JobStatus::Failed
             };
             let n = self.engine.store.attempt_count(self.run, job)? + 1;
+            // Its own folder too, so the record never points at another attempt's files.
+            let n = folders::fresh(&self.dir, job, n).map_or(n, |(n, _)| n);
             summary.gpu_seconds +=
                 self.record(job, n, None, (now(), Instant::now()), out, status)?;
             summary.failed += 1;
@@ -236,15 +242,28 @@ impl<'a> TaskRun<'a> {
             client: client_env,
         };
         let first = Instant::now();
-        // A resumed job numbers on from its earlier attempts, whose artifacts stay.
-        let earlier = self.engine.store.attempt_count(self.run, job)?;
-        let mut attempt = earlier + 1;
+        // A resumed job numbers on from its earlier attempts, whose artifacts stay; every
+        // attempt gets a folder of its own that did not exist before.
+        let mut next = self.engine.store.attempt_count(self.run, job)? + 1;
+        let mut tries = 0;
         self.engine
             .store
             .set_job_status(self.run, job, JobStatus::Running)?;
         loop {
-            let dir = self.job_dir(job, attempt);
-            let _ = std::fs::create_dir_all(&dir);
+            let (attempt, dir) = match folders::fresh(&self.dir, job, next) {
+                Ok(d) => d,
+                Err(e) => {
+                    let msg = format!("cannot create the attempt's artifact folder: {e}");
+                    let out = Outcome::failed(Failure::EnvironmentBroken, msg);
+                    summary.attempts += 1;
+                    summary.failed += 1;
+                    let started = (now(), Instant::now());
+                    summary.gpu_seconds +=
+                        self.record(job, next, None, started, out, JobStatus::Failed)?;
+                    return Ok(JobStatus::Failed);
+                }
+            };
+            tries += 1;
             let _ = std::fs::write(
                 dir.join("plan.json"),
                 serde_json::to_vec_pretty(self.plan).unwrap_or_default(),
@@ -258,13 +277,14 @@ impl<'a> TaskRun<'a> {
                 .progress
                 .event("benchmark", &format!("{job} attempt {attempt}"));
             let started = (now(), Instant::now());
+            let since = std::time::SystemTime::now();
             let out = match self
                 .engine
                 .backend
                 .execute(&envs, &self.plan.step, &cx)
                 .await
             {
-                Ok(output) => self.parse(output),
+                Ok(output) => self.parse(output, since),
                 Err(e) => backend_failure(e, &dir),
             };
             summary.attempts += 1;
@@ -274,7 +294,7 @@ impl<'a> TaskRun<'a> {
                     .engine
                     .opts
                     .retry
-                    .delay_before(attempt - earlier + 1, first.elapsed(), rand::random()),
+                    .delay_before(tries + 1, first.elapsed(), rand::random()),
                 _ => None,
             };
             let status = match code {
@@ -312,11 +332,14 @@ impl<'a> TaskRun<'a> {
                     return Ok(JobStatus::Cancelled);
                 }
             }
-            attempt += 1;
+            next = attempt + 1;
         }
     }
 
-    fn parse(&self, output: StepOutput) -> Outcome {
+    /// Parse what this attempt's client produced; `since` = when the attempt started (see
+    /// [`vet`] for what counts).
+    fn parse(&self, output: StepOutput, since: std::time::SystemTime) -> Outcome {
+        let vetted = vet::results(&output, since);
         let mut sources = Vec::new();
         let mut add = |path: &Path, kind: SourceKind| {
             if let Ok(text) = std::fs::read_to_string(path) {
@@ -327,7 +350,7 @@ impl<'a> TaskRun<'a> {
                 sources.push(OutputSource { name, kind, text });
             }
         };
-        for f in &output.result_files {
+        for f in &vetted.trusted {
             add(f, SourceKind::ResultJson);
         }
         add(&output.client_stdout, SourceKind::Stdout);
@@ -340,17 +363,15 @@ impl<'a> TaskRun<'a> {
             exit_code: output.exit_code,
         };
         let parsed = crate::parse::benchmark_for(self.plan.step.mode).parse(&run_output);
-        let failure = parsed.failure.map(|c| {
-            let detail = c
-                .evidence
-                .first()
-                .cloned()
-                .unwrap_or_else(|| c.code.describe().to_string());
-            (c.code, detail, c.evidence)
-        });
+        let failure = vet::judge(&vetted, parsed.failure, &run_output);
+        // Nothing of a client that did not run or did not exit 0 is a measurement.
+        let metrics = match vetted.client_failed {
+            Some(_) => Metrics::new(),
+            None => parsed.metrics,
+        };
         Outcome {
             failure,
-            metrics: parsed.metrics,
+            metrics,
             output: Some(output),
         }
     }

@@ -4,7 +4,9 @@
 
 mod attempt;
 pub mod datasets;
+mod folders;
 pub mod retry;
+mod vet;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

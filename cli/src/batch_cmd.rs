@@ -13,7 +13,7 @@ use runner_core::exit;
 use runner_core::plan::{TaskPlan, plan_task};
 use runner_core::record::RunId;
 use runner_core::samples::primary_metric;
-use runner_core::settings::Settings;
+use runner_core::settings::{Limits, Settings};
 use runner_core::stats::median;
 use runner_core::store::{Store, TaskRow};
 use runner_core::task::{Task, Variant, parse_variant_list};
@@ -60,10 +60,10 @@ pub struct BatchSpec {
     pub data_dir: Option<PathBuf>,
 }
 
-fn load_tasks(spec: &BatchSpec) -> Result<(Dataset, Vec<Task>)> {
+fn load_tasks(spec: &BatchSpec, limits: &Limits) -> Result<(Dataset, Vec<Task>)> {
     let ds = match &spec.adhoc {
         Some(row) => Dataset::from_str(&row.to_string(), "adhoc", Path::new(".")),
-        None => datasets::load(spec.dataset.as_deref())?,
+        None => datasets::load(spec.dataset.as_deref(), limits)?,
     };
     if let Some(e) = ds.errors.first().filter(|_| spec.adhoc.is_some()) {
         bail!("{e}");
@@ -83,9 +83,9 @@ fn load_tasks(spec: &BatchSpec) -> Result<(Dataset, Vec<Task>)> {
     Ok((ds, tasks))
 }
 
-fn read_skip_list(path: &Path) -> Result<BTreeSet<String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("--skip-list {}", path.display()))?;
+fn read_skip_list(path: &Path, limits: &Limits) -> Result<BTreeSet<String>> {
+    let text = runner_core::input::read_text(path, limits.dataset())
+        .with_context(|| format!("--skip-list {}", path.display()))?;
     Ok(text
         .lines()
         .filter_map(|l| l.split_whitespace().next())
@@ -113,7 +113,7 @@ async fn plan_all(
     settings: &Settings,
 ) -> Result<Vec<TaskPlan>> {
     let skip = match &spec.skip_list {
-        Some(p) => read_skip_list(p)?,
+        Some(p) => read_skip_list(p, &settings.limits)?,
         None => BTreeSet::new(),
     };
     let report = triage_cmd::triage(tasks, &triage_cmd::options(settings, false, None)).await;
@@ -151,7 +151,9 @@ async fn plan_all(
             None => vec![Variant::Baseline, Variant::Human],
         };
         let patch = match &patch_path {
-            Some(p) if variants.contains(&Variant::Agent) => Some(plan_cmd::patch_spec(p)?),
+            Some(p) if variants.contains(&Variant::Agent) => {
+                Some(plan_cmd::patch_spec(p, &settings.limits)?)
+            }
             _ => None,
         };
         match plan_task(t, &variants, settings, patch) {
@@ -195,7 +197,7 @@ pub async fn run(
             let run: RunId = id.parse().map_err(|e: String| anyhow!("--resume: {e}"))?;
             spec = serde_json::from_value(store.run_meta(&run)?)
                 .context("the run's stored options")?;
-            let (_, tasks) = load_tasks(&spec)?;
+            let (_, tasks) = load_tasks(&spec, &settings.limits)?;
             let stored = store.tasks(&run)?;
             let mut plans = Vec::new();
             for row in stored.iter().filter(|r| r.status == "planned") {
@@ -226,7 +228,7 @@ pub async fn run(
             if let Some(d) = &spec.dataset {
                 spec.dataset = Some(std::path::absolute(d).unwrap_or_else(|_| d.clone()));
             }
-            let (ds, tasks) = load_tasks(&spec)?;
+            let (ds, tasks) = load_tasks(&spec, &settings.limits)?;
             let run = RunId::generate();
             store.create_run(
                 &run,

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Result, anyhow};
 use runner_core::exit;
 use runner_core::metrics::Unit;
-use runner_core::samples::{Side, load_side};
+use runner_core::samples::{Side, load_side_capped};
+use runner_core::settings::Limits;
 use runner_core::stats::{COMPARE_SCHEMA_VERSION, CompareOptions, NoiseFloor, compare};
 use serde_json::json;
 
@@ -37,7 +38,9 @@ pub struct Args {
     format: Format,
 }
 
-pub fn run(a: Args) -> Result<i32> {
+/// Compare; each file must be a regular file within `limits.max_result_bytes` whose values are
+/// all possible (else an input error naming the file and value).
+pub fn run(a: Args, limits: &Limits) -> Result<i32> {
     if !(0.0..1.0).contains(&a.noise_floor) {
         return Err(anyhow!(
             "--noise-floor {}: give a fraction in [0, 1), e.g. 0.02 for ±2 %",
@@ -45,7 +48,8 @@ pub fn run(a: Args) -> Result<i32> {
         ));
     }
     let load = |p: &PathBuf, metric: Option<&str>| -> Result<Side> {
-        load_side(std::slice::from_ref(p), metric, !a.per_run).map_err(|e| anyhow!("{e}"))
+        load_side_capped(std::slice::from_ref(p), metric, !a.per_run, limits.result())
+            .map_err(|e| anyhow!("{e}"))
     };
     let base = match load(&a.base, a.metric.as_deref()) {
         Ok(s) => s,

@@ -268,7 +268,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         .clone()
         .unwrap_or_else(runner_core::store::Store::default_path);
     match cli.command {
-        Command::Tasks { dataset, format } => tasks_cmd::run(dataset.as_deref(), format),
+        Command::Tasks { dataset, format } => {
+            tasks_cmd::run(dataset.as_deref(), format, &settings.limits)
+        }
         Command::Plan {
             args,
             variants,
@@ -346,8 +348,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             files,
             mode,
             format,
-        } => parse_cmd::run(&files, &mode, format),
-        Command::Compare(args) => compare_cmd::run(args),
+        } => parse_cmd::run(&files, &mode, format, &settings.limits),
+        Command::Compare(args) => compare_cmd::run(args, &settings.limits),
         Command::Report {
             run_id,
             format,

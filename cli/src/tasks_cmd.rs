@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
+use runner_core::settings::Limits;
 use runner_core::{Task, exit};
 use serde_json::json;
 
@@ -25,8 +26,8 @@ fn status(t: &Task) -> (&'static str, Option<String>) {
     }
 }
 
-pub fn run(dataset: Option<&Path>, format: Format) -> Result<i32> {
-    let ds = datasets::load(dataset)?;
+pub fn run(dataset: Option<&Path>, format: Format, limits: &Limits) -> Result<i32> {
+    let ds = datasets::load(dataset, limits)?;
     match format {
         Format::Json => {
             let tasks: Vec<_> = ds

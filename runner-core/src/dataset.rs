@@ -82,11 +82,19 @@ pub enum LookupError {
 }
 
 impl Dataset {
-    /// Load a dataset file; relative agent patch paths resolve against its directory.
+    /// Load a dataset file under the default size cap; relative agent patch paths resolve
+    /// against its directory. See [`Dataset::load_capped`].
     pub fn load(path: &Path) -> Result<Dataset, DatasetError> {
-        let text = std::fs::read_to_string(path).map_err(|source| DatasetError {
+        Dataset::load_capped(path, crate::settings::Limits::default().dataset())
+    }
+
+    /// Load a dataset file of at most `cap` bytes (`limits.max_dataset_bytes`): a FIFO,
+    /// device, socket or directory is refused before it is opened, a larger file before it is
+    /// read (see [`crate::input`]).
+    pub fn load_capped(path: &Path, cap: crate::input::Cap) -> Result<Dataset, DatasetError> {
+        let text = crate::input::read_text(path, cap).map_err(|e| DatasetError {
             path: path.to_path_buf(),
-            source,
+            source: e.into(),
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(Dataset::from_str(&text, &path.display().to_string(), &base))

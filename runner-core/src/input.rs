@@ -59,8 +59,7 @@ pub enum InputError {
     },
     /// The path is not a regular file.
     #[error(
-        "{} is {what}, not a regular file; give a regular file (it is refused before it is opened, \
-         so it can neither block nor stream forever)",
+        "{} is {what}, not a regular file; give a regular file",
         path.display()
     )]
     NotRegular {

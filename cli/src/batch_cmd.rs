@@ -268,7 +268,9 @@ pub async fn run(
         }),
     };
     let progress = Arc::new(CliProgress::new());
-    let engine = Engine::new(backend, store.clone(), opts).with_progress(progress.clone());
+    let engine = Engine::new(backend, store.clone(), opts)
+        .with_progress(progress.clone())
+        .with_limits(settings.limits);
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
     let summary = engine.run(&run, &plans, &cancel).await?;

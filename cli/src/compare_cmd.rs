@@ -24,8 +24,13 @@ pub struct Args {
     /// Metric key (default: the mode's primary metric, e.g. output_throughput_tps).
     #[arg(long)]
     metric: Option<String>,
-    /// Relative noise floor the ratio's CI is judged against.
-    #[arg(long, default_value_t = 0.02)]
+    /// Relative noise floor the ratio's CI is judged against, a fraction in [0, 1).
+    #[arg(
+        long,
+        default_value_t = 0.02,
+        allow_negative_numbers = true,
+        value_parser = crate::ranges::noise_floor
+    )]
     noise_floor: f64,
     /// Use one value per file even when a file has per-request/per-iteration values.
     #[arg(long)]
@@ -41,12 +46,6 @@ pub struct Args {
 /// Compare; each file must be a regular file within `limits.max_result_bytes` whose values are
 /// all possible (else an input error naming the file and value).
 pub fn run(a: Args, limits: &Limits) -> Result<i32> {
-    if !(0.0..1.0).contains(&a.noise_floor) {
-        return Err(anyhow!(
-            "--noise-floor {}: give a fraction in [0, 1), e.g. 0.02 for ±2 %",
-            a.noise_floor
-        ));
-    }
     let load = |p: &PathBuf, metric: Option<&str>| -> Result<Side> {
         load_side_capped(std::slice::from_ref(p), metric, !a.per_run, limits.result())
             .map_err(|e| anyhow!("{e}"))

@@ -71,7 +71,9 @@ fn main() -> std::io::Result<()> {
     );
     println!(
         "  task status:     {}",
-        task.command_error.as_deref().unwrap_or("accepted (unexpected)")
+        task.command_error
+            .as_deref()
+            .unwrap_or("accepted (unexpected)")
     );
     let peak = status_kib("VmHWM:");
     if let (Some(before), Some(peak)) = (rss_before, peak) {

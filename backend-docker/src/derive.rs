@@ -211,12 +211,15 @@ impl DockerBackend {
         spec: &PatchSpec,
         cx: &RunContext,
     ) -> Result<Resolved, BackendError> {
-        let text = std::fs::read_to_string(&spec.path).map_err(|e| {
-            fail(
-                Failure::BadConfig,
-                format!("cannot read the agent patch '{}': {e}", spec.path),
-            )
-        })?;
+        // Untrusted: a regular file within the patch ceiling (never a FIFO or device).
+        let patch_cap = runner_core::settings::Limits::patch_ceiling();
+        let text = runner_core::input::read_text(std::path::Path::new(&spec.path), patch_cap)
+            .map_err(|e| {
+                fail(
+                    Failure::BadConfig,
+                    format!("cannot read the agent patch '{}': {e}", spec.path),
+                )
+            })?;
         let plan = patch::analyze(&text)?;
         if !plan.skipped.is_empty() {
             let msg = format!(

@@ -31,7 +31,9 @@ fn read_patch(cfg: &LocalConfig, build: &BuildSpec) -> Result<Option<AgentPatch>
         return Ok(None);
     };
     let path = PathBuf::from(&spec.path);
-    let bytes = std::fs::read(&path).map_err(|e| {
+    // Untrusted: a regular file within the patch ceiling (never a FIFO or device).
+    let patch_cap = runner_core::settings::Limits::patch_ceiling();
+    let bytes = runner_core::input::read_capped(&path, patch_cap).map_err(|e| {
         err(
             Failure::BadConfig,
             format!("cannot read the patch {}: {e}", spec.path),

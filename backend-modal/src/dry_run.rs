@@ -2,7 +2,7 @@
 //! patch layer.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use runner_core::plan::StepPlan;
@@ -74,12 +74,15 @@ impl ModalBackend {
         let Some(p) = &build.patch else {
             return Ok(None);
         };
-        let bytes = std::fs::read(&p.path).map_err(|e| {
-            err(
-                Failure::PatchFailed,
-                format!("the agent patch {}: {e}", p.path),
-            )
-        })?;
+        // Untrusted: a regular file within the patch ceiling (never a FIFO or device).
+        let patch_cap = runner_core::settings::Limits::patch_ceiling();
+        let bytes =
+            runner_core::input::read_capped(Path::new(&p.path), patch_cap).map_err(|e| {
+                err(
+                    Failure::PatchFailed,
+                    format!("the agent patch {}: {e}", p.path),
+                )
+            })?;
         if let Some(want) = &p.sha256 {
             let got = patch::sha256_hex(&bytes);
             if !got.eq_ignore_ascii_case(want) {

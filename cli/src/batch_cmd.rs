@@ -14,7 +14,7 @@ use runner_core::failure::Failure;
 use runner_core::plan::{TaskPlan, plan_task};
 use runner_core::record::RunId;
 use runner_core::samples::primary_metric;
-use runner_core::settings::Settings;
+use runner_core::settings::{Limits, Settings};
 use runner_core::stats::median;
 use runner_core::store::{LockError, RunLock, Store, TaskRow};
 use runner_core::task::{Task, Variant, parse_variant_list};
@@ -67,7 +67,7 @@ fn load_tasks(spec: &BatchSpec, settings: &Settings) -> Result<(Dataset, Vec<Tas
         Some(row) => {
             Dataset::from_str_with(&row.to_string(), "adhoc", Path::new("."), &settings.inputs)
         }
-        None => datasets::load(spec.dataset.as_deref(), &settings.inputs)?,
+        None => datasets::load(spec.dataset.as_deref(), settings)?,
     };
     if let Some(e) = ds.errors.first().filter(|_| spec.adhoc.is_some()) {
         bail!("{e}");
@@ -87,9 +87,9 @@ fn load_tasks(spec: &BatchSpec, settings: &Settings) -> Result<(Dataset, Vec<Tas
     Ok((ds, tasks))
 }
 
-fn read_skip_list(path: &Path) -> Result<BTreeSet<String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("--skip-list {}", path.display()))?;
+fn read_skip_list(path: &Path, limits: &Limits) -> Result<BTreeSet<String>> {
+    let text = runner_core::input::read_text(path, limits.dataset())
+        .with_context(|| format!("--skip-list {}", path.display()))?;
     Ok(text
         .lines()
         .filter_map(|l| l.split_whitespace().next())
@@ -117,7 +117,7 @@ async fn plan_all(
     settings: &Settings,
 ) -> Result<Vec<TaskPlan>> {
     let skip = match &spec.skip_list {
-        Some(p) => read_skip_list(p)?,
+        Some(p) => read_skip_list(p, &settings.limits)?,
         None => BTreeSet::new(),
     };
     let report = triage_cmd::triage(tasks, &triage_cmd::options(settings, false, None)).await;
@@ -156,16 +156,18 @@ async fn plan_all(
             None => vec![Variant::Baseline, Variant::Human],
         };
         let patch = match &patch_path {
-            Some(p) if variants.contains(&Variant::Agent) => match plan_cmd::patch_spec(p) {
-                Ok(spec) => Some(spec),
-                Err(e) => {
-                    // One task's unusable patch fails that task, not the batch.
-                    let code = Failure::PatchFailed;
-                    errln!("skip {}: {} [{code}]", t.short(), esc(&format!("{e:#}")));
-                    store.put_task(run, &row("failed", format!("{code}: {e:#}"), None))?;
-                    continue;
+            Some(p) if variants.contains(&Variant::Agent) => {
+                match plan_cmd::patch_spec(p, &settings.limits) {
+                    Ok(spec) => Some(spec),
+                    Err(e) => {
+                        // One task's unusable patch fails that task, not the batch.
+                        let code = Failure::PatchFailed;
+                        errln!("skip {}: {} [{code}]", t.short(), esc(&format!("{e:#}")));
+                        store.put_task(run, &row("failed", format!("{code}: {e:#}"), None))?;
+                        continue;
+                    }
                 }
-            },
+            }
             _ => None,
         };
         match plan_task(t, &variants, settings, patch) {
@@ -304,7 +306,9 @@ pub async fn run(
         }),
     };
     let progress = Arc::new(CliProgress::new());
-    let engine = Engine::new(backend, store.clone(), opts).with_progress(progress.clone());
+    let engine = Engine::new(backend, store.clone(), opts)
+        .with_progress(progress.clone())
+        .with_limits(settings.limits);
     let cancel = CancellationToken::new();
     crate::signals::spawn_handler(cancel.clone());
     let summary = engine.run(&run, &plans, &cancel).await?;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
 use runner_core::metrics::Unit;
-use runner_core::samples::{Side, load_side};
+use runner_core::samples::{Side, load_side_capped};
+use runner_core::settings::Limits;
 use runner_core::stats::{COMPARE_SCHEMA_VERSION, CompareOptions, NoiseFloor, compare};
 use runner_core::{exit, text};
 use serde_json::json;
@@ -23,8 +24,13 @@ pub struct Args {
     /// Metric key (default: the mode's primary metric, e.g. output_throughput_tps).
     #[arg(long)]
     metric: Option<String>,
-    /// Relative noise floor the ratio's CI is judged against.
-    #[arg(long, default_value_t = 0.02)]
+    /// Relative noise floor the ratio's CI is judged against, a fraction in [0, 1).
+    #[arg(
+        long,
+        default_value_t = 0.02,
+        allow_negative_numbers = true,
+        value_parser = crate::ranges::noise_floor
+    )]
     noise_floor: f64,
     /// Use one value per file even when a file has per-request/per-iteration values.
     #[arg(long)]
@@ -37,15 +43,12 @@ pub struct Args {
     format: Format,
 }
 
-pub fn run(a: Args) -> Result<i32> {
-    if !(0.0..1.0).contains(&a.noise_floor) {
-        return Err(anyhow!(
-            "--noise-floor {}: give a fraction in [0, 1), e.g. 0.02 for ±2 %",
-            a.noise_floor
-        ));
-    }
+/// Compare; each file must be a regular file within `limits.max_result_bytes` whose values are
+/// all possible (else an input error naming the file and value).
+pub fn run(a: Args, limits: &Limits) -> Result<i32> {
     let load = |p: &PathBuf, metric: Option<&str>| -> Result<Side> {
-        load_side(std::slice::from_ref(p), metric, !a.per_run).map_err(|e| anyhow!("{e}"))
+        load_side_capped(std::slice::from_ref(p), metric, !a.per_run, limits.result())
+            .map_err(|e| anyhow!("{e}"))
     };
     let base = match load(&a.base, a.metric.as_deref()) {
         Ok(s) => s,

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use runner_core::dataset::Dataset;
-use runner_core::settings::Inputs;
+use runner_core::settings::Settings;
 use runner_core::text::escape;
 
 /// The embedded example dataset: a handful of real vLLM perf commits with their public facts.
@@ -13,12 +13,16 @@ pub const EMBEDDED: &str = include_str!("../../examples/vllm-perf-commits.jsonl"
 /// The origin name of the embedded dataset.
 pub const EMBEDDED_ORIGIN: &str = "embedded:examples/vllm-perf-commits.jsonl";
 
-/// Load `path`, or the embedded example when `None`, checking every command against the input
-/// policy. Rejected rows are logged to stderr, each with its line and field (their messages quote the row: shown
-/// escaped); the caller decides the exit code.
-pub fn load(path: Option<&Path>, inputs: &Inputs) -> Result<Dataset> {
+/// Load `path` (at most `limits.max_dataset_bytes`), or the embedded example when `None`,
+/// checking every command against the input policy (`inputs`). Rejected rows are logged to
+/// stderr, each with its line and field (their messages quote the row: shown escaped); the
+/// caller decides the exit code.
+pub fn load(path: Option<&Path>, settings: &Settings) -> Result<Dataset> {
+    let inputs = &settings.inputs;
     let ds = match path {
-        Some(p) => Dataset::load_with(p, inputs)?,
+        // One message: the error's own text already carries its cause.
+        Some(p) => Dataset::load_with(p, inputs, settings.limits.dataset())
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
         None => Dataset::from_str_with(EMBEDDED, EMBEDDED_ORIGIN, Path::new("examples"), inputs),
     };
     for e in &ds.errors {

@@ -13,6 +13,7 @@ mod doctor_cmd;
 mod parse_cmd;
 mod plan_cmd;
 mod progress;
+mod ranges;
 mod report_cmd;
 mod runs_cmd;
 mod settings;
@@ -53,8 +54,9 @@ struct RunOpts {
     /// a patch).
     #[arg(long)]
     variants: Option<String>,
-    /// Measured repeats per variant, interleaved inside one GPU lease (default: settings).
-    #[arg(long)]
+    /// Measured repeats per variant, interleaved inside one GPU lease, 1 to 1000 (default:
+    /// settings).
+    #[arg(long, allow_negative_numbers = true, value_parser = ranges::repeats())]
     repeats: Option<u32>,
     /// Also run the baseline a second time per repeat (A/A) to measure the noise floor.
     #[arg(long)]
@@ -72,8 +74,8 @@ struct RunOpts {
     /// Where dataset files are provided to every variant. Default: the cache dir.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Stop scheduling new jobs once this many GPU·hours were spent.
-    #[arg(long)]
+    /// Stop scheduling new jobs once this many GPU·hours were spent (a finite number > 0).
+    #[arg(long, allow_negative_numbers = true, value_parser = ranges::budget_gpu_hours)]
     budget_gpu_hours: Option<f64>,
 }
 
@@ -149,8 +151,8 @@ enum Command {
         /// Resume a run: only unfinished or transiently failed jobs run.
         #[arg(long, value_name = "RUN_ID")]
         resume: Option<String>,
-        /// Tasks at once (each still needs its GPUs).
-        #[arg(long)]
+        /// Tasks at once (each still needs its GPUs), 1 to 256.
+        #[arg(long, allow_negative_numbers = true, value_parser = ranges::concurrency())]
         concurrency: Option<usize>,
         /// Run tasks that the skip list names.
         #[arg(long)]
@@ -179,8 +181,8 @@ enum Command {
     Gc {
         /// Only this run's leftovers (default: every perf-runner leftover).
         run_id: Option<String>,
-        /// Seconds between SIGTERM and SIGKILL.
-        #[arg(long, default_value_t = 10)]
+        /// Seconds between SIGTERM and SIGKILL, 0 to 3600.
+        #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = ranges::grace_s())]
         grace_s: u64,
     },
     /// List runs in the results store.
@@ -217,9 +219,9 @@ enum Command {
         /// variant under DIR/vllm/) instead of printing the report.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// Relative noise floor where no A/A measurement exists (default: settings'
-        /// engine.noise_floor).
-        #[arg(long)]
+        /// Relative noise floor where no A/A measurement exists, a fraction in [0, 1)
+        /// (default: settings' engine.noise_floor).
+        #[arg(long, allow_negative_numbers = true, value_parser = ranges::noise_floor)]
         noise_floor: Option<f64>,
         /// Judge against the configured floor even where the run has A/A repeats.
         #[arg(long)]
@@ -278,9 +280,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         .clone()
         .unwrap_or_else(runner_core::store::Store::default_path);
     match cli.command {
-        Command::Tasks { dataset, format } => {
-            tasks_cmd::run(dataset.as_deref(), format, &settings.inputs)
-        }
+        Command::Tasks { dataset, format } => tasks_cmd::run(dataset.as_deref(), format, &settings),
         Command::Plan {
             args,
             variants,
@@ -365,8 +365,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             files,
             mode,
             format,
-        } => parse_cmd::run(&files, &mode, format),
-        Command::Compare(args) => compare_cmd::run(args),
+        } => parse_cmd::run(&files, &mode, format, &settings.limits),
+        Command::Compare(args) => compare_cmd::run(args, &settings.limits),
         Command::Report {
             run_id,
             format,

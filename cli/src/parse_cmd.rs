@@ -8,6 +8,7 @@ use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use runner_core::benchmark::{OutputSource, RunOutput};
 use runner_core::metrics::Unit;
 use runner_core::parse::{guess_source_kind, mode_from_flag, parse_output};
+use runner_core::settings::Limits;
 use runner_core::text::escape as esc;
 use runner_core::{exit, text};
 use serde_json::json;
@@ -17,18 +18,17 @@ use crate::Format;
 /// The JSON schema version of `parse --format json`.
 const SCHEMA_VERSION: u32 = 1;
 
-pub fn run(files: &[PathBuf], mode: &str, format: Format) -> Result<i32> {
+/// Parse each file (a regular file of at most `limits.max_result_bytes`; anything else is an
+/// input error naming it).
+pub fn run(files: &[PathBuf], mode: &str, format: Format, limits: &Limits) -> Result<i32> {
     let mode = mode_from_flag(mode).map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
     let mut results = Vec::new();
     let mut code = exit::SUCCESS;
     for path in files {
-        let bytes = match std::fs::read(path) {
+        let bytes = match runner_core::input::read_capped(path, limits.result()) {
             Ok(b) => b,
             Err(e) => {
-                eprintln!(
-                    "error: cannot read {}: {e}",
-                    esc(&path.display().to_string())
-                );
+                eprintln!("error: {}", esc(&e.to_string()));
                 results.push(json!({"file": path.display().to_string(), "error": e.to_string()}));
                 code = exit::INPUT;
                 continue;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use runner_core::build::{Artifact, PatchSpec};
 use runner_core::plan::{ClientBuild, PlanError, TaskPlan, plan_task};
-use runner_core::settings::Settings;
+use runner_core::settings::{Limits, Settings};
 use runner_core::task::{Variant, parse_variant_list};
 use runner_core::text::escape as esc;
 use runner_core::{Task, exit, text};
@@ -30,7 +30,7 @@ fn plan_of(
         [dataset, commit] => (Some(PathBuf::from(dataset)), commit),
         _ => bail!("plan takes [DATASET] COMMIT"),
     };
-    let ds = datasets::load(dataset.as_deref(), &settings.inputs)?;
+    let ds = datasets::load(dataset.as_deref(), settings)?;
     let task = ds
         .find(commit)
         .with_context(|| format!("in {}", ds.origin))?
@@ -42,7 +42,7 @@ fn plan_of(
         None => vec![Variant::Baseline, Variant::Human],
     };
     let patch_spec = match &patch_path {
-        Some(p) if variants.contains(&Variant::Agent) => Some(patch_spec(p)?),
+        Some(p) if variants.contains(&Variant::Agent) => Some(patch_spec(p, &settings.limits)?),
         _ => None,
     };
     let plan = plan_task(&task, &variants, settings, patch_spec)?;
@@ -126,8 +126,10 @@ pub fn run(
     Ok(exit::SUCCESS)
 }
 
-pub fn patch_spec(path: &Path) -> Result<PatchSpec> {
-    let bytes = std::fs::read(path)
+/// The agent patch at `path` (at most `limits.max_patch_bytes`, a regular file) with its
+/// sha256, which backends check before applying it.
+pub fn patch_spec(path: &Path, limits: &Limits) -> Result<PatchSpec> {
+    let bytes = runner_core::input::read_capped(path, limits.patch())
         .with_context(|| format!("cannot read the agent patch '{}'", path.display()))?;
     runner_core::patch_safety::check(&String::from_utf8_lossy(&bytes))
         .with_context(|| format!("agent patch '{}'", path.display()))?;

@@ -49,6 +49,7 @@ pub fn load(file: Option<&Path>) -> Result<Loaded> {
     let settings: Settings =
         serde_ignored::deserialize(value, |path| unknown_keys.push(path.to_string()))
             .context("invalid configuration value")?;
+    settings.validate().context("invalid configuration value")?;
     Ok(Loaded {
         settings,
         unknown_keys,

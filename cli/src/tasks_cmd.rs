@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
-use runner_core::settings::Inputs;
+use runner_core::settings::Settings;
 use runner_core::{Task, exit, text};
 use serde_json::json;
 
@@ -32,8 +32,8 @@ fn status(t: &Task) -> (&'static str, Option<String>) {
     }
 }
 
-pub fn run(dataset: Option<&Path>, format: Format, inputs: &Inputs) -> Result<i32> {
-    let ds = datasets::load(dataset, inputs)?;
+pub fn run(dataset: Option<&Path>, format: Format, settings: &Settings) -> Result<i32> {
+    let ds = datasets::load(dataset, settings)?;
     match format {
         Format::Json => {
             let tasks: Vec<_> = ds

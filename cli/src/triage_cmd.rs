@@ -55,7 +55,7 @@ pub async fn triage(tasks: &[Task], opts: &TriageOptions) -> TriageReport {
 }
 
 pub async fn run(a: Args, settings: &Settings) -> Result<i32> {
-    let ds = datasets::load(a.dataset.as_deref(), &settings.inputs)?;
+    let ds = datasets::load(a.dataset.as_deref(), settings)?;
     let opts = options(settings, a.online, a.vllm_source.as_deref());
     let report = triage(&ds.tasks, &opts).await;
     match a.format {

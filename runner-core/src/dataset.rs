@@ -84,17 +84,27 @@ pub enum LookupError {
 }
 
 impl Dataset {
-    /// Load a dataset file under the default input policy; relative agent patch paths resolve
-    /// against its directory.
+    /// Load a dataset file under the default input policy and size cap; relative agent patch
+    /// paths resolve against its directory.
     pub fn load(path: &Path) -> Result<Dataset, DatasetError> {
-        Dataset::load_with(path, &Inputs::default())
+        Dataset::load_with(
+            path,
+            &Inputs::default(),
+            crate::settings::Limits::default().dataset(),
+        )
     }
 
-    /// Load a dataset file, checking every command against `inputs` (the input policy).
-    pub fn load_with(path: &Path, inputs: &Inputs) -> Result<Dataset, DatasetError> {
-        let text = std::fs::read_to_string(path).map_err(|source| DatasetError {
+    /// Load a dataset file of at most `cap` bytes (`limits.max_dataset_bytes`), checking every
+    /// command against `inputs` (the input policy). A FIFO, device, socket or directory is
+    /// refused before it is opened, a larger file before it is read (see [`crate::input`]).
+    pub fn load_with(
+        path: &Path,
+        inputs: &Inputs,
+        cap: crate::input::Cap,
+    ) -> Result<Dataset, DatasetError> {
+        let text = crate::input::read_text(path, cap).map_err(|e| DatasetError {
             path: path.to_path_buf(),
-            source,
+            source: e.into(),
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(Dataset::from_str_with(

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod exit;
 pub mod failure;
 pub mod gpu;
+pub mod input;
 pub mod metrics;
 pub mod parse;
 pub mod patch_safety;

@@ -2,6 +2,11 @@
 //! JSON result files (`--save-result`, with per-request `ttfts`/`itls` when detailed;
 //! `--output-json`, with per-iteration `latencies`), captured text outputs, several files per
 //! side as repeats.
+//!
+//! Files are untrusted: each must be a regular file within `limits.max_result_bytes`, and a
+//! file holding an impossible or wrongly typed value (see [`crate::parse::sanity`]) — in its
+//! metrics or in its per-request/per-iteration arrays — is refused with the evidence, so no
+//! ratio is ever computed from it.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::benchmark::{OutputSource, RunOutput};
-use crate::parse::{guess_source_kind, parse_output};
+use crate::input::{Cap, read_capped};
+use crate::parse::{guess_source_kind, parse_output, sanity};
+use crate::settings::Limits;
 use crate::spec::Mode;
 
 /// The metric a mode is judged by.
@@ -50,10 +57,11 @@ pub struct Side {
     pub mode: Option<Mode>,
 }
 
-/// Expand a path into result files: a file as is; a directory's `*.json` (or, when it has
-/// none, its `*.txt`/`*.log`) files, sorted.
+/// Expand a path into result files: a directory's `*.json` (or, when it has none, its
+/// `*.txt`/`*.log`) regular files, sorted; anything else as is (reading it says what is wrong
+/// with it).
 pub fn expand(path: &Path) -> Result<Vec<PathBuf>, String> {
-    if path.is_file() {
+    if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
     let entries = std::fs::read_dir(path)
@@ -85,44 +93,76 @@ pub fn expand(path: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(chosen)
 }
 
-/// Per-request (or per-iteration) values of `metric` in a JSON result, when it carries them.
-fn detailed(json: &Value, metric: &str) -> Option<(Vec<f64>, SampleKind)> {
-    let nums = |v: &Value| -> Vec<f64> {
-        v.as_array()
-            .map(|a| a.iter().filter_map(Value::as_f64).collect())
-            .unwrap_or_default()
+/// The numbers of a per-sample array (`field`, or `field[i]` for nested ones), each scaled
+/// by `scale` and checked against the bounds of `metric`; a non-number or an impossible value
+/// is an error naming the field, index and value.
+fn sample_values(
+    v: &Value,
+    field: &str,
+    metric: &str,
+    scale: f64,
+    out: &mut Vec<f64>,
+) -> Result<(), String> {
+    let Some(items) = v.as_array() else {
+        return Err(format!("${field} is not an array of numbers"));
     };
-    let family = metric.split('_').next()?;
-    let (values, kind) = match family {
-        "ttft" => (
-            nums(json.get("ttfts")?)
-                .iter()
-                .map(|s| s * 1000.0)
-                .collect(),
-            SampleKind::PerRequest,
-        ),
-        "itl" => (
-            json.get("itls")?
-                .as_array()?
-                .iter()
-                .flat_map(&nums)
-                .map(|s| s * 1000.0)
-                .collect(),
-            SampleKind::PerRequest,
-        ),
-        "latency" => (nums(json.get("latencies")?), SampleKind::PerIteration),
-        _ => return None,
-    };
-    (!Vec::<f64>::is_empty(&values)).then_some((values, kind))
+    for (i, item) in items.iter().enumerate() {
+        let Some(x) = item.as_f64() else {
+            return Err(format!("${field}[{i}] is {item}, expected a number"));
+        };
+        let x = x * scale;
+        sanity::check(metric, x).map_err(|why| format!("${field}[{i}] = {x} {metric}: {why}"))?;
+        out.push(x);
+    }
+    Ok(())
 }
 
-/// Load one side. `metric` `None` picks the mode's primary metric. With a single file that
-/// carries per-request/per-iteration values for the metric (and `per_sample`), those are the
-/// samples; otherwise each file gives one value.
+/// Per-request (or per-iteration) values of `metric` in a JSON result, when it carries them
+/// (`Ok(None)` when it does not, an error when they are not all possible values).
+fn detailed(json: &Value, metric: &str) -> Result<Option<(Vec<f64>, SampleKind)>, String> {
+    let family = metric.split('_').next().unwrap_or_default();
+    let (field, kind, scale) = match family {
+        "ttft" => ("ttfts", SampleKind::PerRequest, 1000.0),
+        "itl" => ("itls", SampleKind::PerRequest, 1000.0),
+        "latency" => ("latencies", SampleKind::PerIteration, 1.0),
+        _ => return Ok(None),
+    };
+    let Some(v) = json.get(field).filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let mut values = Vec::new();
+    if family == "itl" {
+        // One array of inter-token latencies per request.
+        let Some(requests) = v.as_array() else {
+            return Err(format!("$.{field} is not an array of arrays of numbers"));
+        };
+        for (i, r) in requests.iter().enumerate() {
+            sample_values(r, &format!(".{field}[{i}]"), metric, scale, &mut values)?;
+        }
+    } else {
+        sample_values(v, &format!(".{field}"), metric, scale, &mut values)?;
+    }
+    Ok((!values.is_empty()).then_some((values, kind)))
+}
+
+/// Load one side with the default cap on file sizes; see [`load_side_capped`].
 pub fn load_side(
     paths: &[PathBuf],
     metric: Option<&str>,
     per_sample: bool,
+) -> Result<Side, String> {
+    load_side_capped(paths, metric, per_sample, Limits::default().result())
+}
+
+/// Load one side. `metric` `None` picks the mode's primary metric. With a single file that
+/// carries per-request/per-iteration values for the metric (and `per_sample`), those are the
+/// samples; otherwise each file gives one value. Each file must be a regular file of at most
+/// `cap` bytes whose values are all possible.
+pub fn load_side_capped(
+    paths: &[PathBuf],
+    metric: Option<&str>,
+    per_sample: bool,
+    cap: Cap,
 ) -> Result<Side, String> {
     let mut files = Vec::new();
     for p in paths {
@@ -133,8 +173,8 @@ pub fn load_side(
     let mut chosen = metric.map(str::to_string);
     let mut texts = Vec::new();
     for f in &files {
-        let text =
-            std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        let bytes = read_capped(f, cap).map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         let name = f.display().to_string();
         let out = RunOutput {
             sources: vec![OutputSource {
@@ -159,7 +199,8 @@ pub fn load_side(
             Some(v) => values.push(v),
             None => {
                 let why = match &parsed.failure {
-                    Some(c) => format!("the run failed ({})", c.code),
+                    Some(c) if c.evidence.is_empty() => format!("the run failed ({})", c.code),
+                    Some(c) => format!("the run failed ({}): {}", c.code, c.evidence.join("; ")),
                     None => format!(
                         "it has no '{key}' (it has: {})",
                         parsed
@@ -178,10 +219,11 @@ pub fn load_side(
     }
     let metric = chosen.ok_or("no result files")?;
     if per_sample && texts.len() == 1 {
-        if let Some((v, kind)) = serde_json::from_str::<Value>(&texts[0])
-            .ok()
-            .and_then(|j| detailed(&j, &metric))
-        {
+        let detail = match serde_json::from_str::<Value>(&texts[0]) {
+            Ok(j) => detailed(&j, &metric).map_err(|e| format!("{}: {e}", files[0].display()))?,
+            Err(_) => None,
+        };
+        if let Some((v, kind)) = detail {
             return Ok(Side {
                 metric,
                 values: v,

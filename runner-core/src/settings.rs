@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::build::ArtifactSources;
+use crate::input::Cap;
 
 /// The embedded default configuration, as TOML. Every key a user may set appears here.
 pub const DEFAULT_TOML: &str = include_str!("default-config.toml");
@@ -26,6 +27,9 @@ pub struct Settings {
     /// What untrusted dataset rows may name: environment variables and file roots.
     #[serde(default)]
     pub inputs: Inputs,
+    /// Size caps on the untrusted files read (datasets, results, logs, patches).
+    #[serde(default)]
+    pub limits: Limits,
     /// The local backend's own settings (read by that backend; see its README).
     #[serde(default)]
     pub local: toml::Table,
@@ -118,11 +122,143 @@ where
     Ok(items.into_iter().map(T::from).collect())
 }
 
+/// Size caps on untrusted files, in bytes. A file over its cap is refused with an error that
+/// names the file, its size, the cap and the setting (logs keep their last `max_result_bytes`
+/// instead). See [`crate::input`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Dataset files (`tasks`, `plan`, `triage`, `run`, `batch`) and skip lists.
+    pub max_dataset_bytes: u64,
+    /// Result files and captured outputs parsed (`parse`, `compare`, the engine's result
+    /// files); logs larger than this are read from their end.
+    pub max_result_bytes: u64,
+    /// Agent patch files.
+    pub max_patch_bytes: u64,
+}
+
+/// 256 MiB: far above any real dataset or result, far below what hurts a host.
+const MIB_256: u64 = 256 * 1024 * 1024;
+
+impl Limits {
+    /// The largest value any cap may be set to (4 GiB).
+    pub const CEILING: u64 = 4 * 1024 * 1024 * 1024;
+    /// The largest value `max_patch_bytes` may be set to (1 GiB); backends re-reading a
+    /// planned patch enforce this bound (the sha256 recorded at planning pins the content).
+    pub const PATCH_CEILING: u64 = 1024 * 1024 * 1024;
+
+    /// The cap on dataset files, with its setting's name.
+    pub fn dataset(&self) -> Cap {
+        Cap::new(self.max_dataset_bytes, "limits.max_dataset_bytes")
+    }
+
+    /// The cap on result files and captured outputs, with its setting's name.
+    pub fn result(&self) -> Cap {
+        Cap::new(self.max_result_bytes, "limits.max_result_bytes")
+    }
+
+    /// The cap on agent patches, with its setting's name.
+    pub fn patch(&self) -> Cap {
+        Cap::new(self.max_patch_bytes, "limits.max_patch_bytes")
+    }
+
+    /// The cap backends apply when re-reading a planned patch.
+    pub fn patch_ceiling() -> Cap {
+        Cap::new(Self::PATCH_CEILING, "limits.max_patch_bytes")
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_dataset_bytes: MIB_256,
+            max_result_bytes: MIB_256,
+            max_patch_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
 impl Settings {
     /// The embedded defaults.
     pub fn embedded() -> Settings {
         // The embedded TOML is part of the binary and covered by a test; it always parses.
         toml::from_str(DEFAULT_TOML).unwrap_or_else(|e| panic!("embedded defaults: {e}"))
+    }
+}
+
+/// A setting outside the range it may take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("setting {key} = {value}: {expected}")]
+pub struct SettingError {
+    /// The dotted key, e.g. `plan.repeats`.
+    pub key: &'static str,
+    /// The value as configured.
+    pub value: String,
+    /// The accepted range.
+    pub expected: String,
+}
+
+/// Check a whole-number setting against an inclusive range.
+fn int_in(key: &'static str, v: u64, lo: u64, hi: u64) -> Result<(), SettingError> {
+    if (lo..=hi).contains(&v) {
+        return Ok(());
+    }
+    Err(SettingError {
+        key,
+        value: v.to_string(),
+        expected: format!("expected {lo} to {hi}"),
+    })
+}
+
+/// Check a seconds setting: finite, `>= 0`, at most `hi`.
+fn secs_in(key: &'static str, v: f64, hi: f64) -> Result<(), SettingError> {
+    if v.is_finite() && (0.0..=hi).contains(&v) {
+        return Ok(());
+    }
+    Err(SettingError {
+        key,
+        value: v.to_string(),
+        expected: format!("expected a finite number of seconds from 0 to {hi}"),
+    })
+}
+
+/// The longest any phase or retry window may be configured to last: 30 days.
+const MAX_SECONDS: u64 = 30 * 24 * 3600;
+
+impl Settings {
+    /// Check every numeric setting against the range it may take, so that no configuration
+    /// value can make the tool allocate, wait or retry without bound. The first setting out of
+    /// range is returned.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        let (p, e, t, l) = (&self.plan, &self.engine, &self.timeouts, &self.limits);
+        int_in("plan.repeats", p.repeats.into(), 1, 1000)?;
+        int_in("plan.warmup_prompts", p.warmup_prompts.into(), 0, 100_000)?;
+        int_in("engine.max_attempts", e.max_attempts.into(), 1, 100)?;
+        int_in("engine.concurrency", e.concurrency as u64, 1, 256)?;
+        let hi = MAX_SECONDS as f64;
+        secs_in("engine.retry_base_s", e.retry_base_s, hi)?;
+        secs_in("engine.retry_max_s", e.retry_max_s, hi)?;
+        secs_in("engine.retry_wall_s", e.retry_wall_s, hi)?;
+        if !(e.noise_floor.is_finite() && (0.0..1.0).contains(&e.noise_floor)) {
+            return Err(SettingError {
+                key: "engine.noise_floor",
+                value: e.noise_floor.to_string(),
+                expected: "expected a fraction in [0, 1), e.g. 0.02 for ±2 %".into(),
+            });
+        }
+        int_in("timeouts.prepare_s", t.prepare_s, 1, MAX_SECONDS)?;
+        int_in("timeouts.server_ready_s", t.server_ready_s, 1, MAX_SECONDS)?;
+        int_in("timeouts.benchmark_s", t.benchmark_s, 1, MAX_SECONDS)?;
+        let ceiling = Limits::CEILING;
+        int_in("limits.max_dataset_bytes", l.max_dataset_bytes, 1, ceiling)?;
+        int_in("limits.max_result_bytes", l.max_result_bytes, 1, ceiling)?;
+        int_in(
+            "limits.max_patch_bytes",
+            l.max_patch_bytes,
+            1,
+            Limits::PATCH_CEILING,
+        )?;
+        Ok(())
     }
 }
 
@@ -143,6 +279,41 @@ mod tests {
         assert!(s.timeouts.server_ready_s > 0);
         assert_eq!(s.plan.server_module, "vllm.entrypoints.openai.api_server");
         assert_eq!(s.inputs, Inputs::default());
+        assert_eq!(s.limits, Limits::default());
+        assert_eq!(s.validate(), Ok(()));
+    }
+
+    #[test]
+    fn out_of_range_settings_name_the_key() {
+        let mut s = Settings::embedded();
+        s.plan.repeats = 0;
+        let e = s.validate().unwrap_err();
+        assert_eq!(e.key, "plan.repeats");
+        assert!(e.to_string().contains("1 to 1000"), "{e}");
+        let mut s = Settings::embedded();
+        s.engine.retry_max_s = f64::INFINITY;
+        assert_eq!(s.validate().unwrap_err().key, "engine.retry_max_s");
+        let mut s = Settings::embedded();
+        s.engine.noise_floor = f64::NAN;
+        assert_eq!(s.validate().unwrap_err().key, "engine.noise_floor");
+        let mut s = Settings::embedded();
+        s.limits.max_result_bytes = 0;
+        assert_eq!(s.validate().unwrap_err().key, "limits.max_result_bytes");
+        let mut s = Settings::embedded();
+        s.limits.max_patch_bytes = Limits::PATCH_CEILING + 1;
+        assert_eq!(s.validate().unwrap_err().key, "limits.max_patch_bytes");
+        let mut s = Settings::embedded();
+        s.timeouts.benchmark_s = u64::MAX;
+        assert_eq!(s.validate().unwrap_err().key, "timeouts.benchmark_s");
+    }
+
+    #[test]
+    fn limits_section_may_be_omitted() {
+        let text = DEFAULT_TOML.replace("[limits]", "[ignored_limits]");
+        let mut table: toml::Table = toml::from_str(&text).unwrap();
+        table.remove("ignored_limits");
+        let s: Settings = table.try_into().unwrap();
+        assert_eq!(s.limits, Limits::default());
     }
 
     #[test]

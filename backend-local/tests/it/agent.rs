@@ -152,3 +152,30 @@ async fn a_patch_that_changed_since_planning_is_refused() {
     let e = backend.prepare(&b, &s.cx()).await.unwrap_err();
     assert_eq!(e.kind, Failure::BadConfig);
 }
+
+#[tokio::test]
+async fn a_patch_that_is_a_fifo_or_device_is_refused_at_once() {
+    let s = Scratch::new();
+    let backend = LocalBackend::new(s.config());
+    let fifo = s.path("agent.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for path in [fifo.display().to_string(), "/dev/zero".to_string()] {
+        let mut b = build(Variant::Agent, &s.wheel());
+        b.patch = Some(PatchSpec {
+            path: path.clone(),
+            sha256: None,
+        });
+        let started = std::time::Instant::now();
+        let e = backend.prepare(&b, &s.cx()).await.unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(e.kind, Failure::BadConfig, "{e}");
+        assert!(
+            e.message.contains(&path) && e.message.contains("not a regular file"),
+            "{e}"
+        );
+    }
+}

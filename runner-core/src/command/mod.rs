@@ -25,6 +25,10 @@ pub use tokenize::{Word, tokenize};
 use crate::failure::Failure;
 use crate::spec::BenchmarkSpec;
 
+/// The longest `perf_command` accepted, in bytes. Real commands are under 4 KB; anything far
+/// longer is refused before it is tokenized.
+pub const MAX_PERF_COMMAND_BYTES: usize = 64 * 1024;
+
 /// Why a `perf_command` was rejected; always a `bad_config` (or `no_perf_command`) detail that
 /// names the offending token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +36,17 @@ pub enum CommandError {
     /// The command is empty or only whitespace.
     #[error("the perf command is empty")]
     Empty,
+    /// The command is longer than [`MAX_PERF_COMMAND_BYTES`].
+    #[error(
+        "the perf command is {len} bytes long, over the {cap}-byte limit; a benchmark \
+         invocation is a few hundred bytes: give the command itself, not a script or data"
+    )]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        cap: usize,
+    },
     /// Anything else, with the offending token.
     #[error("{message} (token '{token}')")]
     Invalid {
@@ -102,7 +117,7 @@ impl CommandError {
     /// The offending token, if there is one.
     pub fn token(&self) -> Option<&str> {
         match self {
-            CommandError::Empty => None,
+            CommandError::Empty | CommandError::TooLong { .. } => None,
             CommandError::Invalid { token, .. }
             | CommandError::Placeholder { token }
             | CommandError::UnknownEntryPoint { token }
@@ -124,8 +139,15 @@ impl CommandError {
 
 /// Parse a `perf_command` into its env, entry point, mode, flags (with sides) and positionals.
 ///
-/// Never runs a shell and never panics; every rejection names the offending token.
+/// Never runs a shell and never panics; every rejection names the offending token. A command
+/// over [`MAX_PERF_COMMAND_BYTES`] is refused before any work is done on it.
 pub fn parse_perf_command(raw: &str) -> Result<BenchmarkSpec, CommandError> {
+    if raw.len() > MAX_PERF_COMMAND_BYTES {
+        return Err(CommandError::TooLong {
+            len: raw.len(),
+            cap: MAX_PERF_COMMAND_BYTES,
+        });
+    }
     if raw.trim().is_empty() {
         return Err(CommandError::Empty);
     }

@@ -285,7 +285,7 @@ impl<'a> TaskRun<'a> {
                 .await
             {
                 Ok(output) => self.parse(output, since),
-                Err(e) => backend_failure(e, &dir),
+                Err(e) => backend_failure(e, &dir, self.engine.limits.result()),
             };
             summary.attempts += 1;
             let code = out.failure.as_ref().map(|f| f.0);
@@ -340,14 +340,31 @@ impl<'a> TaskRun<'a> {
     /// [`vet`] for what counts).
     fn parse(&self, output: StepOutput, since: std::time::SystemTime) -> Outcome {
         let vetted = vet::results(&output, since);
+        let cap = self.engine.limits.result();
         let mut sources = Vec::new();
+        // Result files the engine could not read (not regular, over the cap): evidence.
+        let mut unread = Vec::new();
         let mut add = |path: &Path, kind: SourceKind| {
-            if let Ok(text) = std::fs::read_to_string(path) {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                sources.push(OutputSource { name, kind, text });
+            // A result file over the cap is not read; a log keeps its end.
+            let text = match kind {
+                SourceKind::ResultJson => crate::input::read_capped(path, cap)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned()),
+                _ => crate::input::read_tail(path, cap).map(|(text, _)| text),
+            };
+            match text {
+                Ok(text) => {
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    sources.push(OutputSource { name, kind, text });
+                }
+                Err(crate::input::InputError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "output not read");
+                    unread.push(e.to_string());
+                }
             }
         };
         for f in &vetted.trusted {
@@ -362,7 +379,11 @@ impl<'a> TaskRun<'a> {
             sources,
             exit_code: output.exit_code,
         };
-        let parsed = crate::parse::benchmark_for(self.plan.step.mode).parse(&run_output);
+        let mut parsed = crate::parse::benchmark_for(self.plan.step.mode).parse(&run_output);
+        if let Some(c) = parsed.failure.as_mut() {
+            unread.append(&mut c.evidence);
+            c.evidence = unread;
+        }
         let failure = vet::judge(&vetted, parsed.failure, &run_output);
         // Nothing of a client that did not run or did not exit 0 is a measurement.
         let metrics = match vetted.client_failed {
@@ -379,13 +400,13 @@ impl<'a> TaskRun<'a> {
 
 /// A backend error as an outcome. A server that died is classified from its log, so the root
 /// cause (OOM, unsupported model, a transient download error …) wins over "server failed".
-fn backend_failure(e: BackendError, dir: &Path) -> Outcome {
+fn backend_failure(e: BackendError, dir: &Path, cap: crate::input::Cap) -> Outcome {
     let mut failure = (e.kind, e.message.clone(), Vec::new());
     if matches!(e.kind, Failure::ServerFailed | Failure::Unknown) {
         let sources: Vec<OutputSource> = ["server.log", "warmup.stderr", "warmup.stdout"]
             .iter()
             .filter_map(|name| {
-                let text = std::fs::read_to_string(dir.join(name)).ok()?;
+                let (text, _) = crate::input::read_tail(&dir.join(name), cap).ok()?;
                 Some(OutputSource {
                     name: name.to_string(),
                     kind: SourceKind::ServerLog,

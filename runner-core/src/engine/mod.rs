@@ -21,6 +21,7 @@ use crate::backend::{Backend, GpuLease, NoProgress, PreparedEnv, ProgressSink, R
 use crate::failure::Failure;
 use crate::plan::{ClientBuild, TaskPlan};
 use crate::record::{JobKey, JobStatus, RunId};
+use crate::settings::Limits;
 use crate::store::{Store, StoreError};
 use crate::task::Variant;
 
@@ -123,6 +124,7 @@ pub struct Engine {
     opts: EngineOptions,
     progress: Arc<dyn ProgressSink>,
     spent_millis: Arc<AtomicU64>,
+    limits: Limits,
 }
 
 impl Engine {
@@ -134,7 +136,15 @@ impl Engine {
             opts,
             progress: Arc::new(NoProgress),
             spent_millis: Arc::new(AtomicU64::new(0)),
+            limits: Limits::default(),
         }
+    }
+
+    /// Cap the result files and logs read after each attempt (`limits.max_result_bytes`; a
+    /// larger result file is not read, a larger log is read from its end).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Send progress events to `sink`.

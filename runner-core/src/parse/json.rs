@@ -14,8 +14,8 @@ use crate::spec::Mode;
 pub(crate) struct JsonReading {
     /// The unit-bearing key.
     pub key: String,
-    /// The value.
-    pub value: f64,
+    /// The value, or what the field holds instead of a number (`a string ("12.5")`).
+    pub value: Result<f64, String>,
     /// The field path, `$.field`.
     pub path: String,
 }
@@ -61,9 +61,10 @@ pub(crate) fn first_object(text: &str) -> Option<Map<String, Value>> {
         })
 }
 
-/// The mode a JSON result belongs to, from its fields.
+/// The mode a JSON result belongs to, from its fields (present and not null: a wrongly typed
+/// primary field still says which tool wrote the file, and is then reported as such).
 pub(crate) fn detect(obj: &Map<String, Value>) -> Option<Mode> {
-    let has = |k: &str| obj.get(k).is_some_and(Value::is_number);
+    let has = |k: &str| obj.get(k).is_some_and(|v| !v.is_null());
     if has("request_throughput") || has("mean_ttft_ms") || has("output_throughput") {
         Some(Mode::Serving)
     } else if has("requests_per_second") || has("tokens_per_second") {
@@ -75,14 +76,33 @@ pub(crate) fn detect(obj: &Map<String, Value>) -> Option<Mode> {
     }
 }
 
-fn num(v: &Value) -> Option<f64> {
-    v.as_f64().filter(|v| v.is_finite())
+/// A metric field's value: `None` when null (the tool's way to say "not measured"), the
+/// number, or a description of what stands where a number belongs.
+fn num(v: &Value) -> Option<Result<f64, String>> {
+    const MAX_SHOWN: usize = 40;
+    let shown = |s: &str| -> String {
+        match s.char_indices().nth(MAX_SHOWN) {
+            Some((cut, _)) => format!("{}…", &s[..cut]),
+            None => s.to_string(),
+        }
+    };
+    Some(match v {
+        Value::Null => return None,
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|f| f.is_finite())
+            .ok_or_else(|| format!("a number out of range ({})", shown(&n.to_string()))),
+        Value::String(s) => Err(format!("a string ({:?})", shown(s))),
+        Value::Bool(b) => Err(format!("a boolean ({b})")),
+        Value::Array(_) => Err("an array".to_string()),
+        Value::Object(_) => Err("an object".to_string()),
+    })
 }
 
 /// The metrics a JSON result holds for a mode (empty when it is not that mode's result).
 pub(crate) fn readings(mode: Mode, obj: &Map<String, Value>) -> Vec<JsonReading> {
     let mut out = Vec::new();
-    let mut push = |key: String, value: f64, path: String| {
+    let mut push = |key: String, value: Result<f64, String>, path: String| {
         if !out.iter().any(|r: &JsonReading| r.key == key) {
             out.push(JsonReading { key, value, path });
         }
@@ -170,7 +190,29 @@ mod tests {
         let obj = first_object(text).unwrap();
         assert_eq!(detect(&obj), Some(Mode::Latency));
         let r = readings(Mode::Latency, &obj);
-        assert_eq!(r[0].value, 1.5);
+        assert_eq!(r[0].value, Ok(1.5));
         assert!(first_object("not json").is_none());
+    }
+
+    #[test]
+    fn wrongly_typed_fields_are_readings_that_say_so() {
+        let obj = first_object(
+            r#"{"output_throughput": "1234.5", "mean_ttft_ms": true, "request_goodput": null,
+                "request_throughput": 2.0, "date": "20250101"}"#,
+        )
+        .unwrap();
+        assert_eq!(detect(&obj), Some(Mode::Serving));
+        let r = readings(Mode::Serving, &obj);
+        let get = |k: &str| r.iter().find(|r| r.key == k).map(|r| r.value.clone());
+        assert_eq!(
+            get("output_throughput_tps"),
+            Some(Err("a string (\"1234.5\")".into()))
+        );
+        assert_eq!(get("ttft_mean_ms"), Some(Err("a boolean (true)".into())));
+        assert_eq!(get("request_throughput_rps"), Some(Ok(2.0)));
+        assert_eq!(get("request_goodput_rps"), None, "null is not measured");
+        assert_eq!(r.len(), 3, "non-metric fields are not readings: {r:?}");
+        let only_string = first_object(r#"{"output_throughput": "fast"}"#).unwrap();
+        assert_eq!(detect(&only_string), Some(Mode::Serving));
     }
 }

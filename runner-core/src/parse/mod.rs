@@ -11,6 +11,9 @@
 //!   value keeps its provenance. The first complete block wins; copies never overwrite it.
 //! - When the mode's primary metrics are absent, the failure is classified by an ordered,
 //!   data-driven signature table ([`Classifier`], built-in `signatures.toml`, extendable).
+//! - A value no real run can produce (negative, zero where impossible, beyond a physical
+//!   ceiling, or not a number at all) is never a metric: the parse fails with `no_metrics` and
+//!   evidence naming the file, key and value ([`sanity`]).
 
 use crate::benchmark::Benchmark;
 use crate::spec::Mode;
@@ -21,6 +24,7 @@ mod json;
 mod modes;
 mod offline;
 mod prefix;
+pub mod sanity;
 mod serving;
 mod text;
 

@@ -3,14 +3,18 @@
 //! For a mode: read the tool's JSON result when one carries the mode's primary metrics; else
 //! the text result from stdout/stderr/combined captures (never from a server log); list the
 //! expected keys not found; and classify a failure only when no primary metric was read.
+//! A result (JSON file or winning text block) holding an impossible or wrongly typed value
+//! is no measurement at all: the parse fails with `no_metrics` and evidence naming each bad
+//! value ([`super::sanity`]).
 
 use std::sync::Arc;
 
 use super::classify::Classifier;
 use super::detect::{detect_output_mode, is_text_result_source};
 use super::text::{Reading, commit, json_provenance};
-use super::{json, offline, prefix, serving};
-use crate::benchmark::{Benchmark, ParseOutcome, RunOutput, SourceKind};
+use super::{json, offline, prefix, sanity, serving};
+use crate::benchmark::{Benchmark, Classified, ParseOutcome, RunOutput, SourceKind};
+use crate::failure::Failure;
 use crate::metrics::Metrics;
 use crate::plan;
 use crate::spec::{EntryPoint, Mode};
@@ -46,8 +50,41 @@ fn text_block(mode: Mode, text: &str) -> Option<(Vec<Reading>, &'static str)> {
     }
 }
 
-/// Read a mode's metrics from the output into `outcome` (metrics and format).
-fn read_metrics(mode: Mode, output: &RunOutput, outcome: &mut ParseOutcome) {
+/// The evidence against the values of a result that cannot be measurements (empty when every
+/// value is possible).
+fn json_rejects(name: &str, readings: &[json::JsonReading]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for r in readings {
+        match &r.value {
+            Ok(v) => {
+                if let Err(why) = sanity::check(&r.key, *v) {
+                    bad.push(sanity::evidence(name, &r.key, *v, &r.path, &why));
+                }
+            }
+            Err(found) => bad.push(format!(
+                "{name}: {} ({}) is {found}, expected a number",
+                r.path, r.key
+            )),
+        }
+    }
+    bad
+}
+
+fn text_rejects(name: &str, readings: &[Reading]) -> Vec<String> {
+    readings
+        .iter()
+        .filter_map(|r| {
+            let why = sanity::check(&r.key, r.value).err()?;
+            let at = format!("line {}: {}", r.line, r.source);
+            Some(sanity::evidence(name, &r.key, r.value, &at, &why))
+        })
+        .collect()
+}
+
+/// Read a mode's metrics from the output into `outcome` (metrics and format). Returns the
+/// evidence against impossible or wrongly typed values of the result read, if any (then no
+/// metric is kept).
+fn read_metrics(mode: Mode, output: &RunOutput, outcome: &mut ParseOutcome) -> Vec<String> {
     for source in output.sources.iter() {
         if source.kind != SourceKind::ResultJson {
             continue;
@@ -56,14 +93,21 @@ fn read_metrics(mode: Mode, output: &RunOutput, outcome: &mut ParseOutcome) {
             continue;
         };
         let readings = json::readings(mode, &obj);
+        let bad = json_rejects(&source.name, &readings);
+        if !bad.is_empty() {
+            outcome.format = Some(format!("{}_json", mode.as_str()));
+            return bad;
+        }
         let mut metrics = Metrics::new();
         for r in readings {
-            metrics.insert_first(&r.key, r.value, json_provenance(&source.name, &r.path));
+            if let Ok(v) = r.value {
+                metrics.insert_first(&r.key, v, json_provenance(&source.name, &r.path));
+            }
         }
         if has_primary(mode, &metrics) {
             outcome.metrics = metrics;
             outcome.format = Some(format!("{}_json", mode.as_str()));
-            return;
+            return Vec::new();
         }
     }
     // Text: the first source whose block has a primary metric, else the first with any.
@@ -75,12 +119,17 @@ fn read_metrics(mode: Mode, output: &RunOutput, outcome: &mut ParseOutcome) {
         let Some((readings, format)) = text_block(mode, &source.text) else {
             continue;
         };
+        let bad = text_rejects(&source.name, &readings);
+        if !bad.is_empty() {
+            outcome.format = Some(format.to_string());
+            return bad;
+        }
         let mut metrics = Metrics::new();
         commit(&readings, &source.name, &mut metrics);
         if has_primary(mode, &metrics) {
             outcome.metrics = metrics;
             outcome.format = Some(format.to_string());
-            return;
+            return Vec::new();
         }
         if fallback.is_none() && !metrics.is_empty() {
             fallback = Some((metrics, format));
@@ -90,6 +139,7 @@ fn read_metrics(mode: Mode, output: &RunOutput, outcome: &mut ParseOutcome) {
         outcome.metrics = metrics;
         outcome.format = Some(format.to_string());
     }
+    Vec::new()
 }
 
 /// Parse a run's output for a mode (`None` or [`Mode::Other`]: detect it from the content),
@@ -107,9 +157,10 @@ pub fn parse_output_with(
         mode: effective.or(mode),
         ..ParseOutcome::default()
     };
-    if let Some(m) = effective {
-        read_metrics(m, output, &mut outcome);
-    }
+    let rejects = match effective {
+        Some(m) => read_metrics(m, output, &mut outcome),
+        None => Vec::new(),
+    };
     let judged = effective.or(mode);
     if let Some(m) = judged {
         let (expected, _) = spec(m);
@@ -120,7 +171,13 @@ pub fn parse_output_with(
             .collect();
     }
     let ran = judged.is_some_and(|m| has_primary(m, &outcome.metrics));
-    if !ran {
+    if !rejects.is_empty() {
+        outcome.failure = Some(Classified {
+            code: Failure::NoMetrics,
+            evidence: sanity::bounded(rejects),
+            signature: Some(sanity::IMPLAUSIBLE_SIGNATURE.to_string()),
+        });
+    } else if !ran {
         outcome.failure = Some(classifier.classify(output));
     }
     outcome

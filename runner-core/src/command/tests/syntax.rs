@@ -167,3 +167,33 @@ fn real_values_are_not_placeholders() {
     assert_eq!(side(&spec, "--seed"), Side::Both);
     assert_eq!(spec.value_of("--label"), Some("H100"));
 }
+
+#[test]
+fn overlong_commands_are_refused_with_length_and_cap() {
+    let base = "python benchmarks/benchmark_serving.py --model m";
+    let pad = " --num-prompts 1";
+    let at_cap = format!(
+        "{base}{}",
+        pad.repeat((crate::command::MAX_PERF_COMMAND_BYTES - base.len()) / pad.len())
+    );
+    assert!(at_cap.len() <= crate::command::MAX_PERF_COMMAND_BYTES);
+    ok(&at_cap);
+    let long = format!(
+        "{base}{}",
+        " x".repeat(crate::command::MAX_PERF_COMMAND_BYTES)
+    );
+    let e = err(&long);
+    assert_eq!(
+        e,
+        CommandError::TooLong {
+            len: long.len(),
+            cap: crate::command::MAX_PERF_COMMAND_BYTES
+        }
+    );
+    assert_eq!(e.failure(), Failure::BadConfig);
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&long.len().to_string()) && msg.contains("65536"),
+        "{msg}"
+    );
+}

@@ -17,9 +17,7 @@ use runner_core::store::hostname;
 
 /// The folder of one job's attempt `n`.
 fn attempt_dir(w: &World, run: &RunId, job: &str, n: u32) -> PathBuf {
-    w.path("art")
-        .join(&run.0)
-        .join(&HUMAN[..12])
+    runner_core::engine::task_dir(&w.path("art"), run, HUMAN)
         .join(job)
         .join(format!("attempt-{n}"))
 }

@@ -15,9 +15,11 @@ use perf_runner_tests::standin::{
     StandinBuild, StandinConfig, build_standin_wheel, standin_binary,
 };
 use runner_core::failure::Failure;
-use runner_core::record::JobStatus;
+use runner_core::record::{JobStatus, RunId};
 use runner_core::store::Store;
 use serde_json::Value;
+
+mod common;
 
 const SECRET: &str = "SECRET-KEY-MATERIAL-7f3a";
 
@@ -306,6 +308,22 @@ fn tasks_triage_and_plan_refuse_every_hostile_row_with_its_fix() {
     assert!(!b.root().join("data").exists() && !b.root().join("art").exists());
 }
 
+/// The control row's builds: the baseline at its parent, the human build at its commit.
+const BASE_VERSION: &str = "0.6.3.dev1+gf508e03";
+const HUMAN_VERSION: &str = "0.6.3.dev2+g7179b99";
+
+fn standin(version: &str) -> StandinConfig {
+    StandinConfig {
+        version: version.into(),
+        startup_ms: 150,
+        log_interval_ms: 100,
+        ..StandinConfig::default()
+    }
+}
+
+const TIMEOUTS: &str = "[plan]\nwarmup_prompts = 2\n\
+                        [timeouts]\nserver_ready_s = 20\nbenchmark_s = 60\nprepare_s = 300\n";
+
 #[test]
 fn a_forced_batch_runs_the_control_row_and_nothing_hostile() {
     let b = Bait::new();
@@ -314,25 +332,55 @@ fn a_forced_batch_runs_the_control_row_and_nothing_hostile() {
     let wheel = |sub: &str, version: &str| -> PathBuf {
         let out = root.join(sub);
         std::fs::create_dir_all(&out).unwrap();
-        let config = StandinConfig {
-            version: version.into(),
-            startup_ms: 150,
-            log_interval_ms: 100,
-            ..StandinConfig::default()
-        };
         let binary = standin_binary();
+        let config = standin(version);
         build_standin_wheel(&out, &StandinBuild { config, binary }).unwrap()
     };
-    let base = wheel("wb", "0.6.3.dev1+gf508e03");
-    let human = wheel("wh", "0.6.3.dev2+g7179b99");
+    let base = wheel("wb", BASE_VERSION);
+    let human = wheel("wh", HUMAN_VERSION);
     let toml = format!(
         "[local]\ncache_dir = {cache:?}\ncpu_only = true\nstop_grace_ms = 2000\n\
-         [local.wheels]\nbaseline = {base:?}\nhuman = {human:?}\n\
-         [plan]\nwarmup_prompts = 2\n\
-         [timeouts]\nserver_ready_s = 20\nbenchmark_s = 60\nprepare_s = 300\n",
+         [local.wheels]\nbaseline = {base:?}\nhuman = {human:?}\n{TIMEOUTS}",
         cache = root.join("cache"),
     );
     std::fs::write(root.join("perf-runner.toml"), toml).unwrap();
+    forced_batch(&b, &[]);
+}
+
+#[test]
+fn a_forced_batch_on_docker_runs_the_control_row_and_nothing_hostile() {
+    if !common::docker::available(
+        "a_forced_batch_on_docker_runs_the_control_row_and_nothing_hostile",
+    ) {
+        return;
+    }
+    let b = Bait::new();
+    let root = b.root();
+    let (base, human) = (
+        "perf-runner-test/hostile-standin:baseline",
+        "perf-runner-test/hostile-standin:human",
+    );
+    common::docker::standin_image(base, &standin(BASE_VERSION));
+    common::docker::standin_image(human, &standin(HUMAN_VERSION));
+    let toml = format!(
+        "[docker]\npull = \"never\"\nhf_cache = {hf:?}\n\
+         [docker.images]\nbaseline = {base:?}\nhuman = {human:?}\n{TIMEOUTS}",
+        hf = root.join("hf-cache"),
+    );
+    std::fs::write(root.join("perf-runner.toml"), toml).unwrap();
+    let run = forced_batch(&b, &["--backend", "docker"]);
+    assert!(
+        common::docker::containers(&run.0).is_empty(),
+        "containers left: {:?}",
+        common::docker::containers(&run.0)
+    );
+}
+
+/// `batch --force` over the whole fixture: the control row runs, the link out of the dataset
+/// root fails `dataset_missing`, the patch climbing out of the tree fails its task, no hostile
+/// row gets a job, nothing ran and the secret was copied nowhere. Returns the run.
+fn forced_batch(b: &Bait, extra: &[&str]) -> RunId {
+    let root = b.root();
     let (art, data) = (root.join("art"), root.join("data"));
     let o = b
         .cmd()
@@ -345,6 +393,7 @@ fn a_forced_batch_runs_the_control_row_and_nothing_hostile() {
         ])
         .args(["--artifacts", art.to_str().unwrap()])
         .args(["--data-dir", data.to_str().unwrap()])
+        .args(extra)
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(4), "some tasks fail: {}", text(&o));
@@ -410,4 +459,5 @@ fn a_forced_batch_runs_the_control_row_and_nothing_hostile() {
     assert!(row.detail.starts_with("patch_failed: "), "{}", row.detail);
     assert!(!data.join("link.json").exists() && !data.join("id_rsa").exists());
     b.assert_untouched(&[&art, &data, &root.join("cache")]);
+    runs[0].id.clone()
 }

@@ -13,7 +13,6 @@ use runner_core::exit;
 use runner_core::failure::Failure;
 use runner_core::plan::{TaskPlan, plan_task};
 use runner_core::record::RunId;
-use runner_core::samples::primary_metric;
 use runner_core::settings::{Limits, Settings};
 use runner_core::stats::median;
 use runner_core::store::{LockError, RunLock, Store, TaskRow};
@@ -382,7 +381,8 @@ fn take_lock(store: &Arc<Store>, run: &RunId, break_lock: bool) -> Result<Result
 fn print_summary(store: &Store, run: &RunId, plans: &[TaskPlan]) -> Result<()> {
     let attempts = store.attempts(run)?;
     for p in plans {
-        let key = primary_metric(p.step.mode);
+        let primary = runner_core::primary::for_step(&p.step);
+        let key = primary.metric.as_str();
         let short = &p.commit[..p.commit.len().min(8)];
         for b in &p.builds {
             let mine: Vec<_> = attempts

@@ -32,9 +32,9 @@ pub struct Args {
         value_parser = crate::ranges::noise_floor
     )]
     noise_floor: f64,
-    /// Use one value per file even when a file has per-request/per-iteration values.
-    #[arg(long)]
-    per_run: bool,
+    /// Runs each side needs before a verdict is decided (at least 2); fewer is `inconclusive`.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(2..=10000))]
+    min_runs: u16,
     /// Bootstrap seed.
     #[arg(long, default_value_t = runner_core::stats::DEFAULT_SEED)]
     seed: u64,
@@ -47,7 +47,7 @@ pub struct Args {
 /// all possible (else an input error naming the file and value).
 pub fn run(a: Args, limits: &Limits) -> Result<i32> {
     let load = |p: &PathBuf, metric: Option<&str>| -> Result<Side> {
-        load_side_capped(std::slice::from_ref(p), metric, !a.per_run, limits.result())
+        load_side_capped(std::slice::from_ref(p), metric, limits.result())
             .map_err(|e| anyhow!("{e}"))
     };
     let base = match load(&a.base, a.metric.as_deref()) {
@@ -67,6 +67,7 @@ pub fn run(a: Args, limits: &Limits) -> Result<i32> {
     let opts = CompareOptions {
         seed: a.seed,
         floor: NoiseFloor::configured(a.noise_floor),
+        min_runs: usize::from(a.min_runs),
         ..CompareOptions::default()
     };
     let Some(c) = compare(&base.metric, &base.values, &other.values, &opts) else {
@@ -81,11 +82,13 @@ pub fn run(a: Args, limits: &Limits) -> Result<i32> {
             let out = json!({
                 "schema_version": COMPARE_SCHEMA_VERSION,
                 "metric": c.metric,
+                "metric_why": base.why,
                 "higher_is_better": c.higher_is_better,
-                "base": {"n": c.base.n, "median": c.base.median, "ci": c.base.ci, "samples": base.kind, "files": base.files},
-                "other": {"n": c.other.n, "median": c.other.median, "ci": c.other.ci, "samples": other.kind, "files": other.files},
+                "base": {"n": c.base.n, "median": c.base.median, "ci": c.base.ci, "samples": "per_run", "runs": base.runs, "files": base.files},
+                "other": {"n": c.other.n, "median": c.other.median, "ci": c.other.ci, "samples": "per_run", "runs": other.runs, "files": other.files},
                 "ratio": c.ratio,
                 "verdict": c.verdict,
+                "reason": c.reason,
                 "noise_floor": c.noise_floor,
                 "mann_whitney": c.mann_whitney,
                 "largest_significant_effect": c.largest_significant_effect,
@@ -100,16 +103,36 @@ pub fn run(a: Args, limits: &Limits) -> Result<i32> {
                 "lower is better"
             };
             println!("metric   {} ({unit}, {dir})", text::escape(&c.metric));
+            if let Some(why) = &base.why {
+                println!("         {}", text::escape(why));
+            }
             for (name, s, side) in [("base", &c.base, &base), ("other", &c.other, &other)] {
                 println!(
-                    "{name:<8} median {:.4} [{:.4}, {:.4}]  n={} ({:?}, {} file(s))",
+                    "{name:<8} median {:.4} [{:.4}, {:.4}]  n={} run(s) from {} file(s)",
                     s.median,
                     s.ci[0],
                     s.ci[1],
                     s.n,
-                    side.kind,
                     side.files.len()
                 );
+                for r in side
+                    .runs
+                    .iter()
+                    .filter_map(|r| r.within.as_ref().map(|w| (r, w)))
+                {
+                    println!(
+                        "           {}: within the run (descriptive) median {:.4}, IQR [{:.4}, {:.4}] over {} {}",
+                        text::escape(&r.0.source),
+                        r.1.median,
+                        r.1.iqr[0],
+                        r.1.iqr[1],
+                        r.1.n,
+                        match r.1.kind {
+                            runner_core::samples::SampleKind::PerIteration => "iterations",
+                            _ => "requests",
+                        }
+                    );
+                }
             }
             if let Some(r) = c.ratio {
                 println!(
@@ -127,11 +150,17 @@ pub fn run(a: Args, limits: &Limits) -> Result<i32> {
                 println!("largest significant improvement  {:.1} %", e * 100.0);
             }
             println!(
-                "verdict  {:?} (noise floor ±{:.1} %, {:?})",
-                c.verdict,
+                "verdict  {} (noise floor ±{:.1} %, {})",
+                c.verdict.as_str(),
                 c.noise_floor.value * 100.0,
-                c.noise_floor.source
+                match c.noise_floor.source {
+                    runner_core::stats::FloorSource::Configured => "configured",
+                    runner_core::stats::FloorSource::AaMeasured => "measured by an A/A run",
+                }
             );
+            if let Some(reason) = &c.reason {
+                println!("         {reason}");
+            }
         }
     }
     Ok(exit::SUCCESS)

@@ -47,7 +47,7 @@ fn serving_json(path: &Path, tput: f64, ttft_s: f64, n: usize) {
 }
 
 #[test]
-fn per_iteration_latencies_detect_a_speedup() {
+fn per_iteration_latencies_describe_their_run_and_one_run_per_side_decides_nothing() {
     let d = tempfile::tempdir().unwrap();
     let base = latency_json(d.path(), "base.json", 1.0, 30);
     let other = latency_json(d.path(), "other.json", 0.8, 30);
@@ -55,20 +55,59 @@ fn per_iteration_latencies_detect_a_speedup() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(v["schema_version"], 1);
     assert_eq!(v["metric"], "latency_avg_s");
-    assert_eq!(v["base"]["samples"], "per_iteration");
-    assert_eq!(v["base"]["n"], 30);
-    assert_eq!(v["verdict"], "improved", "lower latency is better: {v}");
+    assert!(v["metric_why"].as_str().unwrap().contains("latency"));
+    // 30 iterations are one run: n = 1, and one run per side decides nothing.
+    assert_eq!(v["base"]["samples"], "per_run");
+    assert_eq!(v["base"]["n"], 1);
+    assert_eq!(v["base"]["runs"][0]["within"]["kind"], "per_iteration");
+    assert_eq!(v["base"]["runs"][0]["within"]["n"], 30);
+    assert_eq!(v["verdict"], "inconclusive", "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("at least 3 runs"),
+        "{v}"
+    );
+    assert!(
+        v["mann_whitney"].is_null(),
+        "no rank test across requests of one run"
+    );
     let r = v["ratio"]["value"].as_f64().unwrap();
     assert!((r - 0.8).abs() < 0.02, "{r}");
-    assert!(v["mann_whitney"]["p_value"].as_f64().unwrap() < 0.001);
-    assert_eq!(v["noise_floor"]["source"], "configured");
+}
 
+#[test]
+fn an_appended_result_file_is_one_run_per_line() {
+    let d = tempfile::tempdir().unwrap();
+    let appended = |name: &str, center: f64| -> String {
+        let lines: Vec<String> = (0..3)
+            .map(|i| {
+                let x = center * (1.0 + 0.005 * wobble(i));
+                serde_json::json!({"avg_latency": x, "latencies": [x, x], "percentiles": {"50": x}})
+                    .to_string()
+            })
+            .collect();
+        let p = d.path().join(name);
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        p.display().to_string()
+    };
+    let base = appended("base.jsonl", 1.0);
+    let other = appended("other.jsonl", 0.8);
+    let (code, v, err) = compare(&[&base, &other]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(v["base"]["n"], 3, "{v}");
+    assert!(
+        v["base"]["runs"][2]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("base.jsonl:3"),
+        "{v}"
+    );
+    assert_eq!(v["verdict"], "improved", "lower latency is better: {v}");
     let (_, same, _) = compare(&[&base, &base]);
     assert_eq!(same["verdict"], "no_change", "{same}");
 }
 
 #[test]
-fn directories_are_repeats_and_per_request_ttfts_are_used() {
+fn directories_are_repeats_and_per_request_ttfts_describe_their_run() {
     let d = tempfile::tempdir().unwrap();
     let (b, o) = (d.path().join("b"), d.path().join("o"));
     std::fs::create_dir_all(&b).unwrap();
@@ -102,12 +141,52 @@ fn directories_are_repeats_and_per_request_ttfts_are_used() {
         "ttft_median_ms",
     ]);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(v["base"]["samples"], "per_request");
-    assert_eq!(v["base"]["n"], 20);
+    // The same run on both sides, 20 requests each: still one run per side, never "regressed"
+    // with a tiny p-value from pooling requests.
+    assert_eq!(v["base"]["n"], 1);
+    assert_eq!(v["verdict"], "inconclusive", "{v}");
+    let within = &v["base"]["runs"][0]["within"];
+    assert_eq!(within["kind"], "per_request");
+    assert_eq!(within["n"], 20);
     assert!(
-        (v["base"]["median"].as_f64().unwrap() - 100.0).abs() < 6.0,
-        "seconds became ms"
+        (within["median"].as_f64().unwrap() - 100.0).abs() < 6.0,
+        "seconds became ms: {within}"
     );
+}
+
+#[test]
+fn a_finite_request_rate_makes_tpot_the_primary_metric() {
+    let d = tempfile::tempdir().unwrap();
+    let (b, o) = (d.path().join("b"), d.path().join("o"));
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::create_dir_all(&o).unwrap();
+    for i in 0..4 {
+        for (dir, tpot) in [(&b, 10.0), (&o, 12.0)] {
+            let v = serde_json::json!({
+                "request_rate": 50.0, "max_concurrency": null,
+                "duration": 10.0, "completed": 100, "total_input_tokens": 1000,
+                "total_output_tokens": 2000, "request_throughput": 10.0,
+                // The arrival rate sets the throughput: the same on both sides.
+                "output_throughput": 200.0 * (1.0 + 0.01 * wobble(i)),
+                "total_token_throughput": 300.0,
+                "mean_ttft_ms": 20.0, "median_ttft_ms": 20.0, "p99_ttft_ms": 30.0,
+                "mean_tpot_ms": tpot, "median_tpot_ms": tpot * (1.0 + 0.01 * wobble(i + 5)),
+                "p99_tpot_ms": tpot * 1.5,
+                "mean_itl_ms": tpot, "median_itl_ms": tpot, "p99_itl_ms": tpot * 2.0,
+            });
+            std::fs::write(dir.join(format!("r{i}.json")), v.to_string()).unwrap();
+        }
+    }
+    let (code, v, err) = compare(&[b.to_str().unwrap(), o.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(v["metric"], "tpot_median_ms", "{v}");
+    assert!(
+        v["metric_why"]
+            .as_str()
+            .unwrap()
+            .contains("finite request rate")
+    );
+    assert_eq!(v["verdict"], "regressed", "{v}");
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod parse;
 pub mod patch_safety;
 pub mod plan;
+pub mod primary;
 pub mod record;
 pub mod report;
 pub mod samples;

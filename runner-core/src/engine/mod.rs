@@ -366,7 +366,8 @@ impl Engine {
         let Some(opts) = &self.opts.adaptive else {
             return Ok(false);
         };
-        let key = crate::samples::primary_metric(plan.step.mode);
+        let primary = crate::primary::for_step(&plan.step);
+        let key = primary.metric.as_str();
         let attempts = self.store.attempts(run)?;
         let values = |v: Variant| -> Vec<f64> {
             attempts

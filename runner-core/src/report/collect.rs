@@ -17,7 +17,18 @@ use crate::store::{Store, StoreError, TaskRow};
 use crate::task::Variant;
 
 /// Secondary metrics reported for serving tasks.
-const SERVING_EXTRA: [&str; 2] = ["ttft_mean_ms", "tpot_mean_ms"];
+/// Secondary serving metrics: reported, descriptive only (no verdict is drawn from them beside
+/// the primary one, so no correction for multiplicity is needed).
+const SERVING_EXTRA: [&str; 8] = [
+    "output_throughput_tps",
+    "tpot_median_ms",
+    "tpot_p99_ms",
+    "ttft_median_ms",
+    "ttft_p99_ms",
+    "itl_median_ms",
+    "itl_p99_ms",
+    "e2el_median_ms",
+];
 
 /// The four sides of a task, in display order.
 const SIDES: [(Variant, bool); 4] = [
@@ -81,7 +92,7 @@ fn mode_of(row: &TaskRow, attempts: &[&AttemptRecord]) -> Option<Mode> {
     .find(|&m| {
         attempts
             .iter()
-            .any(|a| a.metrics.get(primary_metric(m)).is_some())
+            .any(|a| a.metrics.get(&primary_metric(m)).is_some())
     })
 }
 
@@ -126,7 +137,14 @@ fn task_report(
 ) -> TaskReport {
     let mode = mode_of(row, attempts);
     let planned = row.status == "planned";
-    let primary = mode.map(|m| primary_metric(m).to_string());
+    // The client argv the runs used says the load, and so the primary metric.
+    let load = attempts
+        .first()
+        .filter(|_| mode == Some(Mode::Serving))
+        .map(|a| crate::primary::Load::from_argv(&a.client_argv));
+    let chosen = mode.map(|m| crate::primary::choose(m, load));
+    let primary_why = chosen.as_ref().map(|p| p.why.clone());
+    let primary = chosen.map(|p| p.metric);
     let ok = successes(attempts);
     let mut variants = Vec::new();
     for side in SIDES {
@@ -172,7 +190,10 @@ fn task_report(
     };
     let mut keys: Vec<String> = primary.iter().cloned().collect();
     if mode == Some(Mode::Serving) {
-        keys.extend(SERVING_EXTRA.iter().map(|k| k.to_string()));
+        let extra = SERVING_EXTRA
+            .iter()
+            .filter(|k| Some(**k) != primary.as_deref());
+        keys.extend(extra.map(|k| k.to_string()));
     }
     let mut metrics: Vec<MetricReport> = keys
         .iter()
@@ -208,6 +229,7 @@ fn task_report(
         reason: (!planned).then(|| row.detail.clone()),
         mode,
         primary_metric: primary,
+        primary_why,
         variants,
         noise_floor,
         aa,

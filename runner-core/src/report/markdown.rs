@@ -274,11 +274,24 @@ pub fn markdown(r: &Report) -> String {
     }
 
     let header = "| commit | metric | baseline | human | agent | human/baseline | agent/human | agent/baseline |\n|---|---|---|---|---|---|---|---|\n";
-    out.push_str("\n## Primary metric\n\nMedian [95 % CI] n per variant; ratio [95 % CI] and verdict per pair. Agent comparisons are unscored where the human speedup did not reproduce.\n\n");
+    out.push_str("\n## Primary metric\n\nMedian [95 % CI] n per variant (n = runs: a run, not a request, is the replicate); ratio [95 % CI] and verdict per pair. Agent comparisons are unscored where the human speedup did not reproduce.\n\n");
     out.push_str(header);
     for t in &r.tasks {
         if let Some(m) = t.metrics.first() {
             metric_rows(&mut out, t, m, true);
+        }
+    }
+    let whys: Vec<&TaskReport> = r.tasks.iter().filter(|t| t.primary_why.is_some()).collect();
+    if !whys.is_empty() {
+        out.push('\n');
+        for t in whys {
+            let _ = writeln!(
+                out,
+                "- {} decides on {}: {}",
+                code_cell(short(&t.commit)),
+                code_cell(t.primary_metric.as_deref().unwrap_or("?")),
+                cell(t.primary_why.as_deref().unwrap_or(""))
+            );
         }
     }
     let secondary: Vec<(&TaskReport, &MetricReport)> = r
@@ -287,7 +300,7 @@ pub fn markdown(r: &Report) -> String {
         .flat_map(|t| t.metrics.iter().skip(1).map(move |m| (t, m)))
         .collect();
     if !secondary.is_empty() {
-        out.push_str("\n## Serving latency (TTFT, TPOT)\n\n");
+        out.push_str("\n## Secondary metrics (descriptive)\n\nThroughput and P50/P99 latencies beside the primary metric. Their verdicts are descriptive: no decision is drawn from them.\n\n");
         out.push_str(header);
         for (t, m) in secondary {
             metric_rows(&mut out, t, m, false);

@@ -119,6 +119,9 @@ pub struct TaskReport {
     pub mode: Option<Mode>,
     /// The metric the task is judged by.
     pub primary_metric: Option<String>,
+    /// Why that metric decides (from the benchmark's mode and load).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_why: Option<String>,
     /// Per variant (A/A baseline last): jobs, samples of the primary metric, summary.
     pub variants: Vec<VariantReport>,
     /// The floor the comparisons were judged against.

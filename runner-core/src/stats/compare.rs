@@ -23,6 +23,17 @@ pub struct CompareOptions {
     pub floor: NoiseFloor,
     /// Significance level of the Mann–Whitney test.
     pub alpha: f64,
+    /// Runs each side needs before a verdict can be decided (never below 2): one run per side
+    /// decides nothing, and a run — not a request — is the replicate.
+    #[serde(default = "default_min_runs")]
+    pub min_runs: usize,
+}
+
+/// The default number of runs per side a decided verdict needs.
+pub const DEFAULT_MIN_RUNS: usize = 3;
+
+fn default_min_runs() -> usize {
+    DEFAULT_MIN_RUNS
 }
 
 impl Default for CompareOptions {
@@ -32,6 +43,7 @@ impl Default for CompareOptions {
             seed: DEFAULT_SEED,
             floor: NoiseFloor::configured(0.02),
             alpha: 0.05,
+            min_runs: DEFAULT_MIN_RUNS,
         }
     }
 }
@@ -57,6 +69,9 @@ pub struct Comparison {
     pub mann_whitney: Option<MannWhitney>,
     /// The largest relative improvement still significant at `alpha`, when tested.
     pub largest_significant_effect: Option<f64>,
+    /// Why the verdict is inconclusive when the data, not the effect, decided that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Compare one metric. `None` when a side has no finite value.
@@ -70,10 +85,18 @@ pub fn compare(
     let b = summarize(base, opts.resamples, opts.seed)?;
     let o = summarize(other, opts.resamples, opts.seed.wrapping_add(1))?;
     let r = ratio(base, other, opts.resamples, opts.seed.wrapping_add(2));
-    let v = r
-        .as_ref()
-        .map(|r| verdict(r, hib, opts.floor.value))
-        .unwrap_or(Verdict::Inconclusive);
+    let min_runs = opts.min_runs.max(2);
+    let reason = (b.n < min_runs || o.n < min_runs).then(|| {
+        format!(
+            "{} run(s) on the base side and {} on the other: a decided verdict needs at least \
+             {min_runs} runs per side (a run, not a request, is the replicate)",
+            b.n, o.n
+        )
+    });
+    let v = match (&r, &reason) {
+        (Some(r), None) => verdict(r, hib, opts.floor.value),
+        _ => Verdict::Inconclusive,
+    };
     let enough = b.n >= MIN_MW_SAMPLES && o.n >= MIN_MW_SAMPLES;
     let mw = enough.then(|| mann_whitney(base, other, hib)).flatten();
     let effect = enough
@@ -89,6 +112,7 @@ pub fn compare(
         noise_floor: opts.floor,
         mann_whitney: mw,
         largest_significant_effect: effect,
+        reason,
     })
 }
 
@@ -127,5 +151,41 @@ mod tests {
         let c = c.unwrap();
         assert!(c.mann_whitney.is_none() && c.largest_significant_effect.is_none());
         assert!(compare("x", &[], &[1.0], &CompareOptions::default()).is_none());
+    }
+
+    #[test]
+    fn one_or_two_runs_per_side_decide_nothing() {
+        let opts = CompareOptions::default();
+        // A 2x effect, but one run per side: the CI of a single value has no width.
+        let c = compare("output_throughput_tps", &[100.0], &[200.0], &opts).unwrap();
+        assert_eq!(c.verdict, Verdict::Inconclusive);
+        assert!(
+            c.reason.as_deref().unwrap().contains("at least 3 runs"),
+            "{c:?}"
+        );
+        let c = compare(
+            "output_throughput_tps",
+            &[100.0, 101.0],
+            &[200.0, 199.0],
+            &opts,
+        );
+        assert_eq!(c.unwrap().verdict, Verdict::Inconclusive);
+        let three = [100.0, 101.0, 99.0];
+        let c = compare(
+            "output_throughput_tps",
+            &three,
+            &[200.0, 199.0, 201.0],
+            &opts,
+        );
+        let c = c.unwrap();
+        assert_eq!(c.verdict, Verdict::Improved);
+        assert!(c.reason.is_none());
+        // The floor of 2 holds even when asked for less.
+        let lax = CompareOptions {
+            min_runs: 1,
+            ..opts
+        };
+        let c = compare("output_throughput_tps", &[100.0], &[200.0], &lax).unwrap();
+        assert_eq!(c.verdict, Verdict::Inconclusive);
     }
 }

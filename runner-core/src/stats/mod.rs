@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 pub use adaptive::{AdaptiveOptions, Decision, StopReason, ratio_at_level, should_continue};
-pub use compare::{COMPARE_SCHEMA_VERSION, CompareOptions, Comparison, compare};
+pub use compare::{COMPARE_SCHEMA_VERSION, CompareOptions, Comparison, DEFAULT_MIN_RUNS, compare};
 pub use mann_whitney::{MannWhitney, largest_significant_effect, mann_whitney};
 
 /// Default bootstrap resamples.
@@ -59,6 +59,16 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The stable snake_case name (as in JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Improved => "improved",
+            Verdict::Regressed => "regressed",
+            Verdict::NoChange => "no_change",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+
     /// Whether the verdict is decided (not inconclusive).
     pub fn is_decided(self) -> bool {
         self != Verdict::Inconclusive

@@ -237,7 +237,7 @@ pub fn build_store(path: &Path) -> RunId {
         let m = serving_metrics(
             1000.0 * speed * (1.0 + 0.008 * w),
             100.0 / speed * (1.0 + 0.01 * w),
-            20.0 / speed,
+            20.0 / speed * (1.0 + 0.008 * w),
         );
         if j.variant == Variant::Human && j.repeat == 2 {
             let t = next();

@@ -214,6 +214,10 @@ fn task_report(
                 })
                 .collect(),
         })
+        // The primary metric always; a secondary one only where the runs report it.
+        .enumerate()
+        .filter(|(i, m)| *i == 0 || !m.comparisons.is_empty())
+        .map(|(_, m)| m)
         .collect();
     let validity = validity(row, planned, metrics.first(), &variants);
     for m in &mut metrics {

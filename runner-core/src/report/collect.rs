@@ -12,7 +12,7 @@ use crate::plan::TaskPlan;
 use crate::record::{AttemptRecord, JobKey, JobStatus, RunId};
 use crate::samples::primary_metric;
 use crate::spec::Mode;
-use crate::stats::{CompareOptions, NoiseFloor, Verdict, compare, summarize};
+use crate::stats::{CompareOptions, NoiseFloor, Verdict, compare_rounds, summarize};
 use crate::store::{Store, StoreError, TaskRow};
 use crate::task::Variant;
 
@@ -125,6 +125,11 @@ fn values(
         .collect()
 }
 
+/// `(round, value)` of each sample, for pairing runs of one round.
+fn rounds(s: &[Sample]) -> Vec<(u32, f64)> {
+    s.iter().map(|s| (s.repeat, s.value)).collect()
+}
+
 fn plain(s: &[Sample]) -> Vec<f64> {
     s.iter().map(|s| s.value).collect()
 }
@@ -204,9 +209,10 @@ fn task_report(
                 .iter()
                 .filter_map(|&pair| {
                     let (b, o) = pair.sides();
-                    let base = plain(&values(&ok, (b, false), metric));
-                    let other = plain(&values(&ok, (o, false), metric));
-                    compare(metric, &base, &other, &cmp).map(|comparison| PairComparison {
+                    // Runs of one interleaved round share its conditions: pair them.
+                    let base = rounds(&values(&ok, (b, false), metric));
+                    let other = rounds(&values(&ok, (o, false), metric));
+                    compare_rounds(metric, &base, &other, &cmp).map(|comparison| PairComparison {
                         pair,
                         comparison,
                         scored: true,
@@ -259,8 +265,8 @@ fn floor(
     let Some(metric) = primary else {
         return (configured, None);
     };
-    let base = plain(&values(ok, (Variant::Baseline, false), metric));
-    let aa = plain(&values(ok, (Variant::Baseline, true), metric));
+    let base = rounds(&values(ok, (Variant::Baseline, false), metric));
+    let aa = rounds(&values(ok, (Variant::Baseline, true), metric));
     if base.len() < 2 || aa.len() < 2 {
         return (configured, None);
     }
@@ -270,7 +276,7 @@ fn floor(
         floor: configured,
         ..CompareOptions::default()
     };
-    let comparison = compare(metric, &base, &aa, &cmp);
+    let comparison = compare_rounds(metric, &base, &aa, &cmp);
     let measured = comparison
         .as_ref()
         .and_then(|c| c.ratio)

@@ -274,7 +274,7 @@ pub fn markdown(r: &Report) -> String {
     }
 
     let header = "| commit | metric | baseline | human | agent | human/baseline | agent/human | agent/baseline |\n|---|---|---|---|---|---|---|---|\n";
-    out.push_str("\n## Primary metric\n\nMedian [95 % CI] n per variant (n = runs: a run, not a request, is the replicate); ratio [95 % CI] and verdict per pair. Agent comparisons are unscored where the human speedup did not reproduce.\n\n");
+    out.push_str("\n## Primary metric\n\nMedian [95 % CI] n per variant (n = runs: a run, not a request, is the replicate); ratio [95 % CI] and verdict per pair — paired by interleaved round (geometric mean of per-round ratios, Student-t CI) where at least 3 rounds pair, so a drift that every variant of a round shares cancels; otherwise medians with a bootstrap CI. Agent comparisons are unscored where the human speedup did not reproduce.\n\n");
     out.push_str(header);
     for t in &r.tasks {
         if let Some(m) = t.metrics.first() {

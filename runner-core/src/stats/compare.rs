@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     DEFAULT_RESAMPLES, DEFAULT_SEED, MIN_MW_SAMPLES, MannWhitney, NoiseFloor, Ratio, Summary,
-    Verdict, largest_significant_effect, mann_whitney, ratio, summarize, verdict,
+    Verdict, largest_significant_effect, mann_whitney, paired_ratio, ratio, summarize, verdict,
 };
 use crate::metrics::higher_is_better;
 
@@ -72,6 +72,39 @@ pub struct Comparison {
     /// Why the verdict is inconclusive when the data, not the effect, decided that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Rounds paired for the ratio (runs of both sides in the same interleaved round), when
+    /// the ratio is the paired one; `None` = unpaired medians.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired_rounds: Option<usize>,
+}
+
+/// Compare one metric over interleaved rounds: `(round, value)` per run on each side. With at
+/// least `opts.min_runs` rounds that both sides ran, the ratio is the paired one
+/// ([`paired_ratio`]: the round effect cancels); otherwise the unpaired medians decide.
+pub fn compare_rounds(
+    metric: &str,
+    base: &[(u32, f64)],
+    other: &[(u32, f64)],
+    opts: &CompareOptions,
+) -> Option<Comparison> {
+    let values = |xs: &[(u32, f64)]| xs.iter().map(|x| x.1).collect::<Vec<f64>>();
+    let mut c = compare(metric, &values(base), &values(other), opts)?;
+    let pairs: Vec<(f64, f64)> = base
+        .iter()
+        .filter_map(|(r, b)| other.iter().find(|(ro, _)| ro == r).map(|(_, o)| (*b, *o)))
+        .collect();
+    if pairs.len() >= opts.min_runs.max(2) {
+        if let Some(r) = paired_ratio(&pairs) {
+            c.verdict = if c.reason.is_some() {
+                Verdict::Inconclusive
+            } else {
+                verdict(&r, c.higher_is_better, opts.floor.value)
+            };
+            c.ratio = Some(r);
+            c.paired_rounds = Some(pairs.len());
+        }
+    }
+    Some(c)
 }
 
 /// Compare one metric. `None` when a side has no finite value.
@@ -113,6 +146,7 @@ pub fn compare(
         mann_whitney: mw,
         largest_significant_effect: effect,
         reason,
+        paired_rounds: None,
     })
 }
 
@@ -151,6 +185,32 @@ mod tests {
         let c = c.unwrap();
         assert!(c.mann_whitney.is_none() && c.largest_significant_effect.is_none());
         assert!(compare("x", &[], &[1.0], &CompareOptions::default()).is_none());
+    }
+
+    #[test]
+    fn pairing_rounds_cancels_a_round_effect() {
+        // A drift of ±30 % across rounds, shared by both variants; other is 5 % faster in every
+        // round. Unpaired medians drown in the drift; paired rounds see it.
+        let drift = [1.0, 1.3, 0.8, 1.2, 0.7, 1.1];
+        let base: Vec<(u32, f64)> = drift
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (i as u32, 100.0 * d))
+            .collect();
+        let other: Vec<(u32, f64)> = base.iter().map(|(r, v)| (*r, v * 1.05)).collect();
+        let opts = CompareOptions::default();
+        let plain: Vec<f64> = base.iter().map(|x| x.1).collect();
+        let faster: Vec<f64> = other.iter().map(|x| x.1).collect();
+        let c = compare("output_throughput_tps", &plain, &faster, &opts).unwrap();
+        assert_eq!(c.verdict, Verdict::Inconclusive);
+        let c = compare_rounds("output_throughput_tps", &base, &other, &opts).unwrap();
+        assert_eq!(c.verdict, Verdict::Improved, "{c:?}");
+        assert_eq!(c.paired_rounds, Some(6));
+        assert!((c.ratio.unwrap().value - 1.05).abs() < 1e-9);
+        // Rounds only one side ran do not pair; too few pairs fall back to unpaired.
+        let c = compare_rounds("output_throughput_tps", &base[..2], &other[..2], &opts).unwrap();
+        assert_eq!(c.paired_rounds, None);
+        assert_eq!(c.verdict, Verdict::Inconclusive);
     }
 
     #[test]

@@ -90,6 +90,20 @@ pub const REGISTRY: &[Registered] = &[
         gc: None,
         dry_run: Some(modal_dry_run),
     },
+    #[cfg(feature = "dummy-backend")]
+    Registered {
+        name: "dummy",
+        about: "test only: fictional GPUs; writes vLLM-format results it computes",
+        default_toml: backend_dummy::DEFAULT_TOML,
+        check_section: unknown_keys::<backend_dummy::DummyConfig>,
+        make: |t| {
+            Ok(Arc::new(backend_dummy::DummyBackend::new(read(
+                "dummy", t,
+            )?)))
+        },
+        gc: None,
+        dry_run: None,
+    },
 ];
 
 /// The registered backend `name`.

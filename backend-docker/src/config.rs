@@ -38,6 +38,19 @@ pub enum PullPolicy {
     Always,
 }
 
+/// The `[docker]` section of perf-runner's embedded defaults: every key is optional (the values
+/// of [`DockerConfig::default`] apply); the commented keys are the ones most hosts set.
+pub const DEFAULT_TOML: &str = r#"[docker]
+# docker_host = "unix:///var/run/docker.sock"   # else DOCKER_HOST, else the default socket
+# images = { baseline = "my/vllm:base", human = "my/vllm:human" }
+# versions = { "f508e03e7f2d" = "0.6.3" }        # commit prefix (>= 7) -> release version
+# base_image = "my/cuda-python:12.4"            # for base + wheel images
+# pull = "missing"                              # missing | never | always
+# network = "bridge"                            # bridge | host
+# hf_cache = "/data/hf"                         # else $HF_HOME, else ~/.cache/huggingface
+# secret_env = ["HF_TOKEN"]
+"#;
+
 /// The Docker backend's settings. Every key is optional; see the crate README for the defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -28,7 +28,7 @@ use runner_core::{
 };
 use tokio::sync::OnceCell;
 
-pub use config::{DockerConfig, NetworkMode, PullPolicy};
+pub use config::{DEFAULT_TOML, DockerConfig, NetworkMode, PullPolicy};
 
 use crate::error::{Redactor, fail};
 

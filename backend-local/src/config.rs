@@ -22,6 +22,15 @@ pub const DEFAULT_SCRIPT_FILES: [&str; 10] = [
     "benchmarks/benchmark_long_document_qa_throughput.py",
 ];
 
+/// The `[local]` section of perf-runner's embedded defaults: every key is optional (the values
+/// of [`LocalConfig::default`] apply); the commented keys are the ones most hosts set.
+pub const DEFAULT_TOML: &str = r#"[local]
+# cache_dir = "/var/cache/perf-runner"     # venvs, wheels, scripts
+# find_links = "/opt/wheelhouse"           # offline installs: --no-index --find-links
+# system_site_packages = true              # reuse the host's torch/CUDA stack
+# vllm_source = "/src/vllm"                # a clone, or an HTTP raw-file template with {commit} and {path}
+"#;
+
 /// Configuration of [`crate::LocalBackend`]. Every field has a default (`#[serde(default)]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -29,7 +29,7 @@ use runner_core::{
 };
 use tokio::sync::OnceCell;
 
-pub use config::LocalConfig;
+pub use config::{DEFAULT_TOML, LocalConfig};
 use lease::{LeaseManager, LeaseSettings};
 use venv::Installer;
 

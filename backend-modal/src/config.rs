@@ -15,6 +15,17 @@ pub struct VolumeMount {
     pub path: String,
 }
 
+/// The `[modal]` section of perf-runner's embedded defaults: every key is optional (the values
+/// of [`ModalConfig::default`] apply); the commented keys are the ones most users set.
+pub const DEFAULT_TOML: &str = r#"[modal]
+# python = "python3"                # the local interpreter with the modal SDK
+# app_name = "perf-runner"
+# default_gpu = "H100"              # when a task names no GPU kind
+# pin_sku = true                    # H100! : Modal may not substitute another SKU
+# secrets = ["huggingface"]         # Modal Secrets (HF_TOKEN)
+# images = { "f508e03e7f2d" = "vllm/vllm-openai:v0.6.3" }   # commit prefix (>= 7) -> image
+"#;
+
 /// Configuration of [`crate::ModalBackend`], read from the `[modal]` settings section. Every
 /// field has a default (`#[serde(default)]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

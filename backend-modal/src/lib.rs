@@ -16,7 +16,7 @@ mod dry_run;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub use config::{ModalConfig, VolumeMount, cost_usd};
+pub use config::{DEFAULT_TOML, ModalConfig, VolumeMount, cost_usd};
 
 /// The backend's stable name.
 pub(crate) const NAME: &str = "modal";

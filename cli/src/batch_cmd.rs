@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use runner_core::Backend;
 use runner_core::dataset::Dataset;
 use runner_core::engine::{Engine, EngineOptions, RetryPolicy, interleaved_jobs};
 use runner_core::exit;
@@ -217,7 +216,9 @@ pub async fn run(
 ) -> Result<i32> {
     let store = Arc::new(Store::open(store_path)?);
     let lock;
-    let (run, plans) = match resume {
+    // The backend is made before a run is created or taken up, so that unreadable settings
+    // leave no run behind that never ends.
+    let (run, plans, backend) = match resume {
         Some(id) => {
             let run: RunId = id.parse().map_err(|e: String| anyhow!("--resume: {e}"))?;
             let meta = store.run_meta(&run)?;
@@ -226,6 +227,7 @@ pub async fn run(
                 Err(code) => return Ok(code),
             };
             spec = serde_json::from_value(meta).context("the run's stored options")?;
+            let backend = backends::make(&spec.backend, settings)?;
             let (_, tasks) = load_tasks(&spec, settings)?;
             let stored = store.tasks(&run)?;
             let mut plans = Vec::new();
@@ -250,13 +252,14 @@ pub async fn run(
             }
             errln!("resuming {run}: {} planned task(s)", plans.len());
             store.set_run_status(&run, "running")?;
-            (run, plans)
+            (run, plans, backend)
         }
         None => {
             // Stored absolute, so `--resume` from another directory reads the same dataset.
             if let Some(d) = &spec.dataset {
                 spec.dataset = Some(std::path::absolute(d).unwrap_or_else(|_| d.clone()));
             }
+            let backend = backends::make(&spec.backend, settings)?;
             let (ds, tasks) = load_tasks(&spec, settings)?;
             let run = RunId::generate();
             store.create_run(
@@ -275,10 +278,9 @@ pub async fn run(
                 esc(&ds.origin)
             );
             let plans = plan_all(&store, &run, &spec, &tasks, settings).await?;
-            (run, plans)
+            (run, plans, backend)
         }
     };
-    let backend: Arc<dyn Backend> = backends::make(&spec.backend, settings)?;
     let cache = backends::cache_dir();
     let e = &settings.engine;
     let opts = EngineOptions {

@@ -8,20 +8,28 @@ use runner_core::settings::Settings;
 use runner_core::{exit, text};
 use serde_json::json;
 
-use crate::{Format, backends};
+use crate::Format;
+use crate::backends::{self, REGISTRY};
 
+/// `doctor`: every registered backend's health here (or only `only`'s). A backend whose
+/// settings cannot be read is reported not usable, with the reason. Exit 0 when one checked
+/// backend is usable, [`exit::BACKEND_UNAVAILABLE`] when none is, [`exit::USAGE`] for a name
+/// that is not registered (the `--backend` parser refuses it before this runs).
 pub async fn doctor(settings: &Settings, only: Option<&str>, format: Format) -> Result<i32> {
+    if let Some(name) = only {
+        backends::find(name)?;
+    }
     let mut reports = Vec::new();
-    for name in backends::NAMES
-        .iter()
-        .filter(|n| only.is_none_or(|o| o == **n))
-    {
-        let backend = backends::make(name, settings)?;
-        let health = match backend.check().await {
-            Ok(h) => json!({"usable": h.usable, "checks": h.checks}),
-            Err(e) => json!({"usable": false, "error": e.to_string()}),
+    for r in REGISTRY.iter().filter(|r| only.is_none_or(|o| o == r.name)) {
+        let made = backends::section(r, settings).and_then(|t| (r.make)(&t));
+        let health = match made {
+            Ok(backend) => match backend.check().await {
+                Ok(h) => json!({"usable": h.usable, "checks": h.checks}),
+                Err(e) => json!({"usable": false, "error": e.to_string()}),
+            },
+            Err(e) => json!({"usable": false, "error": format!("{e:#}")}),
         };
-        reports.push(json!({"backend": name, "health": health}));
+        reports.push(json!({"backend": r.name, "health": health}));
     }
     match format {
         Format::Json => println!(
@@ -65,23 +73,31 @@ pub async fn doctor(settings: &Settings, only: Option<&str>, format: Format) -> 
     })
 }
 
+/// `gc`: every registered backend's leftovers (of `run_id`, or of every run). A backend that
+/// cannot be checked here (no Docker Engine, unreadable settings) says so and the others go on.
 pub async fn gc(settings: &Settings, run_id: Option<&str>, grace_s: u64) -> Result<i32> {
-    let found = backend_local::gc::collect(run_id, Duration::from_secs(grace_s)).await;
-    for l in &found {
-        println!(
-            "local: stopped process {} (group {}, run {}): {}",
-            l.pid,
-            l.pgid,
-            text::escape(&l.run_id),
-            text::escape(&l.cmdline)
-        );
-    }
-    println!("local: {} leftover process(es) stopped", found.len());
-    let (cfg, _) = backend_docker::DockerConfig::from_table(&settings.docker)
-        .map_err(|e| anyhow::anyhow!("invalid [docker] settings: {e}"))?;
-    match backend_docker::DockerBackend::new(cfg).gc(run_id).await {
-        Ok(n) => println!("docker: {n} leftover container(s) removed"),
-        Err(e) => println!("docker: not checked ({})", text::escape(&e.to_string())),
+    let grace = Duration::from_secs(grace_s);
+    for r in REGISTRY {
+        let Some(collect) = r.gc else { continue };
+        let section = match backends::section(r, settings) {
+            Ok(t) => t,
+            Err(e) => {
+                println!(
+                    "{}: not checked ({})",
+                    r.name,
+                    text::escape(&format!("{e:#}"))
+                );
+                continue;
+            }
+        };
+        match collect(&section, run_id, grace).await {
+            Ok(lines) => lines.iter().for_each(|l| println!("{}: {l}", r.name)),
+            Err(e) => println!(
+                "{}: not checked ({})",
+                r.name,
+                text::escape(&format!("{e:#}"))
+            ),
+        }
     }
     Ok(exit::SUCCESS)
 }

@@ -47,8 +47,8 @@ struct Cli {
 /// Options shared by `run` and `batch`.
 #[derive(Debug, Clone, Args)]
 struct RunOpts {
-    /// Backend: local, docker or modal.
-    #[arg(long, default_value = "local")]
+    /// Where the jobs run (`perf-runner doctor` says what each backend needs here).
+    #[arg(long, default_value = "local", value_parser = backends::parser())]
     backend: String,
     /// Variants, comma-separated (baseline,human,agent). Default: baseline,human (+agent with
     /// a patch).
@@ -118,9 +118,9 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
-        /// Also show what this backend would build, without contacting it (`modal`: the
-        /// real SDK objects: image recipe, GPU, volumes, secrets, timeouts, as JSON).
-        #[arg(long)]
+        /// Also show what this backend would build, without contacting it, as JSON (`modal`:
+        /// the real SDK objects: image recipe, GPU, volumes, secrets, timeouts).
+        #[arg(long, value_parser = backends::dry_run_parser())]
         backend: Option<String>,
     },
     /// Reproduce one commit: its benchmark on the baseline, the human commit and optionally
@@ -167,17 +167,18 @@ enum Command {
         #[command(flatten)]
         opts: RunOpts,
     },
-    /// What each backend needs on this host, present or not (GPUs, driver, uv, python,
-    /// Docker Engine, modal, disk).
+    /// What each backend needs on this host (GPUs, drivers, tools, services, disk), present or
+    /// not. Exit 0 when at least one checked backend is usable, 5 when none is.
     Doctor {
         /// Only this backend.
-        #[arg(long)]
+        #[arg(long, value_parser = backends::parser())]
         backend: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
     /// Stop leftovers of runs (processes, containers), found by their run-id label.
+    #[command(after_help = backends::gc_help())]
     Gc {
         /// Only this run's leftovers (default: every perf-runner leftover).
         run_id: Option<String>,
@@ -230,9 +231,10 @@ enum Command {
         #[arg(long, default_value_t = runner_core::stats::DEFAULT_SEED)]
         seed: u64,
     },
-    /// Print the embedded default configuration (TOML).
+    /// Print the merged configuration (TOML), or the embedded defaults.
     Config {
-        /// Print the embedded defaults rather than the merged settings.
+        /// Print the embedded defaults (core's and every backend's section) rather than the
+        /// merged settings.
         #[arg(long)]
         defaults: bool,
     },
@@ -274,6 +276,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     for key in &loaded.unknown_keys {
         tracing::warn!(key = %key, "unknown configuration key ignored");
     }
+    for section in &loaded.unknown_sections {
+        tracing::warn!(
+            key = %section,
+            backends = %backends::names().join(", "),
+            "unknown configuration key ignored: no setting and no backend has this section"
+        );
+    }
     let settings = loaded.settings;
     let store = cli
         .store
@@ -288,7 +297,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             format,
             backend,
         } => match backend.as_deref() {
-            Some("modal") => block_on(plan_cmd::modal_dry_run(
+            Some(name) => block_on(plan_cmd::dry_run(
+                backends::find(name)?,
                 &args,
                 variants.as_deref(),
                 patch.as_deref(),
@@ -301,7 +311,6 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 format,
                 &settings,
             ),
-            Some(other) => anyhow::bail!("--backend {other}: only 'modal' has a dry run to show"),
         },
         Command::Run {
             args,
@@ -385,7 +394,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }),
         Command::Config { defaults } => {
             if defaults {
-                print!("{}", runner_core::settings::DEFAULT_TOML);
+                print!("{}", backends::default_toml());
             } else {
                 print!("{}", toml_of(&settings)?);
             }

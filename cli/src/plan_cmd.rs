@@ -12,6 +12,7 @@ use runner_core::{Task, exit, text};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::backends::{self, Registered};
 use crate::{Format, datasets};
 
 /// The JSON schema version of `plan --format json`.
@@ -67,35 +68,36 @@ fn planned(r: Result<(Task, TaskPlan)>) -> Result<Option<(Task, TaskPlan)>> {
     }
 }
 
-/// `plan --backend modal`: what Modal would be asked to build and run, per build, made by the
-/// real SDK without contacting Modal.
-pub async fn modal_dry_run(
+/// `plan --backend NAME`: what the backend would be asked to build and run, per build, without
+/// contacting it (Modal: made by the real SDK).
+pub async fn dry_run(
+    backend: &Registered,
     args: &[String],
     variants: Option<&str>,
     patch: Option<&Path>,
     settings: &Settings,
 ) -> Result<i32> {
+    let Some(dry_run) = backend.dry_run else {
+        bail!(
+            "--backend {}: this backend has no dry run to show",
+            backend.name
+        );
+    };
     let Some((_, plan)) = planned(plan_of(args, variants, patch, settings))? else {
         return Ok(exit::TASKS_FAILED);
     };
-    let cfg: backend_modal::ModalConfig = settings
-        .modal
-        .clone()
-        .try_into()
-        .context("invalid [modal] settings")?;
-    let modal = backend_modal::ModalBackend::new(cfg);
-    let mut builds = Vec::new();
-    for b in &plan.builds {
-        let v = modal
-            .dry_run(b, &plan.step)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        builds.push(json!({"variant": b.variant, "dry_run": v}));
-    }
+    let section = backends::section(backend, settings)?;
+    let shown = dry_run(&section, &plan).await?;
+    let builds: Vec<_> = plan
+        .builds
+        .iter()
+        .zip(shown)
+        .map(|(b, v)| json!({"variant": b.variant, "dry_run": v}))
+        .collect();
     println!(
         "{}",
         text::json_pretty(
-            &json!({"schema_version": SCHEMA_VERSION, "backend": "modal", "plan": plan, "builds": builds})
+            &json!({"schema_version": SCHEMA_VERSION, "backend": backend.name, "plan": plan, "builds": builds})
         )?
     );
     Ok(exit::SUCCESS)

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use config::{Config, Environment, File, FileFormat};
-use runner_core::settings::{DEFAULT_TOML, Settings};
+use runner_core::settings::Settings;
+
+use crate::backends::{self, REGISTRY};
 
 /// The optional config file looked up in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "perf-runner.toml";
@@ -14,14 +16,17 @@ pub const DEFAULT_CONFIG_FILE: &str = "perf-runner.toml";
 pub struct Loaded {
     /// The merged settings.
     pub settings: Settings,
-    /// Dotted paths of keys no setting has.
+    /// Dotted paths of keys no setting has, in core's sections or in a backend's.
     pub unknown_keys: Vec<String>,
+    /// Top-level sections that are neither core settings nor a registered backend's.
+    pub unknown_sections: Vec<String>,
 }
 
 /// Load the layered settings. `file` is `--config`; when absent, `./perf-runner.toml` is used
-/// if present.
+/// if present. The embedded defaults are core's and every registered backend's.
 pub fn load(file: Option<&Path>) -> Result<Loaded> {
-    let mut builder = Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+    let defaults = backends::default_toml();
+    let mut builder = Config::builder().add_source(File::from_str(&defaults, FileFormat::Toml));
     builder = match file {
         Some(path) => {
             if !path.is_file() {
@@ -50,8 +55,21 @@ pub fn load(file: Option<&Path>) -> Result<Loaded> {
         serde_ignored::deserialize(value, |path| unknown_keys.push(path.to_string()))
             .context("invalid configuration value")?;
     settings.validate().context("invalid configuration value")?;
+    let mut unknown_sections = Vec::new();
+    for name in settings.backends.keys() {
+        let Some(r) = REGISTRY.iter().find(|r| r.name == name) else {
+            unknown_sections.push(name.clone());
+            continue;
+        };
+        // A section that cannot be read at all fails the commands that use its backend, with
+        // the reason; here only its unknown keys are collected.
+        if let Ok(Ok(keys)) = backends::section(r, &settings).map(|t| (r.check_section)(&t)) {
+            unknown_keys.extend(keys.into_iter().map(|k| format!("{name}.{k}")));
+        }
+    }
     Ok(Loaded {
         settings,
         unknown_keys,
+        unknown_sections,
     })
 }

@@ -3,6 +3,7 @@
 //! Layering (embedded defaults → `perf-runner.toml` → `PERF_RUNNER__SECTION__KEY` env → flags)
 //! is done by the CLI with config-rs; this module owns the shape and the defaults.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -30,15 +31,12 @@ pub struct Settings {
     /// Size caps on the untrusted files read (datasets, results, logs, patches).
     #[serde(default)]
     pub limits: Limits,
-    /// The local backend's own settings (read by that backend; see its README).
-    #[serde(default)]
-    pub local: toml::Table,
-    /// The Docker backend's own settings.
-    #[serde(default)]
-    pub docker: toml::Table,
-    /// The Modal backend's own settings.
-    #[serde(default)]
-    pub modal: toml::Table,
+    /// Every other top-level entry, by name: the backends' own sections (`[local]`,
+    /// `[docker]` …), each read by the backend of that name through [`Settings::section`].
+    /// Core does not know which backends exist: the program that registers them warns about
+    /// entries here that none of them claims, and adds each backend's defaults.
+    #[serde(flatten)]
+    pub backends: BTreeMap<String, toml::Value>,
 }
 
 /// How the engine schedules and retries.
@@ -186,6 +184,39 @@ impl Settings {
     }
 }
 
+/// A backend section that is not a table of settings (e.g. `local = 3`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("[{name}] must be a table of settings, not {found}")]
+pub struct SectionError {
+    /// The section's name.
+    pub name: String,
+    /// What stands there instead (`an integer` …).
+    pub found: String,
+}
+
+impl Settings {
+    /// The backend section `[name]`: its table, or an empty table when the configuration has
+    /// none (every backend key is optional).
+    pub fn section(&self, name: &str) -> Result<toml::Table, SectionError> {
+        match self.backends.get(name) {
+            None => Ok(toml::Table::new()),
+            Some(toml::Value::Table(t)) => Ok(t.clone()),
+            Some(other) => {
+                let kind = other.type_str();
+                let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                Err(SectionError {
+                    name: name.to_string(),
+                    found: format!("{article} {kind}"),
+                })
+            }
+        }
+    }
+}
+
 /// A setting outside the range it may take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("setting {key} = {value}: {expected}")]
@@ -314,6 +345,54 @@ mod tests {
         table.remove("ignored_limits");
         let s: Settings = table.try_into().unwrap();
         assert_eq!(s.limits, Limits::default());
+    }
+
+    #[test]
+    fn backend_sections_are_kept_by_name_with_core_settings_unchanged() {
+        let text = format!(
+            "{DEFAULT_TOML}\n[local]\ncpu_only = true\n[local.wheels]\nbaseline = \"/w.whl\"\n\
+             [docker]\nnetwork = \"host\"\n[modal]\n"
+        );
+        let s: Settings = toml::from_str(&text).unwrap();
+        let core = Settings::embedded();
+        assert_eq!(
+            (&s.plan, &s.engine, &s.limits),
+            (&core.plan, &core.engine, &core.limits)
+        );
+        assert_eq!(
+            s.backends.keys().collect::<Vec<_>>(),
+            ["docker", "local", "modal"]
+        );
+        let local = s.section("local").unwrap();
+        assert_eq!(local["cpu_only"].as_bool(), Some(true));
+        assert_eq!(local["wheels"]["baseline"].as_str(), Some("/w.whl"));
+        assert_eq!(
+            s.section("docker").unwrap()["network"].as_str(),
+            Some("host")
+        );
+        assert!(s.section("modal").unwrap().is_empty());
+        // A backend without a section reads an empty one.
+        assert!(s.section("nosuch").unwrap().is_empty());
+        // The sections survive a round trip through the printed form (`perf-runner config`).
+        let printed = toml::to_string_pretty(&s).unwrap();
+        let again: Settings = toml::from_str(&printed).unwrap();
+        assert_eq!(again, s, "{printed}");
+    }
+
+    #[test]
+    fn a_section_that_is_not_a_table_is_an_error_naming_it() {
+        let s: Settings = toml::from_str(&format!("local = 3\n{DEFAULT_TOML}")).unwrap();
+        let e = s.section("local").unwrap_err();
+        assert_eq!(e.name, "local");
+        assert_eq!(
+            e.to_string(),
+            "[local] must be a table of settings, not an integer"
+        );
+    }
+
+    #[test]
+    fn embedded_defaults_name_no_backend() {
+        assert!(Settings::embedded().backends.is_empty());
     }
 
     #[test]

@@ -1,0 +1,282 @@
+//! A test-only backend of perf-runner, and the proof that a backend is a crate of its own: it
+//! implements runner-core's [`Backend`] trait and nothing in runner-core names it.
+//!
+//! It runs no engine. Its GPUs are fictional (a pool of `gpus` devices, leased and released
+//! like real ones: a task waits while they are busy, a request it can never satisfy is
+//! refused). `prepare` makes an environment folder per build that records which variant it
+//! is; `execute` fills the step's placeholders, checks the step's dataset files are there,
+//! and writes what vLLM's tools print and save (see [`outputs`]) for a build of the
+//! configured speed, so the engine parses, judges and stores it like any other result.
+
+#![warn(missing_docs)]
+
+mod lease;
+pub mod outputs;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use runner_core::backend::{GpuLease, HealthCheck, JobEnvs};
+use runner_core::plan::{self, GpuRequest, StepPlan};
+use runner_core::{
+    Backend, BackendError, BuildSpec, Capabilities, Failure, Health, PreparedEnv, RunContext,
+    StepOutput, Variant,
+};
+use serde::{Deserialize, Serialize};
+
+/// The backend's stable name.
+pub const NAME: &str = "dummy";
+
+/// The `[dummy]` section of the embedded defaults (every key is optional).
+pub const DEFAULT_TOML: &str = r#"[dummy]
+# A test-only backend: fictional GPUs, no engine; it writes the vLLM-format results it computes.
+# gpus = 1                       # fictional GPUs it leases
+# gpu_name = "NVIDIA H100 80GB HBM3 (dummy)"
+# base_latency_s = 1.0           # what a build of speed 1 measures
+# speed = { human = 1.25 }       # relative speed per variant (default 1)
+# oom = ["agent"]                # variants whose client runs out of memory
+"#;
+
+/// The dummy's settings: the `[dummy]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DummyConfig {
+    /// How many fictional GPUs it leases.
+    pub gpus: u32,
+    /// Their product name (a task's GPU kind must appear in it, case-insensitively).
+    pub gpu_name: String,
+    /// The engine version every build reports.
+    pub engine_version: String,
+    /// The latency, in seconds, that a build of speed 1 measures; other figures follow.
+    pub base_latency_s: f64,
+    /// Relative speed per variant; unlisted variants have speed 1.
+    pub speed: BTreeMap<Variant, f64>,
+    /// Variants whose client fails with CUDA's out-of-memory error (exit 1).
+    pub oom: Vec<Variant>,
+    /// How long each step takes, ms (cancellation ends it early).
+    pub step_ms: u64,
+}
+
+impl Default for DummyConfig {
+    fn default() -> Self {
+        DummyConfig {
+            gpus: 1,
+            gpu_name: "NVIDIA H100 80GB HBM3 (dummy)".into(),
+            engine_version: "0.0.0+dummy".into(),
+            base_latency_s: 1.0,
+            speed: BTreeMap::new(),
+            oom: Vec::new(),
+            step_ms: 0,
+        }
+    }
+}
+
+/// What `prepare` records in a build's environment folder, and `execute` reads back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct BuildRecord {
+    identity: String,
+    commit: String,
+    variant: Variant,
+    patched: bool,
+}
+
+/// The environment folder's record file.
+const BUILD_FILE: &str = "dummy-build.json";
+
+/// The dummy backend.
+#[derive(Debug)]
+pub struct DummyBackend {
+    config: DummyConfig,
+    pool: lease::Pool,
+}
+
+impl DummyBackend {
+    /// A backend with this configuration.
+    pub fn new(config: DummyConfig) -> Self {
+        let pool = lease::Pool::new(config.gpus, &config.gpu_name);
+        DummyBackend { config, pool }
+    }
+}
+
+fn err(kind: Failure, message: impl Into<String>) -> BackendError {
+    BackendError::new(NAME, kind, message)
+}
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> BackendError {
+    err(
+        Failure::EnvironmentBroken,
+        format!("{what} {}: {e}", path.display()),
+    )
+}
+
+fn write(path: &Path, text: &str) -> Result<(), BackendError> {
+    std::fs::write(path, text).map_err(|e| io_err("cannot write", path, e))
+}
+
+#[async_trait]
+impl Backend for DummyBackend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            gpus: [(self.config.gpu_name.clone(), self.config.gpus)].into(),
+            source_builds: false,
+            needs_network: false,
+        }
+    }
+
+    async fn check(&self) -> Result<Health, BackendError> {
+        Ok(Health {
+            usable: true,
+            checks: vec![HealthCheck {
+                name: "gpus".into(),
+                ok: true,
+                detail: format!(
+                    "{} fictional × {} (test only)",
+                    self.config.gpus, self.config.gpu_name
+                ),
+            }],
+        })
+    }
+
+    async fn acquire(&self, gpu: &GpuRequest, cx: &RunContext) -> Result<GpuLease, BackendError> {
+        self.pool.acquire(gpu, cx).await
+    }
+
+    async fn release(&self, lease: GpuLease) -> Result<(), BackendError> {
+        self.pool.release(&lease);
+        Ok(())
+    }
+
+    async fn prepare(
+        &self,
+        build: &BuildSpec,
+        cx: &RunContext,
+    ) -> Result<PreparedEnv, BackendError> {
+        let dir = cx.artifact_dir.join("env");
+        std::fs::create_dir_all(&dir).map_err(|e| io_err("cannot create", &dir, e))?;
+        let record = BuildRecord {
+            identity: build.identity.clone(),
+            commit: build.commit.clone(),
+            variant: build.variant,
+            patched: build.patch.is_some(),
+        };
+        let json = serde_json::to_string_pretty(&record).unwrap_or_default();
+        write(&dir.join(BUILD_FILE), &json)?;
+        Ok(PreparedEnv {
+            identity: build.identity.clone(),
+            handle: dir.display().to_string(),
+            engine_version: Some(self.config.engine_version.clone()),
+            digest: None,
+            reused: false,
+            scripts_dir: Some(dir.display().to_string()),
+        })
+    }
+
+    async fn execute(
+        &self,
+        envs: &JobEnvs,
+        step: &StepPlan,
+        cx: &RunContext,
+    ) -> Result<StepOutput, BackendError> {
+        let started = Instant::now();
+        if (cx.lease.devices.len() as u64) < u64::from(step.gpu.count) {
+            return Err(err(
+                Failure::BadConfig,
+                format!(
+                    "the step needs {} GPU(s) but its lease holds {}",
+                    step.gpu.count,
+                    cx.lease.devices.len()
+                ),
+            ));
+        }
+        let env_dir = PathBuf::from(&envs.engine.handle);
+        let path = env_dir.join(BUILD_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| io_err("cannot read", &path, e))?;
+        let build: BuildRecord = serde_json::from_str(&text).map_err(|e| {
+            err(
+                Failure::EnvironmentBroken,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
+        for d in &step.datasets {
+            let file = cx.data_dir.join(&d.name);
+            if !file.is_file() {
+                return Err(err(
+                    Failure::DatasetMissing,
+                    format!("{} {}: {} is not there", d.flag, d.original, file.display()),
+                ));
+            }
+        }
+        let results = cx.artifact_dir.join("results");
+        std::fs::create_dir_all(&results).map_err(|e| io_err("cannot create", &results, e))?;
+        // What the client would have run: the plan's argv with every placeholder filled.
+        let filled: Vec<String> = step
+            .client
+            .argv
+            .iter()
+            .map(|a| {
+                a.replace(plan::PYTHON, "python3")
+                    .replace(plan::HOST, "127.0.0.1")
+                    .replace(plan::PORT, "8000")
+                    .replace(plan::RESULT_DIR, &results.display().to_string())
+                    .replace(plan::VLLM_SOURCE, &envs.client.handle)
+                    .replace(plan::DATA_DIR, &cx.data_dir.display().to_string())
+            })
+            .collect();
+        write(
+            &cx.artifact_dir.join("client.argv.json"),
+            &serde_json::to_string_pretty(&filled).unwrap_or_default(),
+        )?;
+        let step_time = Duration::from_millis(self.config.step_ms);
+        tokio::select! {
+            _ = tokio::time::sleep(step_time) => {}
+            _ = cx.cancel.cancelled() => return Err(err(Failure::Cancelled, "cancelled while running")),
+        }
+        let stdout = cx.artifact_dir.join("client.stdout");
+        let stderr = cx.artifact_dir.join("client.stderr");
+        let mut out = StepOutput {
+            client_stdout: stdout.clone(),
+            client_stderr: stderr.clone(),
+            host: Some("dummy".into()),
+            gpu_names: cx.lease.devices.iter().map(|d| d.name.clone()).collect(),
+            ..StepOutput::default()
+        };
+        if self.config.oom.contains(&build.variant) {
+            write(&stdout, "")?;
+            write(&stderr, outputs::OOM_STDERR)?;
+            out.exit_code = Some(1);
+        } else {
+            let speed = self
+                .config
+                .speed
+                .get(&build.variant)
+                .copied()
+                .unwrap_or(1.0);
+            let Some(m) = outputs::measure(step.mode, self.config.base_latency_s, speed) else {
+                return Err(err(
+                    Failure::BadConfig,
+                    format!(
+                        "the dummy backend does not simulate {} benchmarks",
+                        step.mode
+                    ),
+                ));
+            };
+            write(&stdout, &m.stdout)?;
+            write(&stderr, "")?;
+            if let Some(name) = &step.result_file {
+                let file = results.join(name);
+                write(&file, &m.json.to_string())?;
+                out.result_files.push(file);
+            }
+            out.exit_code = Some(0);
+        }
+        out.benchmark_seconds = started.elapsed().as_secs_f64();
+        tracing::debug!(variant = %build.variant, identity = %build.identity, "dummy step done");
+        Ok(out)
+    }
+}

@@ -1,0 +1,73 @@
+//! A backend registered in one place reaches every command: the test-only dummy backend
+//! (`--features dummy-backend`) is a `--backend` value, a `doctor` entry and a section of
+//! `config --defaults`, and `run --backend dummy` goes through plan, lease, prepare, execute,
+//! parse and store like any backend.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_perf-runner"))
+        .env_remove("PERF_RUNNER_LOG")
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .current_dir(dir)
+        .arg("--store")
+        .arg(dir.join("s.db"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&o.stdout));
+    })
+}
+
+#[test]
+fn the_dummy_backend_runs_a_commit_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("perf-runner.toml"),
+        "[dummy]\nspeed = { human = 1.25 }\n",
+    )
+    .unwrap();
+    let o = run_in(
+        d,
+        &[
+            "run",
+            "e3580537",
+            "--backend",
+            "dummy",
+            "--variants",
+            "baseline,human",
+            "--repeats",
+            "2",
+        ],
+    );
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("4 job(s) succeeded, 0 failed"), "{out}");
+    assert!(
+        out.contains("baseline  output_throughput_tps median 1280.0000 (n=2)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("human     output_throughput_tps median 1600.0000 (n=2)"),
+        "{out}"
+    );
+    let runs = json(&run_in(d, &["runs", "--format", "json"]));
+    assert_eq!(runs["runs"][0]["backend"], "dummy", "{runs}");
+
+    let o = run_in(d, &["doctor", "--backend", "dummy", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(json(&o)["backends"][0]["health"]["usable"], true);
+
+    let o = run_in(d, &["config", "--defaults"]);
+    let defaults: toml::Table = toml::from_str(&String::from_utf8_lossy(&o.stdout)).unwrap();
+    assert!(defaults.contains_key("dummy"));
+}

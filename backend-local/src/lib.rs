@@ -29,8 +29,8 @@ use runner_core::{
 use tokio::sync::OnceCell;
 
 pub use config::LocalConfig;
-pub use runner_core::lease::sku;
 use lease::LeaseManager;
+pub use runner_core::lease::sku;
 use venv::Installer;
 
 /// The backend's stable name.

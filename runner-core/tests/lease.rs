@@ -100,7 +100,11 @@ async fn leases_are_exclusive_and_of_the_asked_kind() {
     let (a, b) = (a.unwrap(), b.unwrap());
     let mut got = [a.devices[0].index, b.devices[0].index];
     got.sort_unstable();
-    assert_eq!(got, [0, 1], "two concurrent H100 leases, two different H100s");
+    assert_eq!(
+        got,
+        [0, 1],
+        "two concurrent H100 leases, two different H100s"
+    );
     assert_ne!(a.id, b.id);
     assert_eq!(m.held_indices(), [0, 1, 2]);
     assert_eq!(cuda_visible_devices(&h200).as_deref(), Some("2"));
@@ -202,7 +206,11 @@ async fn release_waits_bounded_for_the_memory_to_fall() {
     });
     let t = Instant::now();
     m.release(lease).await.unwrap();
-    assert!(t.elapsed() >= Duration::from_millis(350), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        t.elapsed()
+    );
     assert!(m.held_indices().is_empty());
 
     let quick = host.manager(|s| s.release_timeout = Duration::from_millis(300));

@@ -49,7 +49,26 @@ pub const DEFAULT_TOML: &str = r#"[docker]
 # network = "bridge"                            # bridge | host
 # hf_cache = "/data/hf"                         # else $HF_HOME, else ~/.cache/huggingface
 # secret_env = ["HF_TOKEN"]
+# nvidia_smi = "nvidia-smi"                     # how this host's GPUs are found for leases
+# cpu_only = false                              # true: lease no GPU (CPU engines, tests)
+# gpu_devices = "request"                       # request (DeviceRequest) | env (NVIDIA_VISIBLE_DEVICES)
 "#;
+
+/// How a container is given the GPUs of its task's lease.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpuDevices {
+    /// A device request `{driver: gpu_driver, device_ids: the lease's UUIDs (else indices),
+    /// capabilities: [[gpu]]}`: the Docker Engine with the NVIDIA Container Toolkit (runtime or
+    /// CDI) exposes exactly those GPUs. An engine without it fails the container's start
+    /// (`bad_config`).
+    #[default]
+    Request,
+    /// No device request: `NVIDIA_VISIBLE_DEVICES=<the lease's UUIDs>` in the container's
+    /// environment only. For engines whose default runtime is `nvidia` (which reads the
+    /// variable), and for engines without GPUs (tests with a fake `nvidia-smi`).
+    Env,
+}
 
 /// The Docker backend's settings. Every key is optional; see the crate README for the defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +120,14 @@ pub struct DockerConfig {
     pub env: BTreeMap<String, String>,
     /// The device-request driver for GPUs.
     pub gpu_driver: String,
+    /// The `nvidia-smi` program that lists the engine host's GPUs for leases (a name looked up
+    /// on `PATH`, or a path; for a remote engine, a wrapper that runs it on that host).
+    pub nvidia_smi: PathBuf,
+    /// Run without GPUs: leases hold no devices and containers get none (CPU images, such as
+    /// the test stand-in). Off by default: a GPU step on a host without `nvidia-smi` is refused.
+    pub cpu_only: bool,
+    /// How containers are given their lease's GPUs.
+    pub gpu_devices: GpuDevices,
     /// Keep containers after a step (debugging); `gc` removes them later.
     pub keep_containers: bool,
     /// Ask each new image for its installed vLLM version (a short container run).
@@ -129,6 +156,9 @@ impl Default for DockerConfig {
             secret_env: vec!["HF_TOKEN".into()],
             env: BTreeMap::new(),
             gpu_driver: "nvidia".into(),
+            nvidia_smi: PathBuf::from("nvidia-smi"),
+            cpu_only: false,
+            gpu_devices: GpuDevices::Request,
             keep_containers: false,
             probe_version: true,
         }
@@ -211,6 +241,9 @@ mod tests {
             network = "host"
             keep_containers = true
             colour = "blue"
+            cpu_only = true
+            gpu_devices = "env"
+            nvidia_smi = "/opt/bin/nvidia-smi"
             [images]
             baseline = "img:base"
             "#,
@@ -223,6 +256,12 @@ mod tests {
         assert_eq!(c.explicit_image(Variant::Human), None);
         assert_eq!(unknown, vec!["colour".to_string()]);
         assert_eq!(c.server_port, 8000);
+        assert!(c.cpu_only);
+        assert_eq!(c.gpu_devices, GpuDevices::Env);
+        assert_eq!(c.nvidia_smi, PathBuf::from("/opt/bin/nvidia-smi"));
+        let d = DockerConfig::default();
+        assert!(!d.cpu_only && d.gpu_devices == GpuDevices::Request);
+        assert_eq!(d.nvidia_smi, PathBuf::from("nvidia-smi"));
     }
 
     #[test]

@@ -8,8 +8,9 @@ use runner_core::RunContext;
 use runner_core::backend::GpuLease;
 use runner_core::plan::{DATA_DIR, HOST, PORT, PYTHON, RESULT_DIR, VLLM_SOURCE};
 
-use crate::config::{DockerConfig, NetworkMode};
-use crate::containers::{DATA_MOUNT, HF_MOUNT, RESULTS_MOUNT};
+use crate::LABEL_GPUS;
+use crate::config::{DockerConfig, GpuDevices, NetworkMode};
+use crate::containers::{DATA_MOUNT, HF_MOUNT, RESULTS_MOUNT, Spec};
 
 /// How one container of a step is networked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,50 +90,53 @@ pub(crate) fn environment(
     out
 }
 
-/// The GPU request of a container: the lease's devices (by UUID, else index); with an empty
-/// lease, `fallback_count` GPUs when the engine has the NVIDIA runtime; else none.
-pub(crate) fn gpus(
-    cfg: &DockerConfig,
-    lease: &GpuLease,
-    fallback_count: u32,
-) -> Option<Vec<DeviceRequest>> {
-    let capabilities = Some(vec![vec!["gpu".to_string()]]);
-    if !lease.devices.is_empty() {
-        let ids = lease
-            .devices
-            .iter()
-            .map(|g| {
-                if g.uuid.is_empty() {
-                    g.index.to_string()
-                } else {
-                    g.uuid.clone()
-                }
-            })
-            .collect();
-        return Some(vec![DeviceRequest {
-            driver: Some(cfg.gpu_driver.clone()),
-            device_ids: Some(ids),
-            capabilities,
-            ..Default::default()
-        }]);
-    }
-    (fallback_count > 0).then(|| {
-        vec![DeviceRequest {
-            driver: Some(cfg.gpu_driver.clone()),
-            count: Some(i64::from(fallback_count)),
-            capabilities,
-            ..Default::default()
-        }]
-    })
+/// The environment variable that names a container's GPUs to the NVIDIA runtime.
+pub(crate) const NVIDIA_VISIBLE_DEVICES: &str = "NVIDIA_VISIBLE_DEVICES";
+
+/// The lease's device ids as the engine takes them: UUIDs, else indices.
+fn device_ids(lease: &GpuLease) -> Vec<String> {
+    lease
+        .devices
+        .iter()
+        .map(|g| {
+            if g.uuid.is_empty() {
+                g.index.to_string()
+            } else {
+                g.uuid.clone()
+            }
+        })
+        .collect()
 }
 
-/// The host config of one container.
-pub(crate) fn host_config(
-    cfg: &DockerConfig,
-    mounts: Vec<Mount>,
-    net: &Net,
-    devices: Option<Vec<DeviceRequest>>,
-) -> HostConfig {
+/// Give a container the GPUs of the lease (nothing for a lease without devices: CPU-only or
+/// zero GPUs). Per `gpu_devices`: a device request with the lease's ids (`request`), or
+/// `NVIDIA_VISIBLE_DEVICES=<ids>` only (`env`). Either way the container is labelled
+/// [`crate::LABEL_GPUS`] with the ids, and the step's own `NVIDIA_VISIBLE_DEVICES` is dropped:
+/// the lease decides which GPUs a container sees.
+pub(crate) fn give_gpus(spec: &mut Spec, cfg: &DockerConfig, lease: &GpuLease) {
+    if lease.devices.is_empty() {
+        return;
+    }
+    let ids = device_ids(lease);
+    let joined = ids.join(",");
+    let prefix = format!("{NVIDIA_VISIBLE_DEVICES}=");
+    spec.env.retain(|kv| !kv.starts_with(&prefix));
+    spec.labels.insert(LABEL_GPUS.to_string(), joined.clone());
+    match cfg.gpu_devices {
+        GpuDevices::Request => {
+            spec.host.device_requests = Some(vec![DeviceRequest {
+                driver: Some(cfg.gpu_driver.clone()),
+                device_ids: Some(ids),
+                capabilities: Some(vec![vec!["gpu".to_string()]]),
+                ..Default::default()
+            }]);
+        }
+        GpuDevices::Env => spec.env.push(format!("{prefix}{joined}")),
+    }
+}
+
+/// The host config of one container (without GPUs: see [`give_gpus`]).
+pub(crate) fn host_config(cfg: &DockerConfig, mounts: Vec<Mount>, net: &Net) -> HostConfig {
     let (network_mode, port_bindings) = match net {
         Net::BridgePublish(port) => {
             let binding = PortBinding {
@@ -153,7 +157,6 @@ pub(crate) fn host_config(
         ipc_mode: cfg.ipc_host.then(|| "host".to_string()),
         shm_size: (!cfg.ipc_host)
             .then(|| i64::try_from(cfg.shm_size_mib.saturating_mul(1 << 20)).unwrap_or(i64::MAX)),
-        device_requests: devices,
         network_mode,
         port_bindings,
         ..Default::default()
@@ -222,48 +225,77 @@ mod tests {
         assert_eq!(out[9], format!("{DATA_MOUNT}/d.json"));
     }
 
+    fn spec_with(env: &[&str]) -> Spec {
+        Spec {
+            name: "c".into(),
+            image: "i".into(),
+            argv: vec!["python3".into()],
+            env: env.iter().map(|s| s.to_string()).collect(),
+            labels: Default::default(),
+            host: host_config(&DockerConfig::default(), vec![], &Net::Bridge),
+            exposed: None,
+        }
+    }
+
+    fn two_gpus() -> GpuLease {
+        let dev = |index, uuid: &str| GpuDevice {
+            index,
+            uuid: uuid.into(),
+            name: "NVIDIA H100 80GB HBM3".into(),
+            memory_mib: 1,
+        };
+        GpuLease {
+            id: "l".into(),
+            devices: vec![dev(0, "GPU-a"), dev(3, "")],
+        }
+    }
+
     #[test]
     fn gpu_requests_follow_the_lease() {
         let cfg = DockerConfig::default();
-        assert!(gpus(&cfg, &GpuLease::default(), 0).is_none());
-        let lease = GpuLease {
-            id: "l".into(),
-            devices: vec![
-                GpuDevice {
-                    index: 0,
-                    uuid: "GPU-a".into(),
-                    name: "H100".into(),
-                    memory_mib: 1,
-                },
-                GpuDevice {
-                    index: 3,
-                    uuid: String::new(),
-                    name: "H100".into(),
-                    memory_mib: 1,
-                },
-            ],
-        };
-        let r = gpus(&cfg, &lease, 2).unwrap();
+        let mut s = spec_with(&["NVIDIA_VISIBLE_DEVICES=all", "A=1"]);
+        give_gpus(&mut s, &cfg, &GpuLease::default());
+        assert!(s.host.device_requests.is_none() && s.labels.is_empty());
+        assert_eq!(s.env.len(), 2, "an empty lease changes nothing");
+
+        give_gpus(&mut s, &cfg, &two_gpus());
+        let r = s.host.device_requests.as_ref().unwrap();
         assert_eq!(
             r[0].device_ids.as_deref(),
             Some(&["GPU-a".to_string(), "3".to_string()][..])
         );
         assert_eq!(r[0].driver.as_deref(), Some("nvidia"));
+        assert_eq!(r[0].capabilities, Some(vec![vec!["gpu".to_string()]]));
+        assert_eq!(s.labels[LABEL_GPUS], "GPU-a,3");
         assert_eq!(
-            gpus(&cfg, &GpuLease::default(), 2).unwrap()[0].count,
-            Some(2)
+            s.env,
+            ["A=1"],
+            "the step's own NVIDIA_VISIBLE_DEVICES is dropped"
         );
+    }
+
+    #[test]
+    fn env_mode_names_the_gpus_without_a_device_request() {
+        let cfg = DockerConfig {
+            gpu_devices: GpuDevices::Env,
+            ..DockerConfig::default()
+        };
+        let mut s = spec_with(&["NVIDIA_VISIBLE_DEVICES=all", "A=1"]);
+        give_gpus(&mut s, &cfg, &two_gpus());
+        assert!(s.host.device_requests.is_none());
+        assert_eq!(s.env, ["A=1", "NVIDIA_VISIBLE_DEVICES=GPU-a,3"]);
+        assert_eq!(s.labels[LABEL_GPUS], "GPU-a,3");
     }
 
     #[test]
     fn ipc_or_shm_and_networks() {
         let mut cfg = DockerConfig::default();
-        let h = host_config(&cfg, vec![], &Net::BridgePublish(8000), None);
+        let h = host_config(&cfg, vec![], &Net::BridgePublish(8000));
         assert_eq!(h.ipc_mode.as_deref(), Some("host"));
         assert!(h.shm_size.is_none());
         assert!(h.port_bindings.unwrap().contains_key("8000/tcp"));
         cfg.ipc_host = false;
-        let h = host_config(&cfg, vec![], &Net::JoinContainer("abc".into()), None);
+        let h = host_config(&cfg, vec![], &Net::JoinContainer("abc".into()));
         assert_eq!(h.shm_size, Some(16 << 30));
         assert_eq!(h.network_mode.as_deref(), Some("container:abc"));
     }

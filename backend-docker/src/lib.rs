@@ -20,15 +20,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
-use runner_core::backend::JobEnvs;
-use runner_core::plan::StepPlan;
+use runner_core::backend::{GpuLease, JobEnvs};
+use runner_core::lease::{LeaseManager, LeaseSettings};
+use runner_core::plan::{GpuRequest, StepPlan};
 use runner_core::{
     Backend, BackendError, BuildSpec, Capabilities, Failure, Health, PreparedEnv, RunContext,
     StepOutput,
 };
 use tokio::sync::OnceCell;
 
-pub use config::{DEFAULT_TOML, DockerConfig, NetworkMode, PullPolicy};
+pub use config::{DEFAULT_TOML, DockerConfig, GpuDevices, NetworkMode, PullPolicy};
 
 use crate::error::{Redactor, fail};
 
@@ -45,6 +46,9 @@ pub const LABEL_VARIANT: &str = "perf-runner.variant";
 pub const LABEL_ATTEMPT: &str = "perf-runner.attempt";
 /// The label with the container's role (`server`, `warmup`, `client`, `probe`).
 pub const LABEL_ROLE: &str = "perf-runner.role";
+/// The label of a container given GPUs: the lease's device ids (UUIDs, else indices), comma
+/// separated, as handed to the engine.
+pub const LABEL_GPUS: &str = "perf-runner.gpus";
 
 /// Secret values copied from the caller's environment; `Debug` shows only their names.
 #[derive(Clone, Default)]
@@ -71,6 +75,8 @@ pub struct DockerBackend {
     /// vLLM versions found in images, by image id.
     pub(crate) versions: Mutex<HashMap<String, Option<String>>>,
     facts: OnceCell<EngineFacts>,
+    /// The engine host's GPUs, leased to tasks (shared code with the local backend).
+    leases: LeaseManager,
 }
 
 /// What a step needs to know about the engine, asked once.
@@ -78,8 +84,6 @@ pub struct DockerBackend {
 pub(crate) struct EngineFacts {
     /// The engine host's name.
     pub host: Option<String>,
-    /// Whether it has the NVIDIA runtime (or NVIDIA CDI devices).
-    pub nvidia: bool,
 }
 
 impl DockerBackend {
@@ -91,6 +95,10 @@ impl DockerBackend {
     pub fn new(config: DockerConfig) -> Self {
         let secrets = Secrets(config.secrets());
         let redactor = Redactor::new(secrets.0.iter().map(|(_, v)| v.clone()));
+        let leases = LeaseManager::new(LeaseSettings {
+            cpu_only: config.cpu_only,
+            ..LeaseSettings::new(NAME, config.nvidia_smi.clone())
+        });
         DockerBackend {
             config,
             client: OnceCell::new(),
@@ -98,7 +106,13 @@ impl DockerBackend {
             redactor,
             versions: Mutex::new(HashMap::new()),
             facts: OnceCell::new(),
+            leases,
         }
+    }
+
+    /// The GPU indices leased now (by this backend instance).
+    pub fn leased_indices(&self) -> Vec<u32> {
+        self.leases.held_indices()
     }
 
     /// The settings in use.
@@ -144,16 +158,13 @@ impl DockerBackend {
         Ok(d.clone())
     }
 
-    /// The engine's host name and GPU support (not cached when the engine does not answer).
+    /// The engine's host name (not cached when the engine does not answer).
     pub(crate) async fn facts(&self, d: &Docker) -> EngineFacts {
         let r = self
             .facts
             .get_or_try_init(|| async {
                 let info = d.info().await?;
-                Ok::<_, bollard::errors::Error>(EngineFacts {
-                    nvidia: check::nvidia_support(&info).is_some(),
-                    host: info.name,
-                })
+                Ok::<_, bollard::errors::Error>(EngineFacts { host: info.name })
             })
             .await;
         r.cloned().unwrap_or_default()
@@ -175,6 +186,7 @@ impl Backend for DockerBackend {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
+            gpus: self.leases.sku_counts(),
             needs_network: true,
             ..Capabilities::default()
         }
@@ -182,6 +194,18 @@ impl Backend for DockerBackend {
 
     async fn check(&self) -> Result<Health, BackendError> {
         Ok(check::health(self).await)
+    }
+
+    /// GPUs of the engine's host (as `nvidia_smi` lists them) through runner-core's lease
+    /// manager: devices of the step's kind, exclusive per task, waited for while busy; a
+    /// request the host can never satisfy is refused at once. `cpu_only`: no device.
+    async fn acquire(&self, gpu: &GpuRequest, cx: &RunContext) -> Result<GpuLease, BackendError> {
+        self.leases.acquire(gpu, cx).await
+    }
+
+    /// Free the lease's GPUs once their memory is released (bounded wait).
+    async fn release(&self, lease: GpuLease) -> Result<(), BackendError> {
+        self.leases.release(lease).await
     }
 
     async fn prepare(

@@ -60,8 +60,6 @@ struct Ctx<'a> {
     mounts: Vec<Mount>,
     env: Vec<String>,
     ends: Endpoints,
-    /// GPUs requested by count when the lease names none and the engine has the NVIDIA runtime.
-    gpu_fallback: u32,
 }
 
 /// The running server.
@@ -97,7 +95,6 @@ async fn run(
     })?;
     let facts = b.facts(d).await;
     let c = Ctx {
-        gpu_fallback: if facts.nvidia { step.gpu.count } else { 0 },
         b,
         d,
         guard,
@@ -168,23 +165,24 @@ impl Ctx<'_> {
         layout::fill(&plan.argv, &self.b.config, host, self.ends.port, source)
     }
 
-    /// A container spec; `gpu` says whether this process uses the step's GPUs.
+    /// A container spec; `gpu` says whether this process uses the step's GPUs (the lease's).
     fn spec(&self, role: Role, image: &str, argv: Vec<String>, net: &Net, gpu: bool) -> Spec {
-        let devices = gpu
-            .then(|| layout::gpus(&self.b.config, &self.cx.lease, self.gpu_fallback))
-            .flatten();
-        Spec {
+        let mut spec = Spec {
             name: container_name(&self.cx.labels, role),
             image: image.to_string(),
             argv,
             env: self.env.clone(),
             labels: container_labels(&self.cx.labels, role),
-            host: layout::host_config(&self.b.config, self.mounts.clone(), net, devices),
+            host: layout::host_config(&self.b.config, self.mounts.clone(), net),
             exposed: match net {
                 Net::BridgePublish(p) => Some(format!("{p}/tcp")),
                 _ => None,
             },
+        };
+        if gpu {
+            layout::give_gpus(&mut spec, &self.b.config, &self.cx.lease);
         }
+        spec
     }
 
     async fn create_and_start(&self, spec: &Spec) -> Result<String, BackendError> {

@@ -18,8 +18,7 @@ mod execute;
 mod prepare;
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use runner_core::backend::{GpuLease, HealthCheck, JobEnvs};
@@ -30,7 +29,8 @@ use runner_core::{
 use tokio::sync::OnceCell;
 
 pub use config::{DEFAULT_TOML, LocalConfig};
-use lease::{LeaseManager, LeaseSettings};
+use lease::LeaseManager;
+pub use runner_core::lease::sku;
 use venv::Installer;
 
 /// The backend's stable name.
@@ -47,7 +47,6 @@ struct Inner {
     config: LocalConfig,
     leases: LeaseManager,
     installer: OnceCell<Installer>,
-    gpus: OnceLock<Vec<gpu::GpuStatus>>,
 }
 
 impl Default for LocalBackend {
@@ -62,19 +61,12 @@ impl LocalBackend {
 
     /// A backend with this configuration.
     pub fn new(config: LocalConfig) -> Self {
-        let leases = LeaseManager::new(LeaseSettings {
-            nvidia_smi: config.nvidia_smi.clone(),
-            acquire_poll: Duration::from_millis(config.acquire_poll_ms.max(10)),
-            release_timeout: Duration::from_millis(config.release_timeout_ms),
-            release_poll: Duration::from_millis(config.release_poll_ms.max(10)),
-            release_memory_mib: config.release_memory_mib,
-        });
+        let leases = LeaseManager::new(lease::settings(&config));
         LocalBackend {
             inner: Arc::new(Inner {
                 config,
                 leases,
                 installer: OnceCell::new(),
-                gpus: OnceLock::new(),
             }),
         }
     }
@@ -95,15 +87,6 @@ impl LocalBackend {
             .get_or_init(|| Installer::detect(&self.inner.config))
             .await
     }
-
-    fn gpus(&self) -> &[gpu::GpuStatus] {
-        self.inner.gpus.get_or_init(|| {
-            gpu::query_blocking(&self.inner.config.nvidia_smi).unwrap_or_else(|e| {
-                tracing::info!("no GPUs: {e}");
-                Vec::new()
-            })
-        })
-    }
 }
 
 #[async_trait]
@@ -113,12 +96,8 @@ impl Backend for LocalBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let mut gpus = std::collections::BTreeMap::new();
-        for g in self.gpus() {
-            *gpus.entry(sku(&g.device.name)).or_insert(0u32) += 1;
-        }
         Capabilities {
-            gpus,
+            gpus: self.inner.leases.sku_counts(),
             source_builds: self.inner.config.allow_source_build,
             needs_network: self.inner.config.find_links.is_none(),
         }
@@ -128,21 +107,12 @@ impl Backend for LocalBackend {
         Ok(health(&self.inner.config).await)
     }
 
+    /// Devices of this host through runner-core's lease manager (`cpu_only`: none).
     async fn acquire(&self, gpu: &GpuRequest, cx: &RunContext) -> Result<GpuLease, BackendError> {
-        if self.inner.config.cpu_only {
-            // No GPU is held or pinned: for CPU engines such as the test stand-in.
-            return Ok(GpuLease {
-                id: "cpu-only".into(),
-                devices: Vec::new(),
-            });
-        }
         self.inner.leases.acquire(gpu, cx).await
     }
 
     async fn release(&self, lease: GpuLease) -> Result<(), BackendError> {
-        if lease.devices.is_empty() {
-            return Ok(());
-        }
         self.inner.leases.release(lease).await
     }
 
@@ -163,20 +133,6 @@ impl Backend for LocalBackend {
         let installer = self.installer().await;
         execute::execute(&self.inner.config, installer, envs, step, cx).await
     }
-}
-
-/// The SKU word of a product name (`NVIDIA H100 80GB HBM3` → `H100`).
-pub fn sku(name: &str) -> String {
-    let words: Vec<&str> = name.split_whitespace().collect();
-    let first = match words.first() {
-        Some(w) if w.eq_ignore_ascii_case("nvidia") || w.eq_ignore_ascii_case("tesla") => {
-            words.get(1)
-        }
-        other => other,
-    };
-    first
-        .map(|w| w.split('-').next().unwrap_or(w).to_ascii_uppercase())
-        .unwrap_or_else(|| "UNKNOWN".into())
 }
 
 async fn version_of(program: &Path, arg: &str) -> Option<String> {
@@ -280,14 +236,6 @@ fn free_bytes(path: &Path) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn skus_from_names() {
-        assert_eq!(sku("NVIDIA H100 80GB HBM3"), "H100");
-        assert_eq!(sku("NVIDIA A100-SXM4-80GB"), "A100");
-        assert_eq!(sku("Tesla T4"), "T4");
-        assert_eq!(sku(""), "UNKNOWN");
-    }
 
     #[tokio::test]
     async fn health_reports_the_host() {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use runner_core::backend::{HealthCheck, JobEnvs};
-use runner_core::plan::StepPlan;
+use runner_core::backend::{GpuLease, HealthCheck, JobEnvs};
+use runner_core::plan::{GpuRequest, StepPlan};
 use runner_core::{
     Backend, BackendError, BuildSpec, Capabilities, Failure, Health, PreparedEnv, RunContext,
     StepOutput,
@@ -154,6 +154,23 @@ impl Backend for ModalBackend {
             usable: checks.iter().all(|c| c.ok),
             checks,
         })
+    }
+
+    /// Modal leases GPUs per job: each sandbox is created with its GPUs (`H100!:2`) and ends
+    /// with the job, so a task holds no device here. The request is checked when the sandbox is
+    /// asked for (SKU known to Modal, count within `gpu_max`).
+    async fn acquire(&self, gpu: &GpuRequest, cx: &RunContext) -> Result<GpuLease, BackendError> {
+        let _ = (gpu, cx);
+        Ok(GpuLease {
+            id: String::new(),
+            devices: Vec::new(),
+        })
+    }
+
+    /// Nothing to give back: each sandbox's GPUs went with it.
+    async fn release(&self, lease: GpuLease) -> Result<(), BackendError> {
+        let _ = lease;
+        Ok(())
     }
 
     async fn prepare(

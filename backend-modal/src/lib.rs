@@ -29,7 +29,7 @@ pub(crate) struct PreparedBuild {
 }
 
 /// The Modal backend: one sandbox per job, created and terminated by a shim that drives the
-/// official `modal` SDK. GPUs are leased per container (the default empty lease).
+/// official `modal` SDK. GPUs are leased per sandbox (`acquire` holds no device).
 #[derive(Debug, Clone)]
 pub struct ModalBackend {
     inner: Arc<Inner>,

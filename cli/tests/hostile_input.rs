@@ -363,7 +363,7 @@ fn a_forced_batch_on_docker_runs_the_control_row_and_nothing_hostile() {
     common::docker::standin_image(base, &standin(BASE_VERSION));
     common::docker::standin_image(human, &standin(HUMAN_VERSION));
     let toml = format!(
-        "[docker]\npull = \"never\"\nhf_cache = {hf:?}\n\
+        "[docker]\npull = \"never\"\ncpu_only = true\nhf_cache = {hf:?}\n\
          [docker.images]\nbaseline = {base:?}\nhuman = {human:?}\n{TIMEOUTS}",
         hf = root.join("hf-cache"),
     );

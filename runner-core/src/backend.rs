@@ -223,19 +223,16 @@ pub trait Backend: std::fmt::Debug + Send + Sync + 'static {
     /// Read-only health check: is it usable here?
     async fn check(&self) -> Result<Health, BackendError>;
 
-    /// Hold GPUs for a task's jobs. Waits until they are free or the context is cancelled; a
-    /// request the backend can never satisfy is refused at once with the reason. The default
-    /// holds nothing (backends that lease per job).
-    async fn acquire(&self, gpu: &GpuRequest, cx: &RunContext) -> Result<GpuLease, BackendError> {
-        let _ = (gpu, cx);
-        Ok(GpuLease::default())
-    }
+    /// Hold GPUs for a task's jobs (all its variants and repeats run inside the lease). Waits
+    /// until they are free or the context is cancelled; a request the backend can never satisfy
+    /// is refused at once with the reason (`bad_config`). There is no default: a backend on a
+    /// host's GPUs leases them through [`crate::lease::LeaseManager`], so that concurrent tasks
+    /// never share a device and the step's GPU kind is checked; one that gets GPUs per job (a
+    /// cloud container) says so by returning a lease without devices.
+    async fn acquire(&self, gpu: &GpuRequest, cx: &RunContext) -> Result<GpuLease, BackendError>;
 
     /// Give GPUs back (after waiting for their memory to be released, where that applies).
-    async fn release(&self, lease: GpuLease) -> Result<(), BackendError> {
-        let _ = lease;
-        Ok(())
-    }
+    async fn release(&self, lease: GpuLease) -> Result<(), BackendError>;
 
     /// Obtain the environment for a build (cached, idempotent).
     async fn prepare(

@@ -11,6 +11,7 @@ pub mod exit;
 pub mod failure;
 pub mod gpu;
 pub mod input;
+pub mod lease;
 pub mod metrics;
 pub mod parse;
 pub mod patch_safety;

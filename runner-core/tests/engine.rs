@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use runner_core::backend::JobEnvs;
+use runner_core::backend::{GpuLease, JobEnvs};
 use runner_core::build::PatchSpec;
 use runner_core::dataset::Dataset;
 use runner_core::engine::{Engine, EngineOptions, EngineSummary, RetryPolicy, interleaved_jobs};
 use runner_core::failure::Failure;
-use runner_core::plan::{StepPlan, TaskPlan, plan_task};
+use runner_core::plan::{GpuRequest, StepPlan, TaskPlan, plan_task};
 use runner_core::record::{JobStatus, RunId};
 use runner_core::settings::Settings;
 use runner_core::store::Store;
@@ -56,6 +56,13 @@ impl Backend for Scripted {
     }
     async fn check(&self) -> Result<Health, BackendError> {
         Ok(Health::default())
+    }
+    async fn acquire(&self, _gpu: &GpuRequest, _cx: &RunContext) -> Result<GpuLease, BackendError> {
+        // No devices: the scripted jobs need none.
+        Ok(GpuLease::default())
+    }
+    async fn release(&self, _lease: GpuLease) -> Result<(), BackendError> {
+        Ok(())
     }
     async fn prepare(&self, b: &BuildSpec, _cx: &RunContext) -> Result<PreparedEnv, BackendError> {
         Ok(PreparedEnv {

@@ -96,6 +96,10 @@ async fn the_server_container_is_configured_as_planned() {
     assert_eq!(labels["perf-runner.variant"], "baseline");
     assert_eq!(labels["perf-runner.attempt"], "1");
     assert_eq!(labels["perf-runner.role"], "server");
+    assert_eq!(
+        labels[backend_docker::LABEL_GPUS],
+        "GPU-00000000-fake-0000-0000-000000000001"
+    );
     let env = config.env.unwrap();
     assert!(env.contains(&"PLAN_VAR=x".to_string()) && env.contains(&"EXTRA_VAR=1".to_string()));
     assert_eq!(config.entrypoint, Some(vec!["python3".to_string()]));

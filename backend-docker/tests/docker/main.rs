@@ -7,5 +7,6 @@ mod support;
 mod faults;
 mod images;
 mod inspect;
+mod leases;
 mod restart;
 mod serving;

@@ -88,7 +88,8 @@ impl World {
     }
 
     /// Add a `[docker]` section: these images for the baseline and human builds, never
-    /// pulled, the Hugging Face cache in the world.
+    /// pulled, the Hugging Face cache in the world, no GPUs (`cpu_only`: the stand-in runs on
+    /// CPUs, and the host may have no `nvidia-smi`).
     pub fn use_docker(&self, baseline: &str, human: &str) {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new()
@@ -97,7 +98,7 @@ impl World {
             .unwrap();
         write!(
             f,
-            "[docker]\npull = \"never\"\nhf_cache = {:?}\n[docker.images]\nbaseline = {baseline:?}\nhuman = {human:?}\n",
+            "[docker]\npull = \"never\"\ncpu_only = true\nhf_cache = {:?}\n[docker.images]\nbaseline = {baseline:?}\nhuman = {human:?}\n",
             self.path("hf-cache")
         )
         .unwrap();

@@ -1,0 +1,22 @@
+//! Host GPU leases, for every backend that runs on the GPUs of a host it can see (local
+//! processes, Docker containers).
+//!
+//! - [`discovery`]: `nvidia-smi --query-gpu=index,uuid,name,memory.total,memory.used
+//!   --format=csv,noheader,nounits`, parsed robustly (`[N/A]`, odd spacing, junk lines), and SKU
+//!   matching (`H100` matches `NVIDIA H100 80GB HBM3`, not `NVIDIA GH200`).
+//! - [`LeaseManager`]: each device belongs to at most one lease; `acquire` takes free devices
+//!   of the requested SKU, waits (cancellable, bounded by the deadline) while they are busy and
+//!   refuses at once (`bad_config`) a request the host can never satisfy; `release` waits,
+//!   bounded, until the lease's GPU memory falls (below `release_memory_mib`, or back to what
+//!   others used when it was taken) before the devices count as free.
+//!
+//! The `nvidia-smi` program is a setting ([`LeaseSettings::nvidia_smi`]): a wrapper that runs
+//! it elsewhere, or a fake in tests. A backend wraps the manager in its `acquire`/`release`;
+//! how it hands the devices to a job is its own (`CUDA_VISIBLE_DEVICES`, container device
+//! requests).
+
+pub mod discovery;
+mod manager;
+
+pub use discovery::{DiscoveryError, GpuStatus, matches_kind, sku};
+pub use manager::{CPU_ONLY_LEASE, LeaseManager, LeaseSettings, cuda_visible_devices, indices};

@@ -1,0 +1,244 @@
+//! runner-core's host GPU leases against a fake `nvidia-smi` (a shell script printing what a
+//! real one prints; no GPU exists in CI): exclusive devices, SKU checks up front, waiting with
+//! cancellation and deadlines, memory-release waits, CPU-only mode.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use runner_core::Failure;
+use runner_core::backend::{GpuLease, NoProgress, RunContext};
+use runner_core::lease::{CPU_ONLY_LEASE, LeaseManager, LeaseSettings, cuda_visible_devices};
+use runner_core::plan::GpuRequest;
+use tokio_util::sync::CancellationToken;
+
+/// A folder with a fake `nvidia-smi` that prints `gpus.csv` for queries.
+struct Host {
+    dir: tempfile::TempDir,
+}
+
+impl Host {
+    fn new(csv: &str) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("gpus.csv"), csv).unwrap();
+        let smi = dir.path().join("nvidia-smi");
+        let script = format!(
+            "#!/bin/sh\ncase \"$1\" in\n  --query-gpu=driver_version) echo 550.54.15 ;;\n  \
+             --query-gpu=*) cat '{}' ;;\n  *) echo 'fake nvidia-smi report' ;;\nesac\n",
+            dir.path().join("gpus.csv").display()
+        );
+        std::fs::write(&smi, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Host { dir }
+    }
+
+    fn smi(&self) -> PathBuf {
+        self.dir.path().join("nvidia-smi")
+    }
+
+    fn set(&self, csv: &str) {
+        std::fs::write(self.dir.path().join("gpus.csv"), csv).unwrap();
+    }
+
+    fn manager(&self, f: impl FnOnce(&mut LeaseSettings)) -> LeaseManager {
+        manager_for(&self.smi(), f)
+    }
+}
+
+fn manager_for(smi: &Path, f: impl FnOnce(&mut LeaseSettings)) -> LeaseManager {
+    let mut s = LeaseSettings {
+        acquire_poll: Duration::from_secs(5),
+        release_poll: Duration::from_millis(50),
+        release_timeout: Duration::from_secs(5),
+        ..LeaseSettings::new("docker", smi)
+    };
+    f(&mut s);
+    LeaseManager::new(s)
+}
+
+/// Two H100s and an H200, `used` MiB in use on each.
+fn mixed(used: u64) -> String {
+    format!(
+        "0, GPU-aaaaaaaa-0000-0000-0000-000000000000, NVIDIA H100 80GB HBM3, 81559, {used}\n\
+         1, GPU-bbbbbbbb-1111-1111-1111-111111111111, NVIDIA H100 80GB HBM3, 81559, {used}\n\
+         2, GPU-cccccccc-2222-2222-2222-222222222222, NVIDIA H200, 143771, {used}\n"
+    )
+}
+
+fn cx() -> RunContext {
+    RunContext {
+        cancel: CancellationToken::new(),
+        deadline: None,
+        artifact_dir: PathBuf::from("unused"),
+        data_dir: PathBuf::from("unused"),
+        lease: GpuLease::default(),
+        labels: Default::default(),
+        progress: Arc::new(NoProgress),
+    }
+}
+
+fn req(kind: Option<&str>, count: u32) -> GpuRequest {
+    GpuRequest {
+        kind: kind.map(String::from),
+        count,
+    }
+}
+
+#[tokio::test]
+async fn leases_are_exclusive_and_of_the_asked_kind() {
+    let host = Host::new(&mixed(3));
+    let m = host.manager(|_| {});
+    let cx = cx();
+    let h200 = m.acquire(&req(Some("H200"), 1), &cx).await.unwrap();
+    assert_eq!(h200.devices.len(), 1);
+    assert_eq!(h200.devices[0].index, 2);
+    assert_eq!(h200.devices[0].name, "NVIDIA H200");
+    assert!(h200.id.starts_with("docker-"), "{}", h200.id);
+    let (upper, lower) = (req(Some("H100"), 1), req(Some("h100"), 1));
+    let (a, b) = tokio::join!(m.acquire(&upper, &cx), m.acquire(&lower, &cx));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut got = [a.devices[0].index, b.devices[0].index];
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        [0, 1],
+        "two concurrent H100 leases, two different H100s"
+    );
+    assert_ne!(a.id, b.id);
+    assert_eq!(m.held_indices(), [0, 1, 2]);
+    assert_eq!(cuda_visible_devices(&h200).as_deref(), Some("2"));
+
+    // Any kind, none free: waits until one is released, then gets exactly that one.
+    let m = Arc::new(m);
+    let t = {
+        let (m, cx) = (m.clone(), cx.clone());
+        tokio::spawn(async move { m.acquire(&req(None, 1), &cx).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!t.is_finished(), "every GPU is held: the acquire waits");
+    let freed = b.devices[0].index;
+    let started = Instant::now();
+    m.release(b).await.unwrap();
+    let c = t.await.unwrap().unwrap();
+    assert_eq!(c.devices[0].index, freed);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "woken by the release, not by the 5 s poll"
+    );
+    for l in [a, c, h200] {
+        m.release(l).await.unwrap();
+    }
+    assert!(m.held_indices().is_empty());
+    assert_eq!(
+        m.sku_counts(),
+        [("H100".to_string(), 2), ("H200".to_string(), 1)].into()
+    );
+}
+
+#[tokio::test]
+async fn requests_the_host_can_never_satisfy_are_refused_up_front() {
+    let host = Host::new(&mixed(3));
+    let m = host.manager(|_| {});
+    let t = Instant::now();
+    let e = m.acquire(&req(Some("H200"), 2), &cx()).await.unwrap_err();
+    assert_eq!(e.kind, Failure::BadConfig);
+    assert_eq!(e.backend, "docker");
+    assert!(
+        e.message.contains("never satisfy 2 GPU(s) of kind H200")
+            && e.message.contains("1 matching of 3")
+            && e.message.contains("0: NVIDIA H100 80GB HBM3"),
+        "{e}"
+    );
+    let e = m.acquire(&req(Some("A100"), 1), &cx()).await.unwrap_err();
+    assert_eq!(e.kind, Failure::BadConfig);
+    let e = m.acquire(&req(None, 4), &cx()).await.unwrap_err();
+    assert_eq!(e.kind, Failure::BadConfig);
+    assert!(t.elapsed() < Duration::from_secs(2), "no waiting");
+    assert!(m.held_indices().is_empty());
+
+    // No nvidia-smi: refused, naming the program and the settings that help.
+    let none = manager_for(&host.dir.path().join("absent"), |_| {});
+    let e = none.acquire(&req(None, 1), &cx()).await.unwrap_err();
+    assert_eq!(e.kind, Failure::BadConfig);
+    assert!(
+        e.message.contains("nvidia-smi not found") && e.message.contains("cpu_only = true"),
+        "{e}"
+    );
+    assert!(e.message.contains("[docker]"), "{e}");
+    assert!(none.sku_counts().is_empty());
+}
+
+#[tokio::test]
+async fn a_waiting_acquire_ends_on_cancel_and_on_the_deadline() {
+    let host = Host::new(&mixed(3));
+    let m = host.manager(|_| {});
+    let cx = cx();
+    let all = m.acquire(&req(Some("H100"), 2), &cx).await.unwrap();
+    let cancel = cx.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cancel.cancel();
+    });
+    let e = m.acquire(&req(Some("H100"), 1), &cx).await.unwrap_err();
+    assert_eq!(e.kind, Failure::Cancelled);
+
+    let mut late = self::cx();
+    late.deadline = Some(Instant::now() + Duration::from_millis(150));
+    let t = Instant::now();
+    let e = m.acquire(&req(Some("H100"), 1), &late).await.unwrap_err();
+    assert_eq!(e.kind, Failure::Timeout);
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert_eq!(m.held_indices(), [0, 1], "failed waits hold nothing");
+    m.release(all).await.unwrap();
+}
+
+#[tokio::test]
+async fn release_waits_bounded_for_the_memory_to_fall() {
+    let host = Host::new(&mixed(3));
+    let m = host.manager(|_| {});
+    let lease = m.acquire(&req(Some("H200"), 1), &cx()).await.unwrap();
+    host.set(&mixed(70_000));
+    let csv = host.dir.path().join("gpus.csv");
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        std::fs::write(csv, mixed(3)).unwrap();
+    });
+    let t = Instant::now();
+    m.release(lease).await.unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(m.held_indices().is_empty());
+
+    let quick = host.manager(|s| s.release_timeout = Duration::from_millis(300));
+    let lease = quick.acquire(&req(None, 1), &cx()).await.unwrap();
+    host.set(&mixed(70_000));
+    let t = Instant::now();
+    quick.release(lease).await.unwrap();
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+        "memory that never falls delays a release by release_timeout only: {took:?}"
+    );
+    assert!(quick.held_indices().is_empty());
+}
+
+#[tokio::test]
+async fn cpu_only_and_zero_gpus_hold_nothing() {
+    let cpu = manager_for(Path::new("/nonexistent/nvidia-smi"), |s| s.cpu_only = true);
+    let lease = cpu.acquire(&req(Some("H200"), 8), &cx()).await.unwrap();
+    assert_eq!(lease.id, CPU_ONLY_LEASE);
+    assert!(lease.devices.is_empty());
+    assert!(cpu.sku_counts().is_empty());
+    cpu.release(lease).await.unwrap();
+
+    let host = Host::new(&mixed(3));
+    let m = host.manager(|_| {});
+    let none = m.acquire(&req(Some("H100"), 0), &cx()).await.unwrap();
+    assert!(none.devices.is_empty() && m.held_indices().is_empty());
+    assert_eq!(cuda_visible_devices(&none), None);
+    m.release(none).await.unwrap();
+}

@@ -1,33 +1,28 @@
-//! Container logs streamed into the attempt's artifact files, and their tails for errors.
+//! Container logs streamed into the attempt's artifact files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptionsBuilder;
 use futures::StreamExt;
+use runner_core::stepkit::Output;
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 
 use crate::error::Redactor;
 
-/// Where a container's output goes.
-#[derive(Debug, Clone)]
-pub(crate) enum Sink {
-    /// stdout and stderr interleaved in one file (the server log).
-    Merged(PathBuf),
-    /// stdout and stderr in their own files (clients).
-    Split {
-        /// stdout file.
-        stdout: PathBuf,
-        /// stderr file.
-        stderr: PathBuf,
-    },
-}
-
-async fn open(path: &Path) -> Option<tokio::fs::File> {
-    match tokio::fs::File::create(path).await {
+/// Open a log file: appended to (`append`, the server's log across restarts) or created.
+async fn open(path: &Path, append: bool) -> Option<tokio::fs::File> {
+    let mut o = tokio::fs::OpenOptions::new();
+    o.create(true);
+    if append {
+        o.append(true);
+    } else {
+        o.write(true).truncate(true);
+    }
+    match o.open(path).await {
         Ok(f) => Some(f),
         Err(e) => {
             tracing::warn!(path = %path.display(), "cannot write container log: {e}");
@@ -36,12 +31,15 @@ async fn open(path: &Path) -> Option<tokio::fs::File> {
     }
 }
 
-/// Follow a container's output into files until the container stops (or the engine goes).
-pub(crate) fn follow(d: Docker, name: String, sink: Sink, redactor: Redactor) -> JoinHandle<()> {
+/// Follow a container's output into the step's files until the container stops (or the
+/// engine goes).
+pub(crate) fn follow(d: Docker, name: String, to: Output, redactor: Redactor) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let (mut out, mut err) = match &sink {
-            Sink::Merged(p) => (open(p).await, None),
-            Sink::Split { stdout, stderr } => (open(stdout).await, open(stderr).await),
+        let (mut out, mut err) = match &to {
+            Output::Merged(p) => (open(p, true).await, None),
+            Output::Split { stdout, stderr } => {
+                (open(stdout, false).await, open(stderr, false).await)
+            }
         };
         let opts = LogsOptionsBuilder::new()
             .follow(true)
@@ -90,30 +88,5 @@ pub(crate) async fn drain(task: Option<JoinHandle<()>>) {
         {
             abort.abort();
         }
-    }
-}
-
-/// The last `n` lines of a text file (empty when unreadable).
-pub(crate) fn tail(path: &Path, n: usize) -> String {
-    let Ok(bytes) = std::fs::read(path) else {
-        return String::new();
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tail_keeps_the_last_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("log");
-        std::fs::write(&p, "a\nb\nc\n").unwrap();
-        assert_eq!(tail(&p, 2), "b\nc");
-        assert_eq!(tail(&p, 10), "a\nb\nc");
-        assert_eq!(tail(&dir.path().join("missing"), 3), "");
     }
 }

@@ -13,16 +13,12 @@ use tokio::task::JoinHandle;
 
 use crate::error::Redactor;
 
-/// Open a log file: appended to (`append`, the server's log across restarts) or created.
-async fn open(path: &Path, append: bool) -> Option<tokio::fs::File> {
-    let mut o = tokio::fs::OpenOptions::new();
-    o.create(true);
-    if append {
-        o.append(true);
-    } else {
-        o.write(true).truncate(true);
-    }
-    match o.open(path).await {
+/// Open one of `to`'s files as the step kit says (the server's log appended to).
+async fn open(to: &Output, path: &Path) -> Option<tokio::fs::File> {
+    match tokio::fs::OpenOptions::from(to.open_options())
+        .open(path)
+        .await
+    {
         Ok(f) => Some(f),
         Err(e) => {
             tracing::warn!(path = %path.display(), "cannot write container log: {e}");
@@ -36,10 +32,8 @@ async fn open(path: &Path, append: bool) -> Option<tokio::fs::File> {
 pub(crate) fn follow(d: Docker, name: String, to: Output, redactor: Redactor) -> JoinHandle<()> {
     tokio::spawn(async move {
         let (mut out, mut err) = match &to {
-            Output::Merged(p) => (open(p, true).await, None),
-            Output::Split { stdout, stderr } => {
-                (open(stdout, false).await, open(stderr, false).await)
-            }
+            Output::Merged(p) => (open(&to, p).await, None),
+            Output::Split { stdout, stderr } => (open(&to, stdout).await, open(&to, stderr).await),
         };
         let opts = LogsOptionsBuilder::new()
             .follow(true)

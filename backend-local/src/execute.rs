@@ -3,7 +3,6 @@
 //! (venv interpreter, the lease's `CUDA_VISIBLE_DEVICES`, the run's label), a free port per
 //! server start, and stopping a whole group (SIGTERM, grace, SIGKILL).
 
-use std::fs::File;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -115,15 +114,17 @@ impl StepRuntime for Processes<'_> {
         cmd.args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
+        // The step kit says how: the server's log appended to, clients' files afresh.
+        let opts = launch.output.open_options();
+        let open = |p: &Path| opts.open(p).map_err(|e| broken(p, e));
         match &launch.output {
             Output::Merged(log) => {
-                let file = open(log, true)?;
+                let file = open(log)?;
                 let copy = file.try_clone().map_err(|e| broken(log, e))?;
                 cmd.stdout(file).stderr(copy);
             }
             Output::Split { stdout, stderr } => {
-                cmd.stdout(open(stdout, false)?)
-                    .stderr(open(stderr, false)?);
+                cmd.stdout(open(stdout)?).stderr(open(stderr)?);
             }
         }
         let sp = Spawned::spawn(&mut cmd).map_err(|e| {
@@ -148,31 +149,11 @@ fn broken(path: &Path, e: std::io::Error) -> BackendError {
     )
 }
 
-/// An output file: appended to (`append`) or created afresh.
-fn open(path: &Path, append: bool) -> Result<File, BackendError> {
-    let mut o = std::fs::OpenOptions::new();
-    o.create(true);
-    if append {
-        o.append(true);
-    } else {
-        o.write(true).truncate(true);
-    }
-    o.open(path).map_err(|e| broken(path, e))
-}
-
 /// A running process group.
 struct Group {
     sp: Spawned,
     /// The port it serves on (servers).
     port: Option<u16>,
-}
-
-fn exit_of(status: std::process::ExitStatus) -> Exit {
-    use std::os::unix::process::ExitStatusExt;
-    Exit {
-        code: status.code(),
-        signal: status.signal(),
-    }
 }
 
 #[async_trait]
@@ -185,12 +166,18 @@ impl Running for Group {
     }
 
     async fn try_wait(&mut self) -> Result<Option<Exit>, BackendError> {
-        Ok(self.sp.child.try_wait().ok().flatten().map(exit_of))
+        Ok(self.sp.child.try_wait().ok().flatten().map(Exit::from))
     }
 
     async fn wait(&mut self) -> Result<Exit, BackendError> {
         // wait() fails only when the status is lost: no exit code, never a success.
-        Ok(self.sp.child.wait().await.map(exit_of).unwrap_or_default())
+        Ok(self
+            .sp
+            .child
+            .wait()
+            .await
+            .map(Exit::from)
+            .unwrap_or_default())
     }
 
     async fn stop(&mut self, grace: Duration) {

@@ -64,14 +64,6 @@ fn signal(pgid: i32, sig: i32) {
     }
 }
 
-fn exit_of(s: std::process::ExitStatus) -> Exit {
-    use std::os::unix::process::ExitStatusExt;
-    Exit {
-        code: s.code(),
-        signal: s.signal(),
-    }
-}
-
 #[async_trait]
 impl Running for Group {
     async fn endpoint(&mut self) -> Option<Endpoint> {
@@ -82,11 +74,11 @@ impl Running for Group {
     }
 
     async fn try_wait(&mut self) -> Result<Option<Exit>, BackendError> {
-        Ok(self.child.try_wait().ok().flatten().map(exit_of))
+        Ok(self.child.try_wait().ok().flatten().map(Exit::from))
     }
 
     async fn wait(&mut self) -> Result<Exit, BackendError> {
-        Ok(self.child.wait().await.map(exit_of).unwrap_or_default())
+        Ok(self.child.wait().await.map(Exit::from).unwrap_or_default())
     }
 
     async fn stop(&mut self, grace: Duration) {

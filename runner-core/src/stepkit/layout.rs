@@ -46,6 +46,19 @@ pub enum Output {
     },
 }
 
+impl Output {
+    /// How its files are opened: the merged log appended to, split files created afresh.
+    pub fn open_options(&self) -> std::fs::OpenOptions {
+        let mut o = std::fs::OpenOptions::new();
+        o.create(true);
+        match self {
+            Output::Merged(_) => o.append(true),
+            Output::Split { .. } => o.write(true).truncate(true),
+        };
+        o
+    }
+}
+
 /// The files of one attempt (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptFiles {
@@ -257,6 +270,26 @@ mod tests {
                 f.results_dir().join("b.json"),
                 f.results_dir().join("sub/a.json")
             ]
+        );
+
+        // The server's log is appended to (a restart adds to it); clients' files start afresh.
+        let merged = f.output(Role::Server);
+        let client = f.output(Role::Client);
+        for round in ["first\n", "second\n"] {
+            for (out, path) in [(&merged, f.server_log()), (&client, f.client_stdout())] {
+                out.open_options()
+                    .open(path)
+                    .and_then(|mut file| file.write_all(round.as_bytes()))
+                    .unwrap();
+            }
+        }
+        assert_eq!(
+            std::fs::read_to_string(f.server_log()).unwrap(),
+            "first\nsecond\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(f.client_stdout()).unwrap(),
+            "second\n"
         );
 
         let env = [("CUDA_VISIBLE_DEVICES".to_string(), "1".to_string())];

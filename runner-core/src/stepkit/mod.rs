@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod placeholders;
 mod probe;
 pub mod runtime;
+mod server;
 
 pub use layout::{AttemptFiles, Output};
 pub use lifecycle::{StepPolicy, run_step};

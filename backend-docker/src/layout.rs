@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use bollard::models::{DeviceRequest, HostConfig, Mount, MountType, PortBinding};
 use runner_core::RunContext;
 use runner_core::backend::GpuLease;
-use runner_core::plan::{DATA_DIR, HOST, PORT, PYTHON, RESULT_DIR, VLLM_SOURCE};
+use runner_core::stepkit::{Role, ScriptCheck, SourceTree, Values};
 
 use crate::LABEL_GPUS;
 use crate::config::{DockerConfig, GpuDevices, NetworkMode};
@@ -25,25 +25,43 @@ pub(crate) enum Net {
     Host,
 }
 
-/// Fill a process's placeholders: `host`/`port` are what this process uses; `source` is the
-/// vLLM source tree of the image that runs it.
-pub(crate) fn fill(
-    argv: &[String],
+/// The placeholder values of a process of `role` in a container of an image whose vLLM
+/// source tree is `scripts_dir` (else the configured `vllm_source`), with the server on `port`.
+/// Paths are the container's: the mounts below and the image's interpreter.
+pub(crate) fn values(
     cfg: &DockerConfig,
-    host: &str,
-    port: u16,
-    source: &str,
-) -> Vec<String> {
-    argv.iter()
-        .map(|a| {
-            a.replace(PYTHON, &cfg.python)
-                .replace(HOST, host)
-                .replace(PORT, &port.to_string())
-                .replace(RESULT_DIR, RESULTS_MOUNT)
-                .replace(VLLM_SOURCE, source)
-                .replace(DATA_DIR, DATA_MOUNT)
-        })
-        .collect()
+    role: Role,
+    scripts_dir: Option<&str>,
+    port: Option<u16>,
+) -> Values {
+    let host = match (role, cfg.network) {
+        // Bridge: the server listens on every address of its own network namespace.
+        (Role::Server, NetworkMode::Bridge) => "0.0.0.0",
+        _ => "127.0.0.1",
+    };
+    Values {
+        python: Some(cfg.python.clone()),
+        host: Some(host.to_string()),
+        port,
+        result_dir: Some(RESULTS_MOUNT.to_string()),
+        vllm_source: Some(SourceTree {
+            path: scripts_dir.unwrap_or(&cfg.vllm_source).to_string(),
+            check: ScriptCheck::InImage,
+        }),
+        data_dir: Some(DATA_MOUNT.to_string()),
+    }
+}
+
+/// The port the server listens on: `server_port` in its own network namespace (bridge), or a
+/// port free on this machine a moment ago (host network).
+pub(crate) fn server_port(cfg: &DockerConfig) -> std::io::Result<u16> {
+    match cfg.network {
+        NetworkMode::Bridge => Ok(cfg.server_port),
+        NetworkMode::Host => {
+            let l = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+            Ok(l.local_addr()?.port())
+        }
+    }
 }
 
 /// An absolute path (bind mounts need one).
@@ -163,44 +181,14 @@ pub(crate) fn host_config(cfg: &DockerConfig, mounts: Vec<Mount>, net: &Net) -> 
     }
 }
 
-/// The host and port the server listens on, and those its clients connect to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Endpoints {
-    /// `{HOST}` in the server's argv.
-    pub server_host: String,
-    /// `{HOST}` in the clients' argv.
-    pub client_host: String,
-    /// `{PORT}` in both.
-    pub port: u16,
-}
-
-/// Endpoints by network mode (host mode picks a free port on this machine).
-pub(crate) fn endpoints(cfg: &DockerConfig) -> std::io::Result<Endpoints> {
-    Ok(match cfg.network {
-        NetworkMode::Bridge => Endpoints {
-            server_host: "0.0.0.0".into(),
-            client_host: "127.0.0.1".into(),
-            port: cfg.server_port,
-        },
-        NetworkMode::Host => {
-            let l = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-            Endpoints {
-                server_host: "127.0.0.1".into(),
-                client_host: "127.0.0.1".into(),
-                port: l.local_addr()?.port(),
-            }
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use runner_core::backend::GpuDevice;
 
     #[test]
-    fn placeholders_are_filled_per_process() {
-        let cfg = DockerConfig::default();
+    fn placeholders_are_the_container_s() {
+        let mut cfg = DockerConfig::default();
         let argv: Vec<String> = [
             "{PYTHON}",
             "{VLLM_SOURCE}/benchmarks/b.py",
@@ -216,13 +204,31 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let out = fill(&argv, &cfg, "127.0.0.1", 8000, "/vllm-workspace");
-        assert_eq!(out[0], "python3");
-        assert_eq!(out[1], "/vllm-workspace/benchmarks/b.py");
-        assert_eq!(out[3], "127.0.0.1");
-        assert_eq!(out[5], "8000");
-        assert_eq!(out[7], RESULTS_MOUNT);
-        assert_eq!(out[9], format!("{DATA_MOUNT}/d.json"));
+        let out = values(&cfg, Role::Client, None, Some(8000))
+            .fill(&argv)
+            .unwrap();
+        assert_eq!(out.argv[0], "python3");
+        assert_eq!(out.argv[1], "/vllm-workspace/benchmarks/b.py");
+        assert_eq!(out.argv[3], "127.0.0.1");
+        assert_eq!(out.argv[5], "8000");
+        assert_eq!(out.argv[7], RESULTS_MOUNT);
+        assert_eq!(out.argv[9], format!("{DATA_MOUNT}/d.json"));
+        // The script is checked where it runs, not on this host.
+        assert_eq!(out.required, ["/vllm-workspace/benchmarks/b.py"]);
+        let server = values(&cfg, Role::Server, Some("/src"), Some(8000));
+        assert_eq!(server.host.as_deref(), Some("0.0.0.0"));
+        assert_eq!(server.vllm_source.unwrap().path, "/src");
+        // Without a server there is no {PORT}: the step kit's rule, bad_config.
+        let e = values(&cfg, Role::Client, None, None)
+            .fill(&argv)
+            .unwrap_err();
+        assert_eq!(e.failure(), runner_core::Failure::BadConfig);
+        cfg.network = NetworkMode::Host;
+        assert_eq!(
+            values(&cfg, Role::Server, None, Some(1)).host.as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_ne!(server_port(&cfg).unwrap(), 0);
     }
 
     fn spec_with(env: &[&str]) -> Spec {

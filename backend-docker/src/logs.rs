@@ -1,33 +1,24 @@
-//! Container logs streamed into the attempt's artifact files, and their tails for errors.
+//! Container logs streamed into the attempt's artifact files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptionsBuilder;
 use futures::StreamExt;
+use runner_core::stepkit::Output;
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 
 use crate::error::Redactor;
 
-/// Where a container's output goes.
-#[derive(Debug, Clone)]
-pub(crate) enum Sink {
-    /// stdout and stderr interleaved in one file (the server log).
-    Merged(PathBuf),
-    /// stdout and stderr in their own files (clients).
-    Split {
-        /// stdout file.
-        stdout: PathBuf,
-        /// stderr file.
-        stderr: PathBuf,
-    },
-}
-
-async fn open(path: &Path) -> Option<tokio::fs::File> {
-    match tokio::fs::File::create(path).await {
+/// Open one of `to`'s files as the step kit says (the server's log appended to).
+async fn open(to: &Output, path: &Path) -> Option<tokio::fs::File> {
+    match tokio::fs::OpenOptions::from(to.open_options())
+        .open(path)
+        .await
+    {
         Ok(f) => Some(f),
         Err(e) => {
             tracing::warn!(path = %path.display(), "cannot write container log: {e}");
@@ -36,12 +27,13 @@ async fn open(path: &Path) -> Option<tokio::fs::File> {
     }
 }
 
-/// Follow a container's output into files until the container stops (or the engine goes).
-pub(crate) fn follow(d: Docker, name: String, sink: Sink, redactor: Redactor) -> JoinHandle<()> {
+/// Follow a container's output into the step's files until the container stops (or the
+/// engine goes).
+pub(crate) fn follow(d: Docker, name: String, to: Output, redactor: Redactor) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let (mut out, mut err) = match &sink {
-            Sink::Merged(p) => (open(p).await, None),
-            Sink::Split { stdout, stderr } => (open(stdout).await, open(stderr).await),
+        let (mut out, mut err) = match &to {
+            Output::Merged(p) => (open(&to, p).await, None),
+            Output::Split { stdout, stderr } => (open(&to, stdout).await, open(&to, stderr).await),
         };
         let opts = LogsOptionsBuilder::new()
             .follow(true)
@@ -90,30 +82,5 @@ pub(crate) async fn drain(task: Option<JoinHandle<()>>) {
         {
             abort.abort();
         }
-    }
-}
-
-/// The last `n` lines of a text file (empty when unreadable).
-pub(crate) fn tail(path: &Path, n: usize) -> String {
-    let Ok(bytes) = std::fs::read(path) else {
-        return String::new();
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tail_keeps_the_last_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("log");
-        std::fs::write(&p, "a\nb\nc\n").unwrap();
-        assert_eq!(tail(&p, 2), "b\nc");
-        assert_eq!(tail(&p, 10), "a\nb\nc");
-        assert_eq!(tail(&dir.path().join("missing"), 3), "");
     }
 }

@@ -1,35 +1,30 @@
-//! `execute`: start the server (serving) on a free port in its own process group, wait until it
-//! is ready (HTTP 200 on `/health` AND alive AND before the deadline), warm up, run the measured
-//! client, and stop everything — on success, error, timeout and cancellation.
+//! `execute`: the step kit's lifecycle ([`runner_core::stepkit::run_step`]) over processes of
+//! this host. This file gives it the local primitives: every process in its own process group
+//! (venv interpreter, the lease's `CUDA_VISIBLE_DEVICES`, the run's label), a free port per
+//! server start, and stopping a whole group (SIGTERM, grace, SIGKILL).
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use runner_core::backend::JobEnvs;
+use async_trait::async_trait;
+use runner_core::backend::{JobEnvs, PreparedEnv};
 use runner_core::plan::StepPlan;
+use runner_core::stepkit::{
+    AttemptFiles, Endpoint, Exit, Launch, Output, Role, Running, ScriptCheck, SourceTree,
+    StepPolicy, StepRuntime, Values, run_step,
+};
 use runner_core::{BackendError, Failure, RunContext, StepOutput};
 use tokio::process::Command;
 
 use crate::NAME;
 use crate::config::LocalConfig;
-use crate::process::{Spawned, WaitOutcome, free_port, tail_lines};
-use crate::step::{self, HOST, Subst};
+use crate::process::{Spawned, free_port};
+use crate::step::{self, HOST};
 use crate::venv::{self, Installer};
 
 fn err(kind: Failure, message: impl Into<String>) -> BackendError {
     BackendError::new(NAME, kind, message)
-}
-
-/// The earlier of `now + secs` and the attempt's deadline.
-fn phase_deadline(secs: u64, cx: &RunContext) -> Instant {
-    let now = Instant::now();
-    // A huge configured timeout means "no phase limit", never an overflow.
-    let phase = now
-        .checked_add(Duration::from_secs(secs))
-        .unwrap_or(now + Duration::from_secs(10 * 365 * 86_400));
-    cx.deadline.map_or(phase, |d| d.min(phase))
 }
 
 /// Run one step (see the module docs).
@@ -40,23 +35,6 @@ pub async fn execute(
     step: &StepPlan,
     cx: &RunContext,
 ) -> Result<StepOutput, BackendError> {
-    let art = &cx.artifact_dir;
-    let results = art.join("results");
-    std::fs::create_dir_all(&results).map_err(|e| {
-        err(
-            Failure::EnvironmentBroken,
-            format!("{}: {e}", results.display()),
-        )
-    })?;
-    for ds in &step.datasets {
-        let p = cx.data_dir.join(&ds.name);
-        if !p.is_file() {
-            return Err(err(
-                Failure::DatasetMissing,
-                format!("{} ({} {}) is missing", p.display(), ds.flag, ds.original),
-            ));
-        }
-    }
     let serving = step.server.is_some();
     let client_env = if serving { &envs.client } else { &envs.engine };
     for env in [&envs.engine, client_env] {
@@ -70,297 +48,139 @@ pub async fn execute(
             ));
         }
     }
+    let _ = std::fs::create_dir_all(&cx.artifact_dir);
     step::snapshots(cfg, installer, envs, serving, cx).await;
-    if cx.cancel.is_cancelled() {
-        return Err(err(Failure::Cancelled, "cancelled before the step started"));
-    }
-
-    let mut server: Option<Spawned> = None;
-    let outcome = phases(cfg, envs, step, cx, &mut server).await;
-    if let Some(mut s) = server.take() {
-        cx.progress.event("server", "stopping the server");
-        s.stop(cfg.stop_grace()).await;
-    }
-    outcome
+    let policy = StepPolicy {
+        stop_grace: cfg.stop_grace(),
+        health_poll: Duration::from_millis(cfg.health_poll_ms.max(10)),
+        port_attempts: cfg.port_attempts.max(1),
+        log_tail_lines: cfg.log_tail_lines,
+    };
+    run_step(&Processes { step, cx }, envs, step, cx, &policy).await
 }
 
-async fn phases(
-    cfg: &LocalConfig,
-    envs: &JobEnvs,
-    step: &StepPlan,
-    cx: &RunContext,
-    server: &mut Option<Spawned>,
-) -> Result<StepOutput, BackendError> {
-    let art = &cx.artifact_dir;
-    let server_log = art.join("server.log");
-    let mut port = None;
-    if let Some(plan) = &step.server {
-        let (sp, p) = start_server(cfg, envs, step, &plan.argv, &server_log, cx).await?;
-        *server = Some(sp);
-        port = Some(p);
-    }
-    let client_env = if server.is_some() {
-        &envs.client
-    } else {
-        &envs.engine
-    };
-    let subst = Subst::new(client_env, port, cx);
-    let mut env = step::child_env(step, Path::new(&client_env.handle), &cx.lease);
-    env.extend(crate::gc::run_label(cx));
+/// The local primitives of one step.
+struct Processes<'a> {
+    step: &'a StepPlan,
+    cx: &'a RunContext,
+}
 
-    if let Some(w) = &step.warmup {
-        let argv = subst.fill(&w.argv)?;
-        step::record_command(art, "warmup", &argv, &env);
-        cx.progress.event("warmup", "warming up");
-        let (out, errf) = (art.join("warmup.stdout"), art.join("warmup.stderr"));
-        let deadline = phase_deadline(step.timeouts.benchmark_s, cx);
-        let (status, _) =
-            run_client(cfg, &argv, &env, &out, &errf, deadline, cx, "warm-up").await?;
-        if !status.success() {
-            tracing::warn!(%status, "the warm-up failed; the measured client is not run");
-            cx.progress
-                .event("warmup", &format!("the warm-up failed ({status})"));
-            let mut o = output(cx, status.code(), out, errf, server.is_some(), 0.0);
-            // The measured client never ran: nothing in results/ is this attempt's result.
-            o.result_files.clear();
-            return Ok(o);
+#[async_trait]
+impl StepRuntime for Processes<'_> {
+    fn backend(&self) -> &'static str {
+        NAME
+    }
+
+    fn values(&self, _role: Role, env: &PreparedEnv, port: Option<u16>) -> Values {
+        Values {
+            python: Some(venv::python(Path::new(&env.handle)).display().to_string()),
+            host: Some(HOST.to_string()),
+            port,
+            result_dir: Some(
+                AttemptFiles::of(self.cx)
+                    .results_dir()
+                    .display()
+                    .to_string(),
+            ),
+            vllm_source: env.scripts_dir.clone().map(|path| SourceTree {
+                path,
+                check: ScriptCheck::OnHost,
+            }),
+            data_dir: Some(self.cx.data_dir.display().to_string()),
         }
     }
 
-    let argv = subst.fill(&step.client.argv)?;
-    step::record_command(art, "client", &argv, &env);
-    cx.progress
-        .event("benchmark", "running the benchmark client");
-    let (out, errf) = (art.join("client.stdout"), art.join("client.stderr"));
-    let deadline = phase_deadline(step.timeouts.benchmark_s, cx);
-    let (status, secs) =
-        run_client(cfg, &argv, &env, &out, &errf, deadline, cx, "benchmark").await?;
-    cx.progress.event(
-        "benchmark",
-        &format!("client exited: {status} after {secs:.1} s"),
-    );
-    Ok(output(cx, status.code(), out, errf, server.is_some(), secs))
-}
-
-fn output(
-    cx: &RunContext,
-    exit_code: Option<i32>,
-    client_stdout: PathBuf,
-    client_stderr: PathBuf,
-    serving: bool,
-    benchmark_seconds: f64,
-) -> StepOutput {
-    StepOutput {
-        exit_code,
-        client_stdout,
-        client_stderr,
-        server_log: serving.then(|| cx.artifact_dir.join("server.log")),
-        result_files: step::list_files(&cx.artifact_dir.join("results")),
-        host: step::hostname(),
-        gpu_names: cx.lease.devices.iter().map(|d| d.name.clone()).collect(),
-        benchmark_seconds,
-        // Local GPUs are the user's own: no charge is known.
-        cost_usd: None,
+    fn server_port(&self) -> Result<u16, BackendError> {
+        free_port().map_err(|e| err(Failure::InfraTransient, format!("no free port: {e}")))
     }
-}
 
-/// Run a client (or the warm-up) to completion in its own group, output to files.
-#[allow(clippy::too_many_arguments)]
-async fn run_client(
-    cfg: &LocalConfig,
-    argv: &[String],
-    env: &[(String, String)],
-    stdout: &Path,
-    stderr: &Path,
-    deadline: Instant,
-    cx: &RunContext,
-    what: &str,
-) -> Result<(std::process::ExitStatus, f64), BackendError> {
-    let mut cmd = command(argv, env);
-    cmd.stdout(create(stdout)?).stderr(create(stderr)?);
-    let started = Instant::now();
-    let mut sp = Spawned::spawn(&mut cmd).map_err(|e| {
-        err(
-            Failure::EnvironmentBroken,
-            format!("cannot start the {what} ({}): {e}", argv[0]),
-        )
-    })?;
-    let outcome = sp.wait(&cx.cancel, Some(deadline)).await;
-    let secs = started.elapsed().as_secs_f64();
-    // Whatever the client left behind in its group goes with it.
-    sp.stop(cfg.stop_grace().min(Duration::from_secs(2))).await;
-    match outcome {
-        WaitOutcome::Exited(status) => Ok((status, secs)),
-        WaitOutcome::Cancelled => Err(err(
-            Failure::Cancelled,
-            format!("cancelled during the {what}"),
-        )),
-        WaitOutcome::TimedOut => Err(err(
-            Failure::Timeout,
-            format!("the {what} ran past its deadline ({secs:.0} s); stopped"),
-        )),
+    fn shown_env(&self, _role: Role) -> Vec<(String, String)> {
+        step::visible_devices(self.step, &self.cx.lease)
+            .map(|v| vec![("CUDA_VISIBLE_DEVICES".to_string(), v)])
+            .unwrap_or_default()
     }
-}
 
-fn command(argv: &[String], env: &[(String, String)]) -> Command {
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null());
-    cmd
-}
-
-fn create(path: &Path) -> Result<File, BackendError> {
-    File::create(path).map_err(|e| {
-        err(
-            Failure::EnvironmentBroken,
-            format!("{}: {e}", path.display()),
-        )
-    })
-}
-
-/// Start the server on a free port and wait until it is ready; a port taken between choosing
-/// and binding is retried with a fresh one.
-async fn start_server(
-    cfg: &LocalConfig,
-    envs: &JobEnvs,
-    step: &StepPlan,
-    argv: &[String],
-    log: &Path,
-    cx: &RunContext,
-) -> Result<(Spawned, u16), BackendError> {
-    let mut env = step::child_env(step, Path::new(&envs.engine.handle), &cx.lease);
-    env.extend(crate::gc::run_label(cx));
-    let deadline = phase_deadline(step.timeouts.server_ready_s, cx);
-    let attempts = cfg.port_attempts.max(1);
-    for attempt in 1..=attempts {
-        let port =
-            free_port().map_err(|e| err(Failure::InfraTransient, format!("no free port: {e}")))?;
-        let filled = Subst::new(&envs.engine, Some(port), cx).fill(argv)?;
-        step::record_command(&cx.artifact_dir, "server", &filled, &env);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|e| {
-                err(
-                    Failure::EnvironmentBroken,
-                    format!("{}: {e}", log.display()),
-                )
-            })?;
-        let file2 = file.try_clone().map_err(|e| {
+    async fn spawn(&self, launch: Launch<'_>) -> Result<Box<dyn Running>, BackendError> {
+        let what = launch.role.describe();
+        let Some((program, args)) = launch.argv.split_first() else {
+            return Err(err(
+                Failure::BadConfig,
+                format!("the {what} has an empty argv"),
+            ));
+        };
+        let mut env = step::child_env(self.step, Path::new(&launch.env.handle), &self.cx.lease);
+        env.extend(crate::gc::run_label(self.cx));
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null());
+        // The step kit says how: the server's log appended to, clients' files afresh.
+        let opts = launch.output.open_options();
+        let open = |p: &Path| opts.open(p).map_err(|e| broken(p, e));
+        match &launch.output {
+            Output::Merged(log) => {
+                let file = open(log)?;
+                let copy = file.try_clone().map_err(|e| broken(log, e))?;
+                cmd.stdout(file).stderr(copy);
+            }
+            Output::Split { stdout, stderr } => {
+                cmd.stdout(open(stdout)?).stderr(open(stderr)?);
+            }
+        }
+        let sp = Spawned::spawn(&mut cmd).map_err(|e| {
             err(
                 Failure::EnvironmentBroken,
-                format!("{}: {e}", log.display()),
+                format!("cannot start the {what} ({program}): {e}"),
             )
         })?;
-        let mut cmd = command(&filled, &env);
-        cmd.stdout(file).stderr(file2);
-        let mut sp = Spawned::spawn(&mut cmd).map_err(|e| {
-            err(
-                Failure::EnvironmentBroken,
-                format!("cannot start the server ({}): {e}", filled[0]),
-            )
-        })?;
-        cx.progress.event(
-            "server",
-            &format!("started on {HOST}:{port}; waiting for /health"),
-        );
-        match wait_ready(cfg, &mut sp, port, deadline, cx).await {
-            Ready::Yes => {
-                cx.progress.event("server", "ready");
-                return Ok((sp, port));
-            }
-            Ready::Exited(status) => {
-                sp.stop(Duration::from_secs(2)).await;
-                let tail = tail_lines(log, cfg.log_tail_lines);
-                let lower = tail.to_ascii_lowercase();
-                if attempt < attempts
-                    && (lower.contains("address already in use") || lower.contains("errno 98"))
-                {
-                    tracing::warn!(port, "port taken meanwhile; retrying on a fresh port");
-                    continue;
-                }
-                return Err(err(
-                    Failure::ServerFailed,
-                    format!(
-                        "the server exited ({status}) before it was ready; last lines of server.log:\n{tail}"
-                    ),
-                ));
-            }
-            Ready::TimedOut => {
-                sp.stop(cfg.stop_grace()).await;
-                let tail = tail_lines(log, cfg.log_tail_lines);
-                return Err(err(
-                    Failure::Timeout,
-                    format!(
-                        "the server was not ready within {} s; last lines of server.log:\n{tail}",
-                        step.timeouts.server_ready_s
-                    ),
-                ));
-            }
-            Ready::Cancelled => {
-                sp.stop(cfg.stop_grace()).await;
-                return Err(err(
-                    Failure::Cancelled,
-                    "cancelled while the server was starting",
-                ));
-            }
-        }
+        let port = launch.port.filter(|_| launch.role == Role::Server);
+        Ok(Box::new(Group { sp, port }))
     }
-    Err(err(Failure::InfraTransient, "no port could be bound"))
+
+    fn host(&self) -> Option<String> {
+        step::hostname()
+    }
 }
 
-enum Ready {
-    Yes,
-    Exited(std::process::ExitStatus),
-    TimedOut,
-    Cancelled,
+fn broken(path: &Path, e: std::io::Error) -> BackendError {
+    err(
+        Failure::EnvironmentBroken,
+        format!("{}: {e}", path.display()),
+    )
 }
 
-/// Readiness = HTTP 200 on `/health` AND the server alive AND before the deadline.
-async fn wait_ready(
-    cfg: &LocalConfig,
-    sp: &mut Spawned,
-    port: u16,
-    deadline: Instant,
-    cx: &RunContext,
-) -> Ready {
-    let client = match reqwest::Client::builder().no_proxy().build() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("HTTP client: {e}");
-            return Ready::TimedOut;
-        }
-    };
-    let url = format!("http://{HOST}:{port}/health");
-    let poll = Duration::from_millis(cfg.health_poll_ms.max(10));
-    loop {
-        if let Ok(Some(status)) = sp.child.try_wait() {
-            return Ready::Exited(status);
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ready::TimedOut;
-        }
-        let probe_timeout = (deadline - now).min(Duration::from_secs(2));
-        let probe = client.get(&url).timeout(probe_timeout).send();
-        tokio::select! {
-            r = probe => {
-                if r.is_ok_and(|r| r.status() == reqwest::StatusCode::OK) {
-                    // Alive too? A 200 from a dying process (or someone else's) is not ready.
-                    if let Ok(Some(status)) = sp.child.try_wait() {
-                        return Ready::Exited(status);
-                    }
-                    return Ready::Yes;
-                }
-            }
-            _ = cx.cancel.cancelled() => return Ready::Cancelled,
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(poll) => {}
-            _ = tokio::time::sleep_until(deadline.into()) => {}
-            _ = cx.cancel.cancelled() => return Ready::Cancelled,
-        }
+/// A running process group.
+struct Group {
+    sp: Spawned,
+    /// The port it serves on (servers).
+    port: Option<u16>,
+}
+
+#[async_trait]
+impl Running for Group {
+    async fn endpoint(&mut self) -> Option<Endpoint> {
+        self.port.map(|port| Endpoint {
+            host: HOST.to_string(),
+            port,
+        })
+    }
+
+    async fn try_wait(&mut self) -> Result<Option<Exit>, BackendError> {
+        Ok(self.sp.child.try_wait().ok().flatten().map(Exit::from))
+    }
+
+    async fn wait(&mut self) -> Result<Exit, BackendError> {
+        // wait() fails only when the status is lost: no exit code, never a success.
+        Ok(self
+            .sp
+            .child
+            .wait()
+            .await
+            .map(Exit::from)
+            .unwrap_or_default())
+    }
+
+    async fn stop(&mut self, grace: Duration) {
+        self.sp.stop(grace).await;
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use runner_core::backend::{GpuLease, HealthCheck, JobEnvs};
 use runner_core::plan::{GpuRequest, StepPlan};
+use runner_core::stepkit::AttemptFiles;
 use runner_core::{
     Backend, BackendError, BuildSpec, Capabilities, Failure, Health, PreparedEnv, RunContext,
     StepOutput,
@@ -37,7 +38,7 @@ impl ModalBackend {
             patch,
         });
         let _ = std::fs::create_dir_all(&cx.artifact_dir);
-        let log = cx.artifact_dir.join(format!("shim-prepare-{i}.stderr"));
+        let log = AttemptFiles::of(cx).backend_file(&format!("shim-prepare-{i}.stderr"));
         let (mut image, mut error) = (None, None);
         let outcome = shim::run(cfg, &request, &cx.cancel, cx.deadline, Some(&log), |ev| {
             match ev {
@@ -274,12 +275,12 @@ impl Backend for ModalBackend {
             step.server.is_some(),
         )?;
         let _ = std::fs::write(
-            cx.artifact_dir.join("modal-request.json"),
+            AttemptFiles::of(cx).backend_file("modal-request.json"),
             serde_json::to_vec_pretty(&req).unwrap_or_default(),
         );
         cx.progress
             .event("modal", &format!("one sandbox with {gpu}"));
-        let stderr = cx.artifact_dir.join("shim.stderr");
+        let stderr = AttemptFiles::of(cx).backend_file("shim.stderr");
         let outcome = shim::run(
             &cfg,
             &Request::Run(req),

@@ -2,6 +2,10 @@
 //! `client.stdout`/`.stderr`, `warmup.*`, `results/*`, `shim.stderr`, `modal.json`,
 //! `cost.json` — and the granted GPUs are checked against the request (a mismatch stops the
 //! sandbox at once).
+//!
+//! The step's lifecycle (server, readiness, warm-up, client) still runs inside the shim, in the
+//! sandbox: it is not yet the step kit's `run_step` (a later piece of work). Its placeholders
+//! and its artifact files are the step kit's already, and it follows the same warm-up rule.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -10,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use base64::Engine as _;
+use runner_core::stepkit::{AttemptFiles, Role};
 use runner_core::{BackendError, Failure, RunContext, StepOutput};
 use serde_json::json;
 
@@ -23,7 +28,7 @@ use crate::shim::{Control, Ending, Outcome};
 /// What a run's events left behind.
 #[derive(Debug)]
 pub struct Collector {
-    dir: PathBuf,
+    files: AttemptFiles,
     streams: BTreeMap<String, BufWriter<File>>,
     /// Result files written under `results/`.
     pub result_files: Vec<PathBuf>,
@@ -45,20 +50,24 @@ pub struct Collector {
     progress: std::sync::Arc<dyn runner_core::backend::ProgressSink>,
 }
 
-fn stream_file(stream: &str) -> String {
+/// The file of one of the shim's output streams, in the attempt's layout.
+fn stream_file(files: &AttemptFiles, stream: &str) -> PathBuf {
     match stream {
-        "server" => "server.log".into(),
-        "client_stdout" => "client.stdout".into(),
-        "client_stderr" => "client.stderr".into(),
-        "warmup_stdout" => "warmup.stdout".into(),
-        "warmup_stderr" => "warmup.stderr".into(),
+        "server" => files.server_log(),
+        "client_stdout" => files.client_stdout(),
+        "client_stderr" => files.client_stderr(),
+        "warmup_stdout" => files.warmup_stdout(),
+        "warmup_stderr" => files.warmup_stderr(),
         other => {
             let safe: String = other
                 .chars()
                 .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
                 .take(40)
                 .collect();
-            format!("{}.log", if safe.is_empty() { "other" } else { &safe })
+            files.backend_file(&format!(
+                "{}.log",
+                if safe.is_empty() { "other" } else { &safe }
+            ))
         }
     }
 }
@@ -72,16 +81,16 @@ impl Collector {
         pinned: bool,
         serving: bool,
     ) -> Result<Self, BackendError> {
-        let dir = cx.artifact_dir.clone();
-        std::fs::create_dir_all(dir.join("results")).map_err(|e| {
+        let files = AttemptFiles::of(cx);
+        files.create().map_err(|e| {
             BackendError::new(
                 NAME,
                 Failure::EnvironmentBroken,
-                format!("{}: {e}", dir.display()),
+                format!("{}: {e}", files.dir().display()),
             )
         })?;
         let mut c = Collector {
-            dir,
+            files,
             streams: BTreeMap::new(),
             result_files: Vec::new(),
             gpu_names: Vec::new(),
@@ -107,7 +116,7 @@ impl Collector {
 
     fn stream(&mut self, name: &str) -> Option<&mut BufWriter<File>> {
         if !self.streams.contains_key(name) {
-            let f = File::create(self.dir.join(stream_file(name))).ok()?;
+            let f = File::create(stream_file(&self.files, name)).ok()?;
             self.streams.insert(name.to_string(), BufWriter::new(f));
         }
         self.streams.get_mut(name)
@@ -200,7 +209,7 @@ impl Collector {
                 return;
             }
         };
-        let path = self.dir.join("results").join(&base);
+        let path = self.files.results_dir().join(&base);
         match std::fs::write(&path, bytes) {
             Ok(()) => self.result_files.push(path),
             Err(e) => tracing::warn!("{}: {e}", path.display()),
@@ -229,14 +238,14 @@ impl Collector {
                 "usd_per_gpu_hour": cfg.price_per_gpu_hour(&self.modal_type),
                 "cost_usd": cost,
             });
-            let _ = std::fs::write(self.dir.join("cost.json"), format!("{c:#}\n"));
+            let _ = std::fs::write(self.files.backend_file("cost.json"), format!("{c:#}\n"));
         }
         let meta = json!({
             "sandbox_id": self.sandbox_id, "gpu": gpu, "gpu_names": self.gpu_names,
             "engine_version": self.engine_version, "shim_exit": outcome.exit,
             "sandbox_seconds": seconds, "cost_usd": cost,
         });
-        let _ = std::fs::write(self.dir.join("modal.json"), format!("{meta:#}\n"));
+        let _ = std::fs::write(self.files.backend_file("modal.json"), format!("{meta:#}\n"));
         let fail = |kind: Failure, m: String| Err(BackendError::new(NAME, kind, m));
         match outcome.ending {
             Ending::Cancelled => {
@@ -267,9 +276,10 @@ impl Collector {
                 e.message
             );
             if kind == Failure::ServerFailed || kind == Failure::Timeout {
-                let tail = tail(&self.dir.join("server.log"), 30);
+                let log = self.files.server_log();
+                let tail = AttemptFiles::tail(&log, 30);
                 if !tail.is_empty() {
-                    msg.push_str(&format!("; last lines of server.log:\n{tail}"));
+                    msg.push_str(&format!("; last lines of {}:\n{tail}", log.display()));
                 }
             }
             return fail(kind, msg);
@@ -283,25 +293,21 @@ impl Collector {
                 ),
             );
         };
-        let (stdout, stderr) = if phase == "warmup" {
-            (
-                self.dir.join("warmup.stdout"),
-                self.dir.join("warmup.stderr"),
-            )
+        // The shim stops after a failed warm-up (its lifecycle is still its own, for now): the
+        // output is then the warm-up's, as the step kit's lifecycle gives it.
+        let role = if phase == "warmup" {
+            Role::Warmup
         } else {
-            (
-                self.dir.join("client.stdout"),
-                self.dir.join("client.stderr"),
-            )
+            Role::Client
         };
         Ok(StepOutput {
             exit_code: code,
-            client_stdout: stdout,
-            client_stderr: stderr,
+            client_stdout: self.files.stdout(role),
+            client_stderr: self.files.stderr(role),
             server_log: self
                 .streams
                 .contains_key("server")
-                .then(|| self.dir.join("server.log")),
+                .then(|| self.files.server_log()),
             result_files: self.result_files,
             host: self.sandbox_id.map(|id| format!("modal:{id}")),
             gpu_names: self.gpu_names,
@@ -309,11 +315,4 @@ impl Collector {
             cost_usd: cost,
         })
     }
-}
-
-/// The last `n` lines of a file (empty when unreadable).
-pub fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }

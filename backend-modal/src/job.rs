@@ -7,7 +7,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use runner_core::plan::{self, StepPlan};
+use runner_core::plan::StepPlan;
+use runner_core::stepkit::{ScriptCheck, SourceTree, Values};
 use runner_core::{BackendError, Failure};
 use sha2::{Digest, Sha256};
 
@@ -175,6 +176,8 @@ fn cap(secs: u64, remaining: Option<Duration>) -> u64 {
     remaining.map_or(secs, |r| secs.min(r.as_secs().max(1)))
 }
 
+/// Fill a process's argv through the step kit: the container's paths, `{PORT}` only with a
+/// server, and `{VLLM_SOURCE}` scripts collected in `required` (checked in the sandbox).
 fn fill_argv(
     cfg: &ModalConfig,
     argv: &[String],
@@ -184,43 +187,20 @@ fn fill_argv(
     serving: bool,
     required: &mut Vec<String>,
 ) -> Result<Vec<String>, BackendError> {
-    if argv.is_empty() {
-        return Err(err(Failure::BadConfig, "an empty argv"));
-    }
-    let mut out = Vec::with_capacity(argv.len());
-    for token in argv {
-        let mut t = token
-            .replace(plan::PYTHON, &side.python)
-            .replace(plan::HOST, HOST)
-            .replace(plan::RESULT_DIR, result_dir)
-            .replace(plan::DATA_DIR, data_dir);
-        if t.contains(plan::PORT) {
-            if !serving {
-                return Err(err(
-                    Failure::BadConfig,
-                    format!("{token}: no server, so no {{PORT}}"),
-                ));
-            }
-            t = t.replace(plan::PORT, &cfg.port.to_string());
-        }
-        if t.contains(plan::VLLM_SOURCE) {
-            let src = side.scripts.as_deref().ok_or_else(|| {
-                err(
-                    Failure::VllmVersion,
-                    format!(
-                        "{token} needs the benchmark scripts at the build's commit and the image \
-                         has none: set [modal] vllm_source and script_files"
-                    ),
-                )
-            })?;
-            t = t.replace(plan::VLLM_SOURCE, src);
-            if token.starts_with(plan::VLLM_SOURCE) && token.ends_with(".py") {
-                required.push(t.clone());
-            }
-        }
-        out.push(t);
-    }
-    Ok(out)
+    let values = Values {
+        python: Some(side.python.clone()),
+        host: Some(HOST.to_string()),
+        port: serving.then_some(cfg.port),
+        result_dir: Some(result_dir.to_string()),
+        vllm_source: side.scripts.clone().map(|path| SourceTree {
+            path,
+            check: ScriptCheck::InImage,
+        }),
+        data_dir: Some(data_dir.to_string()),
+    };
+    let filled = values.fill(argv).map_err(|e| e.into_backend(NAME))?;
+    required.extend(filled.required);
+    Ok(filled.argv)
 }
 
 /// `{DATA_DIR}` in the container and the uploads that put the step's files there: one
@@ -305,6 +285,47 @@ pub fn gpu_matches(modal_type: &str, count: u32, names: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_the_step_kit_s_with_the_container_s_paths() {
+        let cfg = ModalConfig::default();
+        let a = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let side = Side {
+            python: "python3".into(),
+            scripts: Some("/scripts".into()),
+        };
+        let mut required = Vec::new();
+        let argv = a(&[
+            "{PYTHON}",
+            "{VLLM_SOURCE}/benchmarks/b.py",
+            "--port",
+            "{PORT}",
+        ]);
+        let out = fill_argv(&cfg, &argv, &side, "/r", "/d", true, &mut required).unwrap();
+        assert_eq!(
+            out,
+            a(&[
+                "python3",
+                "/scripts/benchmarks/b.py",
+                "--port",
+                &cfg.port.to_string()
+            ])
+        );
+        assert_eq!(
+            required,
+            ["/scripts/benchmarks/b.py"],
+            "checked in the sandbox"
+        );
+        // The one error rule: {PORT} without a server, {VLLM_SOURCE} without scripts.
+        let e = fill_argv(&cfg, &argv, &side, "/r", "/d", false, &mut required).unwrap_err();
+        assert_eq!((e.backend, e.kind), (NAME, Failure::BadConfig));
+        let none = Side {
+            python: "python3".into(),
+            scripts: None,
+        };
+        let e = fill_argv(&cfg, &argv, &none, "/r", "/d", true, &mut required).unwrap_err();
+        assert_eq!(e.kind, Failure::VllmVersion);
+    }
 
     #[test]
     fn gpu_names_match_by_token() {

@@ -23,6 +23,7 @@ pub mod samples;
 pub mod settings;
 pub mod spec;
 pub mod stats;
+pub mod stepkit;
 pub mod store;
 pub mod task;
 pub mod text;

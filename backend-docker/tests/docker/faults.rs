@@ -6,6 +6,7 @@ use std::time::Duration;
 use backend_docker::DockerBackend;
 use runner_core::backend::{JobEnvs, StepOutput};
 use runner_core::plan::StepPlan;
+use runner_core::stepkit::AttemptFiles;
 use runner_core::{Backend, BackendError, Failure, RunContext, Variant};
 
 use crate::support::{self};
@@ -119,7 +120,9 @@ async fn servers_that_crash_or_hang_and_clients_that_fail_or_run_too_long() {
     let left = support::containers(&d, &c.labels["run-id"], None).await;
     assert!(left.is_empty(), "{left:?}");
 
-    let (b, job, step) = setup(dir.path(), serve, &[(FAULT, "client_crash")], false).await;
+    let (b, job, mut step) = setup(dir.path(), serve, &[(FAULT, "client_crash")], false).await;
+    // The measured client's own failure (a failing warm-up stops earlier: see below).
+    step.warmup = None;
     let out = b.execute(&job, &step, &cx("clientcrash")).await.unwrap();
     assert_eq!(
         out.exit_code,
@@ -135,6 +138,55 @@ async fn servers_that_crash_or_hang_and_clients_that_fail_or_run_too_long() {
     let e = b.execute(&job, &step, &cx("slow")).await.unwrap_err();
     assert_eq!(e.kind, Failure::Timeout, "{e}");
     assert!(e.message.contains("benchmark_s = 2"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_warmup_stops_the_step_and_the_measured_client_never_runs() {
+    let Some(d) = support::engine("warmup_fails").await else {
+        return;
+    };
+    support::images(&d).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The stand-in's `bench serve` client crashes half-way: the warm-up is the first to.
+    let (b, job, step) = setup(dir.path(), support::SERVE, &[(FAULT, "client_crash")], true).await;
+    assert!(step.warmup.is_some());
+    let run = support::run_id("warmfail");
+    let (cx, progress) = support::context_with_progress(dir.path(), &run, "baseline");
+    let out = b.execute(&job, &step, &cx).await.unwrap();
+    let files = AttemptFiles::of(&cx);
+    assert_eq!(out.exit_code, Some(1), "the warm-up's code");
+    assert_eq!(out.client_stdout, files.warmup_stdout());
+    assert!(AttemptFiles::is_warmup_stdout(&out.client_stdout));
+    let stderr = std::fs::read_to_string(&out.client_stderr).unwrap();
+    assert!(stderr.contains("ClientPayloadError"), "{stderr}");
+    assert!(out.result_files.is_empty(), "{:?}", out.result_files);
+    assert_eq!(out.benchmark_seconds, 0.0);
+    // Nothing was measured: no client container was ever created, no client output exists.
+    assert!(!files.client_stdout().exists());
+    assert!(
+        support::containers(&d, &run, Some("client"))
+            .await
+            .is_empty()
+    );
+    assert_eq!(support::containers(&d, &run, Some("warmup")).await.len(), 1);
+    let lines = progress.0.lock().unwrap().clone();
+    assert!(
+        !lines.iter().any(|l| l.starts_with("client: starting")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("the measured client is not run")),
+        "{lines:?}"
+    );
+    let commands = std::fs::read_to_string(files.commands()).unwrap();
+    assert!(!commands.contains("client:"), "{commands}");
+    assert_eq!(
+        b.gc(Some(&run)).await.unwrap(),
+        2,
+        "the server and the warm-up"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

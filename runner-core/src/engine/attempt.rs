@@ -14,6 +14,7 @@ use crate::failure::Failure;
 use crate::metrics::Metrics;
 use crate::plan::TaskPlan;
 use crate::record::{AttemptRecord, DatasetHash, JobKey, JobStatus, RunId};
+use crate::stepkit::AttemptFiles;
 use crate::task::Variant;
 
 /// State of one task while it runs.
@@ -265,7 +266,7 @@ impl<'a> TaskRun<'a> {
             };
             tries += 1;
             let _ = std::fs::write(
-                dir.join("plan.json"),
+                AttemptFiles::new(&dir).plan(),
                 serde_json::to_vec_pretty(self.plan).unwrap_or_default(),
             );
             let mut cx = self
@@ -403,10 +404,11 @@ impl<'a> TaskRun<'a> {
 fn backend_failure(e: BackendError, dir: &Path, cap: crate::input::Cap) -> Outcome {
     let mut failure = (e.kind, e.message.clone(), Vec::new());
     if matches!(e.kind, Failure::ServerFailed | Failure::Unknown) {
-        let sources: Vec<OutputSource> = ["server.log", "warmup.stderr", "warmup.stdout"]
-            .iter()
-            .filter_map(|name| {
-                let (text, _) = crate::input::read_tail(&dir.join(name), cap).ok()?;
+        let sources: Vec<OutputSource> = AttemptFiles::new(dir)
+            .server_evidence()
+            .into_iter()
+            .filter_map(|(name, path)| {
+                let (text, _) = crate::input::read_tail(&path, cap).ok()?;
                 Some(OutputSource {
                     name: name.to_string(),
                     kind: SourceKind::ServerLog,

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use crate::backend::StepOutput;
 use crate::benchmark::{Classified, RunOutput};
 use crate::failure::Failure;
+use crate::stepkit::AttemptFiles;
 
 /// File timestamps come from a coarse clock (and from whole seconds on some file systems), so a
 /// file written just after the attempt started may read as slightly older.
@@ -36,10 +37,7 @@ fn name(path: &Path) -> String {
 /// Sort a step's result files into trusted and ignored: an attempt started at `since`.
 pub(super) fn results(output: &StepOutput, since: SystemTime) -> Vetted {
     let mut v = Vetted::default();
-    let warmup = output
-        .client_stdout
-        .file_stem()
-        .is_some_and(|s| s == "warmup");
+    let warmup = AttemptFiles::is_warmup_stdout(&output.client_stdout);
     let failed = match (output.exit_code, warmup) {
         (Some(0), false) => None,
         (Some(c), true) => Some(format!(

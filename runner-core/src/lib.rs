@@ -13,7 +13,7 @@ pub mod gpu;
 pub mod input;
 pub mod metrics;
 pub mod parse;
-pub mod patch_safety;
+pub mod patch;
 pub mod plan;
 pub mod record;
 pub mod report;

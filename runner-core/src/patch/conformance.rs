@@ -3,6 +3,10 @@
 //! apply, the files before and after — so a backend shows it applies what the decision says,
 //! where it says, with the `-p` level it says.
 
+use std::path::Path;
+
+use crate::backend::BackendError;
+use crate::build::PatchSpec;
 use crate::failure::Failure;
 
 /// What every backend must decide for a [`Case`].
@@ -38,10 +42,81 @@ pub struct Case {
     pub expect: Expect,
 }
 
+impl Case {
+    /// Write the patch to `dir/agent.patch`; its spec (no planned hash).
+    pub fn write_patch(&self, dir: &Path) -> std::io::Result<PatchSpec> {
+        let path = dir.join("agent.patch");
+        std::fs::write(&path, self.patch)?;
+        Ok(PatchSpec {
+            path: path.display().to_string(),
+            sha256: None,
+        })
+    }
+
+    /// Lay out the files before the patch: `vllm/…` (and an empty `vllm/__init__.py`, so
+    /// Python finds the package) under `site`, `benchmarks/…` under `scripts`.
+    pub fn lay_out(&self, site: &Path, scripts: &Path) -> std::io::Result<()> {
+        let init = [("vllm/__init__.py", "")];
+        for (path, text) in self.before.iter().chain(&init) {
+            let file = tree(path, site, scripts).join(path);
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(file, text)?;
+        }
+        std::fs::create_dir_all(scripts.join("benchmarks"))
+    }
+
+    /// The files after a backend applied the patch, against [`Case::after`]: what differs.
+    pub fn check_after(&self, site: &Path, scripts: &Path) -> Result<(), String> {
+        let mut wrong = Vec::new();
+        for (path, want) in self.after {
+            let got = std::fs::read_to_string(tree(path, site, scripts).join(path)).ok();
+            if got.as_deref() != *want {
+                wrong.push(format!("{path}: {got:?}, want {want:?}"));
+            }
+        }
+        match wrong.is_empty() {
+            true => Ok(()),
+            false => Err(format!("{}: {}", self.name, wrong.join("; "))),
+        }
+    }
+
+    /// A backend's answer against the expected refusal: `Ok(Some(v))` when it applies as it
+    /// should, `Ok(None)` when it refused as it should, else what went wrong.
+    pub fn outcome<T>(&self, got: Result<T, BackendError>) -> Result<Option<T>, String> {
+        match (got, self.expect.refused) {
+            (Ok(v), None) => Ok(Some(v)),
+            (Err(e), Some(kind)) if e.kind == kind => Ok(None),
+            (Err(e), want) => Err(format!("{}: refused ({e}), want {want:?}", self.name)),
+            (Ok(_), Some(kind)) => Err(format!("{}: accepted, want {kind:?}", self.name)),
+        }
+    }
+}
+
+/// The folder a repository path lies in: the installed package or the scripts.
+fn tree<'a>(path: &str, site: &'a Path, scripts: &'a Path) -> &'a Path {
+    if path.starts_with("vllm/") {
+        site
+    } else {
+        scripts
+    }
+}
+
 const LLM: &str = "def step():\n    return 1\n# end\n";
 const LLM_AFTER: &str = "def step():\n    return 2\n# end\n";
 
 const NONE: &[&str] = &[];
+
+/// A `-p1` patch that changes nothing anywhere: the cases say what differs.
+const P1: Expect = Expect {
+    strip: 1,
+    engine: NONE,
+    benchmarks: NONE,
+    native: NONE,
+    left_out: NONE,
+    refused: None,
+};
 
 /// The cases: `-p1` git diff, `-p0` plain diff, rename, binary hunk, `setup.py`, a `.hip`
 /// file, a `cmake/` file, docs only, `vllm/` with `benchmarks/`, and a few more.
@@ -59,12 +134,8 @@ pub const CASES: &[Case] = &[
         before: &[("vllm/engine/llm.py", LLM)],
         after: &[("vllm/engine/llm.py", Some(LLM_AFTER))],
         expect: Expect {
-            strip: 1,
             engine: &["vllm/engine/llm.py"],
-            benchmarks: NONE,
-            native: NONE,
-            left_out: NONE,
-            refused: None,
+            ..P1
         },
     },
     Case {
@@ -79,10 +150,7 @@ pub const CASES: &[Case] = &[
         expect: Expect {
             strip: 0,
             engine: &["vllm/worker/worker.py"],
-            benchmarks: NONE,
-            native: NONE,
-            left_out: NONE,
-            refused: None,
+            ..P1
         },
     },
     Case {
@@ -101,12 +169,8 @@ pub const CASES: &[Case] = &[
             ("vllm/new_name.py", Some("A = 1\nB = 3\nC = 4\n")),
         ],
         expect: Expect {
-            strip: 1,
             engine: &["vllm/new_name.py"],
-            benchmarks: NONE,
-            native: NONE,
-            left_out: NONE,
-            refused: None,
+            ..P1
         },
     },
     Case {
@@ -122,12 +186,9 @@ pub const CASES: &[Case] = &[
         before: &[("vllm/engine/llm.py", LLM)],
         after: &[],
         expect: Expect {
-            strip: 1,
             engine: &["vllm/engine/llm.py", "vllm/model_executor/table.bin"],
-            benchmarks: NONE,
-            native: NONE,
-            left_out: NONE,
             refused: Some(Failure::PatchFailed),
+            ..P1
         },
     },
     Case {
@@ -142,12 +203,10 @@ pub const CASES: &[Case] = &[
         before: &[("vllm/engine/llm.py", LLM)],
         after: &[],
         expect: Expect {
-            strip: 1,
             engine: &["vllm/engine/llm.py"],
-            benchmarks: NONE,
             native: &["setup.py"],
-            left_out: NONE,
             refused: Some(Failure::NeedsCompile),
+            ..P1
         },
     },
     Case {
@@ -160,12 +219,9 @@ pub const CASES: &[Case] = &[
         before: &[],
         after: &[],
         expect: Expect {
-            strip: 1,
-            engine: NONE,
-            benchmarks: NONE,
             native: &["vllm/attention/ops/paged.hip"],
-            left_out: NONE,
             refused: Some(Failure::NeedsCompile),
+            ..P1
         },
     },
     Case {
@@ -178,12 +234,9 @@ pub const CASES: &[Case] = &[
         before: &[],
         after: &[],
         expect: Expect {
-            strip: 1,
-            engine: NONE,
-            benchmarks: NONE,
             native: &["cmake/hipify.py"],
-            left_out: NONE,
             refused: Some(Failure::NeedsCompile),
+            ..P1
         },
     },
     Case {
@@ -198,12 +251,9 @@ pub const CASES: &[Case] = &[
         before: &[],
         after: &[],
         expect: Expect {
-            strip: 1,
-            engine: NONE,
-            benchmarks: NONE,
-            native: NONE,
             left_out: &["docs/source/perf.md", "README.md"],
             refused: Some(Failure::PatchFailed),
+            ..P1
         },
     },
     Case {
@@ -231,12 +281,10 @@ pub const CASES: &[Case] = &[
             ),
         ],
         expect: Expect {
-            strip: 1,
             engine: &["vllm/engine/llm.py"],
             benchmarks: &["benchmarks/benchmark_latency.py"],
-            native: NONE,
             left_out: &["tests/test_llm.py"],
-            refused: None,
+            ..P1
         },
     },
     Case {
@@ -252,10 +300,7 @@ pub const CASES: &[Case] = &[
         expect: Expect {
             strip: 0,
             engine: &["vllm/engine/llm.py"],
-            benchmarks: NONE,
-            native: NONE,
-            left_out: NONE,
-            refused: None,
+            ..P1
         },
     },
     Case {
@@ -274,12 +319,8 @@ pub const CASES: &[Case] = &[
             ("vllm/engine/slow.py", None),
         ],
         expect: Expect {
-            strip: 1,
             engine: &["vllm/engine/fast.py", "vllm/engine/slow.py"],
-            benchmarks: NONE,
-            native: NONE,
-            left_out: NONE,
-            refused: None,
+            ..P1
         },
     },
     Case {
@@ -291,12 +332,9 @@ pub const CASES: &[Case] = &[
         before: &[],
         after: &[],
         expect: Expect {
-            strip: 1,
-            engine: NONE,
-            benchmarks: NONE,
-            native: NONE,
             left_out: &["tests/helper.py"],
             refused: Some(Failure::PatchFailed),
+            ..P1
         },
     },
 ];

@@ -77,6 +77,12 @@ pub enum Problem {
         /// The file.
         path: String,
     },
+    /// Only `benchmarks/` files would apply, and the backend has no benchmark scripts for the
+    /// build.
+    NoBenchmarkScripts {
+        /// The `benchmarks/` files.
+        paths: Vec<String>,
+    },
     /// Nothing in the patch is part of what runs: every file is left out.
     NothingRuns {
         /// The files left out.
@@ -97,6 +103,12 @@ impl fmt::Display for Problem {
                  (installed package, benchmark scripts, left out)"
             ),
             Problem::Empty { path } => write!(f, "the section of {path} changes nothing"),
+            Problem::NoBenchmarkScripts { paths } => write!(
+                f,
+                "it changes only benchmark scripts ({}) and this build has none (configure \
+                 vllm_source)",
+                paths.join(", ")
+            ),
             Problem::NothingRuns { left_out } => write!(
                 f,
                 "it changes nothing a benchmark runs (only {})",
@@ -210,6 +222,22 @@ impl Decision {
             });
         }
         Ok(())
+    }
+
+    /// For a backend that has no benchmark scripts for the build: the `benchmarks/` paths it
+    /// leaves out, or `patch_failed` when that leaves nothing to apply.
+    pub fn without_benchmarks(&self) -> Result<Vec<String>, Refusal> {
+        let paths = self.paths(Target::Benchmarks);
+        let rest = self
+            .files
+            .iter()
+            .any(|f| matches!(f.target, Target::Engine | Target::Native));
+        if !paths.is_empty() && !rest {
+            return Err(Refusal::PatchFailed(vec![Problem::NoBenchmarkScripts {
+                paths,
+            }]));
+        }
+        Ok(paths)
     }
 
     /// The files going to `target`.

@@ -136,14 +136,11 @@ pub(super) fn sections(text: &str) -> Result<Vec<Section>, PatchError> {
             let mut s = Section::new(n, true);
             s.git = git_names(rest);
             out.push(s);
-        } else if body.starts_with("--- ") && next_is_new {
-            if out.last().is_none_or(|s| !s.is_git || s.has_content()) {
-                out.push(Section::new(n, false));
-            }
-        } else if binary_names.is_some() {
-            if out.last().is_none_or(|s| !s.is_git || s.has_content()) {
-                out.push(Section::new(n, false));
-            }
+        } else if ((body.starts_with("--- ") && next_is_new) || binary_names.is_some())
+            && out.last().is_none_or(|s| !s.is_git || s.has_content())
+        {
+            // A plain diff's file, or the next file after a git one's headers.
+            out.push(Section::new(n, false));
         }
         let Some(cur) = out.last_mut() else {
             continue; // the preamble

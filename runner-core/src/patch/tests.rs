@@ -74,6 +74,19 @@ fn a_source_build_takes_native_changes_but_nothing_takes_a_broken_patch() {
     let moved = decide(by_name("rename out of vllm/")).unwrap();
     let e = moved.check(false).unwrap_err().to_string();
     assert!(e.contains("vllm/engine/helper.py → tests/helper.py"), "{e}");
+    // Without benchmark scripts, their part is left out, unless nothing else would apply.
+    let bench = "--- a/benchmarks/b.py\n+++ b/benchmarks/b.py\n@@ -1 +1 @@\n-a\n+b\n";
+    let e = decide(bench).unwrap().without_benchmarks().unwrap_err();
+    assert_eq!(e.failure(), Failure::PatchFailed);
+    assert!(e.to_string().contains("benchmarks/b.py"), "{e}");
+    assert_eq!(
+        decide(by_name("vllm/ and benchmarks/"))
+            .unwrap()
+            .without_benchmarks()
+            .unwrap(),
+        ["benchmarks/benchmark_latency.py"]
+    );
+    assert!(setup.without_benchmarks().unwrap().is_empty());
     // A source build gets every applied section, never the left-out ones.
     let both = decide(by_name("vllm/ and benchmarks/")).unwrap();
     let text = both.applied_text();

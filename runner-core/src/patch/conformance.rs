@@ -76,9 +76,10 @@ impl Case {
                 wrong.push(format!("{path}: {got:?}, want {want:?}"));
             }
         }
-        match wrong.is_empty() {
-            true => Ok(()),
-            false => Err(format!("{}: {}", self.name, wrong.join("; "))),
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{}: {}", self.name, wrong.join("; ")))
         }
     }
 

@@ -16,7 +16,7 @@ use crate::DockerBackend;
 use crate::containers::sanitize;
 use crate::error::{Subject, classify_text, fail, wrap};
 use crate::images::{Resolved, image_label};
-use crate::patch::{self, PATCH_IN_IMAGE, apply_script};
+use crate::patch::{self, PATCH_DIR};
 
 /// The longest tag Docker accepts.
 const MAX_TAG: usize = 128;
@@ -211,30 +211,25 @@ impl DockerBackend {
         spec: &PatchSpec,
         cx: &RunContext,
     ) -> Result<Resolved, BackendError> {
-        // Untrusted: a regular file within the patch ceiling (never a FIFO or device).
-        let patch_cap = runner_core::settings::Limits::patch_ceiling();
-        let text = runner_core::input::read_text(std::path::Path::new(&spec.path), patch_cap)
-            .map_err(|e| {
-                fail(
-                    Failure::BadConfig,
-                    format!("cannot read the agent patch '{}': {e}", spec.path),
-                )
-            })?;
-        let plan = patch::analyze(&text)?;
-        if !plan.skipped.is_empty() {
+        let (decision, layer) = patch::agent_layer(spec, &self.config)?;
+        let left_out = decision.left_out();
+        if !left_out.is_empty() {
             let msg = format!(
-                "files outside the vllm package are not applied to the image: {}",
-                plan.skipped.join(", ")
+                "the agent patch's files that nothing runs are not applied: {}",
+                left_out.join(", ")
             );
             tracing::warn!(identity = %build.identity, "{msg}");
             cx.progress.event("build", &msg);
         }
+        // The step as a whole (parts, script): a changed config builds again.
+        let layer_hash = hash(&format!("{layer:?}"));
         let base = self.resolve(d, build, cx).await?;
         let base_id = base.inspect.id.clone().unwrap_or_default();
         let tag = derived_tag(&build.identity);
         if let Some(i) = self.present(d, &tag).await? {
             if image_label(&i, "perf-runner.base-id") == Some(base_id.as_str())
-                && image_label(&i, "perf-runner.patch-sha256") == Some(plan.sha256.as_str())
+                && image_label(&i, "perf-runner.patch-sha256") == Some(decision.sha256.as_str())
+                && image_label(&i, "perf-runner.patch-layer") == Some(layer_hash.as_str())
             {
                 return Ok(Resolved {
                     reference: tag,
@@ -249,13 +244,16 @@ impl DockerBackend {
             .as_ref()
             .and_then(|c| c.user.clone())
             .filter(|u| !u.is_empty());
-        let script = apply_script(&self.config.python);
         let mut dockerfile = format!("FROM {}\n", base.reference);
         if user.is_some() {
             dockerfile.push_str("USER root\n");
         }
-        dockerfile.push_str(&format!("COPY agent.patch {PATCH_IN_IMAGE}\n"));
-        dockerfile.push_str(&format!("RUN {}\n", exec_form(&["/bin/sh", "-c", &script])));
+        let names: Vec<&str> = layer.files.iter().map(|(n, _)| *n).collect();
+        dockerfile.push_str(&format!("COPY {} {PATCH_DIR}/\n", names.join(" ")));
+        dockerfile.push_str(&format!(
+            "RUN {}\n",
+            exec_form(&["/bin/sh", "-c", &layer.script])
+        ));
         if let Some(u) = user {
             dockerfile.push_str(&format!("USER {u}\n"));
         }
@@ -263,9 +261,17 @@ impl DockerBackend {
             ("perf-runner.identity".to_string(), build.identity.clone()),
             ("perf-runner.base-id".to_string(), base_id),
             ("perf-runner.base".to_string(), base.reference.clone()),
-            ("perf-runner.patch-sha256".to_string(), plan.sha256.clone()),
+            (
+                "perf-runner.patch-sha256".to_string(),
+                decision.sha256.clone(),
+            ),
+            ("perf-runner.patch-layer".to_string(), layer_hash),
         ]);
-        let files = [("agent.patch", plan.package.as_bytes())];
+        let files: Vec<(&str, &[u8])> = layer
+            .files
+            .iter()
+            .map(|(n, t)| (*n, t.as_bytes()))
+            .collect();
         let job = BuildJob {
             tag: &tag,
             dockerfile: &dockerfile,

@@ -3,13 +3,13 @@
 
 use std::path::Path;
 
+use runner_core::patch::Target;
 use runner_core::{BackendError, Failure, RunContext};
 
 use crate::config::{LocalConfig, safe_name};
-use crate::patch::{self, Target};
 use crate::prepare::AgentPatch;
 use crate::venv::{self, Marker};
-use crate::{NAME, scripts};
+use crate::{NAME, patch, scripts};
 
 /// The patch file kept in a patched venv (for provenance).
 pub const PATCH_FILE: &str = "perf-runner-agent.patch";
@@ -22,7 +22,7 @@ pub(crate) async fn apply_engine(
     marker: &mut Marker,
     cx: &RunContext,
 ) -> Result<(), BackendError> {
-    let text = p.parsed.subset(Target::Engine);
+    let text = p.decision.text(&[Target::Engine]);
     if text.is_empty() {
         cx.progress.event("prepare", "patch: no vllm/ file changes");
         return Ok(());
@@ -42,18 +42,13 @@ pub(crate) async fn apply_engine(
             format!("{}: {e}", file.display()),
         )
     })?;
-    let paths = p.parsed.paths(Target::Engine);
+    let paths = p.decision.paths(Target::Engine);
     cx.progress.event(
         "prepare",
         &format!("patch: applying {} to the installed vllm", paths.join(", ")),
     );
-    patch::apply(&file, &sp, &p.parsed, cx).await?;
-    for f in p
-        .parsed
-        .files
-        .iter()
-        .filter(|f| f.target() == Target::Engine)
-    {
+    patch::apply(&file, &sp, &p.decision, cx).await?;
+    for f in p.decision.files_for(Target::Engine) {
         let Some(path) = &f.new_path else { continue };
         let sha = crate::wheel::sha256_file(&sp.join(path)).map_err(|e| {
             BackendError::new(
@@ -76,12 +71,15 @@ pub(crate) async fn apply_benchmarks(
     base: Option<String>,
     cx: &RunContext,
 ) -> Result<Option<String>, BackendError> {
-    let text = p.parsed.subset(Target::Benchmarks);
+    let text = p.decision.text(&[Target::Benchmarks]);
     if text.is_empty() {
         return Ok(base);
     }
-    let paths = p.parsed.paths(Target::Benchmarks);
+    let paths = p.decision.paths(Target::Benchmarks);
     let Some(base) = base else {
+        p.decision
+            .without_benchmarks()
+            .map_err(|e| e.backend_error(NAME))?;
         tracing::warn!("the patch changes {paths:?} but no vLLM source is configured");
         cx.progress.event(
             "prepare",
@@ -107,7 +105,7 @@ pub(crate) async fn apply_benchmarks(
             paths.join(", ")
         ),
     );
-    if let Err(e) = patch::apply(&file, &dir, &p.parsed, cx).await {
+    if let Err(e) = patch::apply(&file, &dir, &p.decision, cx).await {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e);
     }

@@ -1,11 +1,15 @@
-use super::apply::{apply_with, rejected_hunks_git, rejected_hunks_patch};
-use super::*;
-use runner_core::{Failure, RunContext};
+use super::{apply_with, rejected_hunks_git, rejected_hunks_patch};
+use runner_core::patch::conformance::CASES;
+use runner_core::patch::{Target, decide};
+use runner_core::{BuildSpec, Failure, RunContext, Variant};
+
+use crate::config::LocalConfig;
+use crate::prepare::{AgentPatch, read_patch};
+use crate::venv::Marker;
 
 const GIT_PATCH: &str = r#"From abc Mon Sep 17 00:00:00 2001
 Subject: [PATCH] speed up
 
---- a/not/a/header.txt but prose
 diff --git a/vllm/engine/x.py b/vllm/engine/x.py
 index 111..222 100644
 --- a/vllm/engine/x.py
@@ -18,111 +22,11 @@ index 111..222 100644
 @@ -10 +10,2 @@ def f():
  x
 +y
-diff --git a/csrc/attention.cu b/csrc/attention.cu
---- a/csrc/attention.cu
-+++ b/csrc/attention.cu
-@@ -1 +1 @@
--int a;
-+int b;
-diff --git a/tests/test_x.py b/tests/test_x.py
-new file mode 100644
---- /dev/null
-+++ b/tests/test_x.py
-@@ -0,0 +1 @@
-+assert True
-diff --git a/benchmarks/benchmark_serving.py b/benchmarks/benchmark_serving.py
---- a/benchmarks/benchmark_serving.py
-+++ b/benchmarks/benchmark_serving.py
-@@ -2,1 +2,1 @@
--old
-+new
-diff --git a/vllm/old.py b/vllm/new.py
-similarity index 100%
-rename from vllm/old.py
-rename to vllm/new.py
 "#;
-
-#[test]
-fn parses_git_patches_by_file() {
-    let p = parse(GIT_PATCH).unwrap();
-    assert_eq!(p.strip, 1);
-    let paths: Vec<&str> = p.files.iter().map(|f| f.path()).collect();
-    assert_eq!(
-        paths,
-        [
-            "vllm/engine/x.py",
-            "csrc/attention.cu",
-            "tests/test_x.py",
-            "benchmarks/benchmark_serving.py",
-            "vllm/new.py"
-        ]
-    );
-    let x = &p.files[0];
-    assert_eq!(x.hunks.len(), 2, "a removed '-- ' line is not a header");
-    assert_eq!(x.hunks[1].old_start, 10);
-    assert!(x.hunks[0].text.contains("+++ added"));
-    assert_eq!(p.files[2].old_path, None);
-    assert_eq!(p.files[4].old_path.as_deref(), Some("vllm/old.py"));
-    let targets: Vec<Target> = p.files.iter().map(|f| f.target()).collect();
-    assert_eq!(
-        targets,
-        [
-            Target::Engine,
-            Target::Native,
-            Target::Ignored,
-            Target::Benchmarks,
-            Target::Engine
-        ]
-    );
-    let engine = p.subset(Target::Engine);
-    assert!(engine.starts_with("diff --git a/vllm/engine/x.py"));
-    assert!(engine.contains("rename to vllm/new.py"));
-    assert!(!engine.contains("csrc") && !engine.contains("Subject"));
-    assert_eq!(p.paths(Target::Native), ["csrc/attention.cu"]);
-}
-
-#[test]
-fn parses_plain_diffs_without_prefixes() {
-    let text = r#"--- vllm/a.py	2024-01-01 00:00:00
-+++ vllm/a.py	2024-01-02 00:00:00
-@@ -1 +1 @@
--a
-+b
---- vllm/b.py
-+++ vllm/b.py
-@@ -1 +1 @@
--a
-+b
-"#;
-    let p = parse(text).unwrap();
-    assert_eq!(p.strip, 0);
-    assert_eq!(p.files.len(), 2);
-    assert_eq!(p.files[0].path(), "vllm/a.py");
-    assert_eq!(p.files[1].path(), "vllm/b.py");
-}
-
-#[test]
-fn rejects_non_patches_and_bad_headers() {
-    assert!(parse("just prose\n").is_err());
-    assert!(parse("").is_err());
-    assert!(parse("--- a/x\n+++ b/x\n@@ nonsense @@\n").is_err());
-}
-
-#[test]
-fn classifies_native_and_python_paths() {
-    assert_eq!(classify("csrc/ops.h"), Target::Native);
-    assert_eq!(classify("vllm/_custom_ops.py"), Target::Engine);
-    assert_eq!(classify("vllm/attention/kernel.cuh"), Target::Native);
-    assert_eq!(classify("CMakeLists.txt"), Target::Native);
-    assert_eq!(classify("cmake/utils.cmake"), Target::Native);
-    assert_eq!(classify("setup.py"), Target::Native);
-    assert_eq!(classify("benchmarks/kernels/bench.py"), Target::Benchmarks);
-    assert_eq!(classify("docs/source/index.md"), Target::Ignored);
-}
 
 #[test]
 fn names_rejected_hunks() {
-    let p = parse(GIT_PATCH).unwrap();
+    let p = decide(GIT_PATCH).unwrap();
     let out = "checking file vllm/engine/x.py\nHunk #2 FAILED at 10.\n1 out of 2 hunks FAILED\n";
     let e = rejected_hunks_patch(out, &p);
     assert!(e.contains("rejected hunk #2 of vllm/engine/x.py"), "{e}");
@@ -158,7 +62,7 @@ const TREE_PATCH: &str = r#"--- a/vllm/m.py
 /// Both tools: `patch`, and `git apply` where `patch` is missing (a program that does not exist).
 #[tokio::test]
 async fn applies_with_patch_or_git_apply_all_or_nothing() {
-    let parsed = parse(TREE_PATCH).unwrap();
+    let parsed = decide(TREE_PATCH).unwrap();
     for program in ["patch", "/nonexistent/patch"] {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("vllm")).unwrap();
@@ -189,5 +93,91 @@ async fn applies_with_patch_or_git_apply_all_or_nothing() {
             "one\nzwei\nthree\n",
             "untouched"
         );
+    }
+}
+
+/// The conformance cases through this backend's own use of the decision: `read_patch` refuses
+/// what the decision refuses (no source build), and what applies lands, with the decision's
+/// `-p` level, in a venv's site-packages (`vllm/`) and a copy of the scripts (`benchmarks/`),
+/// with `patch` and with `git apply`.
+#[tokio::test]
+async fn conformance_cases_through_the_local_backend() {
+    for case in CASES {
+        let name = case.name;
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = LocalConfig {
+            cache_dir: Some(tmp.path().join("cache")),
+            ..LocalConfig::default()
+        };
+        let build = BuildSpec {
+            variant: Variant::Agent,
+            commit: "0".repeat(40),
+            artifacts: Vec::new(),
+            patch: Some(case.write_patch(tmp.path()).unwrap()),
+            identity: "vllm-conformance".into(),
+        };
+        let Some(p) = case.outcome(read_patch(&cfg, &build)).unwrap() else {
+            continue;
+        };
+        let p = p.unwrap();
+        assert_eq!(p.decision.strip.level, case.expect.strip, "{name}");
+        for program in ["patch", "/nonexistent/patch"] {
+            let root = tmp.path().join(program.replace('/', "_"));
+            let venv = root.join("venv");
+            let site = venv.join("lib/python3.12/site-packages");
+            let scripts = root.join("scripts");
+            case.lay_out(&site, &scripts).unwrap();
+            let scripts_dir = if program == "patch" {
+                let mut marker = marker();
+                crate::agent::apply_engine(&p, &venv, &mut marker, &cx())
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                for path in case.expect.engine {
+                    let gone = case.after.contains(&(*path, None));
+                    assert_eq!(
+                        marker.patched_files.contains_key(*path),
+                        !gone,
+                        "{name}: {path}"
+                    );
+                }
+                let base = Some(scripts.display().to_string());
+                crate::agent::apply_benchmarks(&cfg, &p, name, base, &cx())
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: {e}"))
+                    .map(std::path::PathBuf::from)
+                    .unwrap()
+            } else {
+                apply_part(program, &p, Target::Engine, &site).await;
+                apply_part(program, &p, Target::Benchmarks, &scripts).await;
+                scripts
+            };
+            case.check_after(&site, &scripts_dir).unwrap();
+        }
+    }
+}
+
+async fn apply_part(program: &str, p: &AgentPatch, target: Target, dir: &std::path::Path) {
+    let text = p.decision.text(&[target]);
+    if text.is_empty() {
+        return;
+    }
+    let file = dir.join("part.patch");
+    std::fs::write(&file, text).unwrap();
+    apply_with(program, &file, dir, &p.decision, &cx())
+        .await
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    std::fs::remove_file(file).unwrap();
+}
+
+fn marker() -> Marker {
+    Marker {
+        identity: String::new(),
+        engine_version: None,
+        digest: None,
+        source: String::new(),
+        patch_sha256: None,
+        patched_files: Default::default(),
+        ignored_files: Vec::new(),
+        scripts_dir: None,
     }
 }

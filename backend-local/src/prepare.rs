@@ -1,90 +1,41 @@
 //! `prepare`: the venv of a build identity — reused when complete, else made, filled from the
 //! first source that has the engine, checked, patched (agent) and marked complete.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
+use runner_core::patch::{self, Decision};
 use runner_core::{Artifact, BackendError, BuildSpec, Failure, PreparedEnv, RunContext};
 use tokio::sync::OnceCell;
 
 use crate::config::{LocalConfig, safe_name};
-use crate::patch::{self, Parsed, Target};
 use crate::venv::{self, Installer, Marker};
 use crate::wheel::{self, Unavailable};
 use crate::{NAME, scripts, source};
 
-/// The agent patch of a build, read and parsed.
+/// The agent patch of a build, read and decided.
 pub(crate) struct AgentPatch {
-    pub path: PathBuf,
-    pub sha256: String,
-    pub parsed: Parsed,
+    pub decision: Decision,
 }
 
 fn err(kind: Failure, message: impl Into<String>) -> BackendError {
     BackendError::new(NAME, kind, message)
 }
 
-/// Read, hash, parse and vet the build's patch (native code → `needs_compile` unless source
-/// builds are allowed).
-fn read_patch(cfg: &LocalConfig, build: &BuildSpec) -> Result<Option<AgentPatch>, BackendError> {
+/// Read and decide the build's patch (`runner_core::patch::load`); refused as the decision
+/// says (native code → `needs_compile` unless source builds are allowed).
+pub(crate) fn read_patch(
+    cfg: &LocalConfig,
+    build: &BuildSpec,
+) -> Result<Option<AgentPatch>, BackendError> {
     let Some(spec) = &build.patch else {
         return Ok(None);
     };
-    let path = PathBuf::from(&spec.path);
-    // Untrusted: a regular file within the patch ceiling (never a FIFO or device).
-    let patch_cap = runner_core::settings::Limits::patch_ceiling();
-    let bytes = runner_core::input::read_capped(&path, patch_cap).map_err(|e| {
-        err(
-            Failure::BadConfig,
-            format!("cannot read the patch {}: {e}", spec.path),
-        )
-    })?;
-    let sha256 = {
-        use sha2::{Digest, Sha256};
-        hex::encode(Sha256::digest(&bytes))
-    };
-    if let Some(planned) = &spec.sha256 {
-        if !planned.eq_ignore_ascii_case(&sha256) {
-            return Err(err(
-                Failure::BadConfig,
-                format!(
-                    "the patch {} changed since planning: sha256 {sha256}, planned {planned}",
-                    spec.path
-                ),
-            ));
-        }
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    let parsed = patch::parse(&text).map_err(|e| {
-        err(
-            Failure::PatchFailed,
-            format!("the patch {} is not usable: {e}", spec.path),
-        )
-    })?;
-    if let Some(f) = parsed.files.iter().find(|f| f.binary) {
-        return Err(err(
-            Failure::PatchFailed,
-            format!(
-                "the patch changes a binary file ({}), which cannot be applied",
-                f.path()
-            ),
-        ));
-    }
-    let native = parsed.paths(Target::Native);
-    if !native.is_empty() && !cfg.allow_source_build {
-        return Err(err(
-            Failure::NeedsCompile,
-            format!(
-                "the patch changes native code ({}); it needs a source build (allow_source_build)",
-                native.join(", ")
-            ),
-        ));
-    }
-    Ok(Some(AgentPatch {
-        path,
-        sha256,
-        parsed,
-    }))
+    let decision = patch::load(spec).map_err(|e| e.backend_error(NAME))?;
+    decision
+        .check(cfg.allow_source_build)
+        .map_err(|e| e.backend_error(NAME))?;
+    Ok(Some(AgentPatch { decision }))
 }
 
 /// Prepare the environment of `build`.
@@ -100,7 +51,7 @@ pub async fn prepare(
     if let (Some(p), Some(spec)) = (&patch, &build.patch) {
         if spec.sha256.is_none() {
             // The whole hash: two patches never share a venv.
-            identity.push_str(&format!("-{}", p.sha256));
+            identity.push_str(&format!("-{}", p.decision.sha256));
         }
     }
     let dir = cfg.venv_dir(&identity);
@@ -113,7 +64,9 @@ pub async fn prepare(
     let _lock = lock(&venvs.join(format!(".{}.lock", safe_name(&identity))), cx).await?;
 
     if let Some(m) = venv::read_marker(&dir) {
-        if m.identity == identity && m.patch_sha256 == patch.as_ref().map(|p| p.sha256.clone()) {
+        if m.identity == identity
+            && m.patch_sha256 == patch.as_ref().map(|p| p.decision.sha256.clone())
+        {
             let scripts_dir = match m.scripts_dir.clone().filter(|d| Path::new(d).is_dir()) {
                 Some(d) => Some(d),
                 None => scripts_for(cfg, &build.commit, cx).await,
@@ -180,7 +133,7 @@ async fn make(
     cx.progress
         .event("prepare", &format!("creating {}", dir.display()));
     venv::create(cfg, installer, dir, cx).await?;
-    let native = patch.is_some_and(|p| !p.parsed.paths(Target::Native).is_empty());
+    let native = patch.is_some_and(|p| p.decision.needs_compile);
     let (source, digest) = if native {
         // Only reachable with allow_source_build (read_patch refused it otherwise).
         source::install_patched(cfg, installer, build, patch, dir, cx).await?
@@ -198,7 +151,7 @@ async fn make(
         engine_version: Some(version),
         digest,
         source,
-        patch_sha256: patch.map(|p| p.sha256.clone()),
+        patch_sha256: patch.map(|p| p.decision.sha256.clone()),
         patched_files: Default::default(),
         ignored_files: Vec::new(),
         scripts_dir: None,
@@ -209,7 +162,7 @@ async fn make(
             crate::agent::apply_engine(p, dir, &mut marker, cx).await?;
         }
         scripts_dir = crate::agent::apply_benchmarks(cfg, p, identity, scripts_dir, cx).await?;
-        marker.ignored_files = p.parsed.paths(Target::Ignored);
+        marker.ignored_files = p.decision.left_out();
         if !marker.ignored_files.is_empty() {
             cx.progress.event(
                 "prepare",

@@ -22,8 +22,8 @@ pub fn git_requirement(repo: &str, commit: &str) -> String {
     format!("vllm @ git+{url}@{commit}")
 }
 
-/// Check out the build's commit from its `Source` artifact into `<venv>/src`, apply the whole
-/// patch (every hunk, native ones included), and build and install it.
+/// Check out the build's commit from its `Source` artifact into `<venv>/src`, apply the patch
+/// (every applied section, native ones included), and build and install it.
 pub(crate) async fn install_patched(
     cfg: &LocalConfig,
     installer: &Installer,
@@ -70,7 +70,17 @@ pub(crate) async fn install_patched(
         .arg(&build.commit);
     git(checkout, "git checkout", cx).await?;
     if let Some(p) = patch {
-        patch::apply(&p.path, &src, &p.parsed, cx).await?;
+        // Every section that is applied somewhere (native ones included); left-out files
+        // (tests, docs) are not, as on every other build.
+        let file = dir.join(crate::agent::PATCH_FILE);
+        std::fs::write(&file, p.decision.applied_text()).map_err(|e| {
+            BackendError::new(
+                NAME,
+                Failure::EnvironmentBroken,
+                format!("{}: {e}", file.display()),
+            )
+        })?;
+        patch::apply(&file, &src, &p.decision, cx).await?;
     }
     cx.progress.event(
         "prepare",

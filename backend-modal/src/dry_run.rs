@@ -2,7 +2,6 @@
 //! patch layer.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use runner_core::plan::StepPlan;
@@ -65,62 +64,27 @@ pub(crate) fn tag(s: &str) -> String {
 }
 
 impl ModalBackend {
-    /// The agent patch layer of a build (`Ok(None)` without a patch, or when none of it runs).
+    /// The agent patch layer of a build (`Ok(None)` without a patch).
     pub(crate) fn patch_layer(
         &self,
         build: &BuildSpec,
         cx_progress: Option<&RunContext>,
     ) -> Result<Option<Vec<ImageOp>>, BackendError> {
-        let Some(p) = &build.patch else {
+        let Some(spec) = &build.patch else {
             return Ok(None);
         };
-        // Untrusted: a regular file within the patch ceiling (never a FIFO or device).
-        let patch_cap = runner_core::settings::Limits::patch_ceiling();
-        let bytes =
-            runner_core::input::read_capped(Path::new(&p.path), patch_cap).map_err(|e| {
-                err(
-                    Failure::PatchFailed,
-                    format!("the agent patch {}: {e}", p.path),
-                )
-            })?;
-        if let Some(want) = &p.sha256 {
-            let got = patch::sha256_hex(&bytes);
-            if !got.eq_ignore_ascii_case(want) {
-                return Err(err(
-                    Failure::PatchFailed,
-                    format!(
-                        "the agent patch {} changed since planning (sha256 {got}, planned {want})",
-                        p.path
-                    ),
-                ));
-            }
-        }
-        let files = patch::patch_files(&String::from_utf8_lossy(&bytes));
-        if !files.native.is_empty() {
-            return Err(err(
-                Failure::NeedsCompile,
-                format!(
-                    "the agent patch changes native code ({}); Modal runs prebuilt wheels and images",
-                    files.native.join(", ")
-                ),
-            ));
-        }
-        if !files.other.is_empty() {
+        let layer = patch::patch_layer(self.config(), spec, &patch::parts_dir(self.config()))?;
+        if !layer.left_out.is_empty() {
             let msg = format!(
-                "the agent patch's changes to {} are not part of what runs; not applied",
-                files.other.join(", ")
+                "the agent patch's changes to {} are not part of what runs here; not applied",
+                layer.left_out.join(", ")
             );
             tracing::warn!("{msg}");
             if let Some(cx) = cx_progress {
                 cx.progress.event("prepare", &msg);
             }
         }
-        let path = std::fs::canonicalize(&p.path).unwrap_or_else(|_| PathBuf::from(&p.path));
-        Ok(patch::patch_ops(
-            self.config(),
-            &path.display().to_string(),
-            &files,
-        ))
+        Ok(Some(layer.ops))
     }
 
     pub(crate) fn candidates(&self, build: &BuildSpec) -> Result<Vec<Candidate>, BackendError> {

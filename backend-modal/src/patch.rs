@@ -1,147 +1,141 @@
-//! The agent patch: which files it touches and where they go (package files into
-//! site-packages, benchmark scripts into the scripts dir; native code needs a source build),
-//! and the image layer that applies it with `git apply`.
+//! The Modal primitive of the agent patch: an image layer that copies in the parts the
+//! [`Decision`] (`runner_core::patch`) sends to the installed `vllm` package and to the
+//! benchmark scripts, and applies each with `git apply` and the decision's `-p` level.
+//!
+//! Modal runs prebuilt wheels and images: a patch that needs a source build is refused. The
+//! parts are written under the cache folder, named by their sha256, so the same part is the
+//! same layer (Modal's image cache keeps working).
 
-use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
+use runner_core::build::PatchSpec;
+use runner_core::patch::{self, Decision, Target};
+use runner_core::{BackendError, Failure};
 use sha2::{Digest, Sha256};
 
+use crate::NAME;
 use crate::config::ModalConfig;
 use crate::protocol::ImageOp;
 use crate::recipe::{PATCH_PATH, quote, scripts_dir};
-
-/// The files an agent patch touches, sorted into where they go.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PatchFiles {
-    /// Python package files (`vllm/…`): applied in site-packages.
-    pub package: Vec<String>,
-    /// Benchmark scripts (`benchmarks/…`): applied to the scripts dir.
-    pub scripts: Vec<String>,
-    /// Native sources (CUDA/C++/CMake): need a source build.
-    pub native: Vec<String>,
-    /// Anything else (tests, docs): not part of what runs.
-    pub other: Vec<String>,
-}
-
-/// The files of a unified diff, sorted.
-pub fn patch_files(diff: &str) -> PatchFiles {
-    let mut paths = BTreeSet::new();
-    for line in diff.lines() {
-        let p = if let Some(rest) = line.strip_prefix("diff --git ") {
-            rest.rsplit_once(" b/").map(|(_, b)| b)
-        } else if let Some(rest) = line.strip_prefix("+++ ") {
-            rest.strip_prefix("b/")
-        } else if let Some(rest) = line.strip_prefix("--- ") {
-            rest.strip_prefix("a/")
-        } else {
-            None
-        };
-        if let Some(p) = p {
-            let p = p.split('\t').next().unwrap_or(p).trim();
-            if !p.is_empty() && p != "/dev/null" {
-                paths.insert(p.to_string());
-            }
-        }
-    }
-    let mut out = PatchFiles::default();
-    for p in paths {
-        let ext = p.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-        let name = p.rsplit('/').next().unwrap_or(&p);
-        if p.starts_with("csrc/")
-            || ["cu", "cuh", "cpp", "cc", "c", "h", "hpp", "cxx", "cmake"].contains(&ext)
-            || name == "CMakeLists.txt"
-        {
-            out.native.push(p);
-        } else if p.starts_with("vllm/") {
-            out.package.push(p);
-        } else if p.starts_with("benchmarks/") {
-            out.scripts.push(p);
-        } else {
-            out.other.push(p);
-        }
-    }
-    out
-}
 
 /// sha256 (hex) of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The patch layer: copy the patch in, then `git apply` its package part in site-packages and
-/// its scripts part in the scripts dir. `None` when nothing of it runs.
-pub fn patch_ops(cfg: &ModalConfig, patch_path: &str, files: &PatchFiles) -> Option<Vec<ImageOp>> {
-    let scripts = scripts_dir(cfg);
-    let commands = patch_commands(cfg, files, PATCH_PATH, scripts.as_deref());
-    if commands.is_empty() {
-        return None;
-    }
-    Some(vec![
-        ImageOp::AptInstall {
-            packages: vec!["git".into()],
-        },
-        ImageOp::AddLocalFile {
-            local_path: patch_path.to_string(),
-            remote_path: PATCH_PATH.into(),
-            copy: true,
-        },
-        ImageOp::RunCommands { commands },
-    ])
+/// The agent patch layer of a build.
+#[derive(Debug, Clone)]
+pub struct PatchLayer {
+    /// The decision it applies.
+    pub decision: Decision,
+    /// The image operations.
+    pub ops: Vec<ImageOp>,
+    /// What is not applied, for the log and the progress.
+    pub left_out: Vec<String>,
 }
 
-/// The commands that apply the patch at `patch` (in the image): its package part in the
-/// site-packages holding `vllm`, its scripts part in `scripts_dir`.
-pub fn patch_commands(
+/// Where the parts of agent patches are written: next to the shim, under the cache folder.
+pub fn parts_dir(cfg: &ModalConfig) -> PathBuf {
+    cfg.shim_dir().with_file_name("modal-patches")
+}
+
+/// One part of the patch in the image: the local file, its path in the image, and the
+/// folder it is applied in (a shell word: `"$(…)"` or a quoted path).
+struct Part {
+    local: PathBuf,
+    remote: String,
+    dir: String,
+}
+
+/// Read and decide the patch of `spec` (`runner_core::patch::load`), refuse it as the decision
+/// says for a backend without source builds, write its parts under `parts_dir` and give the
+/// layer that applies them.
+pub fn patch_layer(
     cfg: &ModalConfig,
-    files: &PatchFiles,
-    patch: &str,
-    scripts_dir: Option<&str>,
-) -> Vec<String> {
-    let mut commands = Vec::new();
-    if !files.package.is_empty() {
+    spec: &PatchSpec,
+    parts_dir: &Path,
+) -> Result<PatchLayer, BackendError> {
+    let decision = patch::load(spec).map_err(|e| e.backend_error(NAME))?;
+    decision.check(false).map_err(|e| e.backend_error(NAME))?;
+    let mut left_out = decision.left_out();
+    let mut parts = Vec::new();
+    let engine = decision.text(&[Target::Engine]);
+    if !engine.is_empty() {
         let find = quote(
             "import importlib.util as u,os;print(os.path.dirname(os.path.dirname(u.find_spec(\"vllm\").origin)))",
         );
-        commands.push(format!(
-            "cd \"$({} -c {find})\" && git apply --verbose -p1 --include='vllm/*' {}",
-            cfg.container_python,
-            quote(patch)
-        ));
+        parts.push(Part {
+            local: write_part(parts_dir, &engine)?,
+            remote: format!("{PATCH_PATH}.engine"),
+            dir: format!("\"$({} -c {find})\"", cfg.container_python),
+        });
     }
-    if let Some(dir) = scripts_dir.filter(|_| !files.scripts.is_empty()) {
-        commands.push(format!(
-            "cd {} && git apply --verbose -p1 --include='benchmarks/*' {}",
-            quote(dir),
-            quote(patch)
-        ));
+    let benchmarks = decision.text(&[Target::Benchmarks]);
+    match scripts_dir(cfg) {
+        _ if benchmarks.is_empty() => {}
+        Some(dir) => parts.push(Part {
+            local: write_part(parts_dir, &benchmarks)?,
+            remote: format!("{PATCH_PATH}.benchmarks"),
+            dir: quote(&dir),
+        }),
+        None => left_out.extend(
+            decision
+                .without_benchmarks()
+                .map_err(|e| e.backend_error(NAME))?,
+        ),
     }
-    commands
+    let mut ops = vec![ImageOp::AptInstall {
+        packages: vec!["git".into()],
+    }];
+    let mut commands = Vec::new();
+    for p in &parts {
+        ops.push(ImageOp::AddLocalFile {
+            local_path: p.local.display().to_string(),
+            remote_path: p.remote.clone(),
+            copy: true,
+        });
+        commands.push(apply_command(&p.dir, &decision.strip.arg(), &p.remote));
+    }
+    ops.push(ImageOp::RunCommands { commands });
+    Ok(PatchLayer {
+        decision,
+        ops,
+        left_out,
+    })
+}
+
+/// `cd DIR && git apply` of `file`, all or nothing.
+pub fn apply_command(dir: &str, strip: &str, file: &str) -> String {
+    format!("cd {dir} && git apply --verbose {strip} {}", quote(file))
+}
+
+/// Write a part of the patch under `dir`, named by its sha256 (written once, atomically).
+fn write_part(dir: &Path, text: &str) -> Result<PathBuf, BackendError> {
+    let path = dir.join(format!("{}.patch", sha256_hex(text.as_bytes())));
+    if std::fs::read(&path).is_ok_and(|b| b == text.as_bytes()) {
+        return Ok(path);
+    }
+    let broken = |e: std::io::Error| {
+        BackendError::new(
+            NAME,
+            Failure::EnvironmentBroken,
+            format!(
+                "cannot write a part of the agent patch to {}: {e}",
+                dir.display()
+            ),
+        )
+    };
+    std::fs::create_dir_all(dir).map_err(broken)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        sha256_hex(text.as_bytes()),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, text).map_err(broken)?;
+    std::fs::rename(&tmp, &path).map_err(broken)?;
+    Ok(path)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn patch_files_are_sorted_by_where_they_go() {
-        let diff = "diff --git a/vllm/x.py b/vllm/x.py\n--- a/vllm/x.py\n+++ b/vllm/x.py\n@@\n\
-                    diff --git a/csrc/k.cu b/csrc/k.cu\n--- a/csrc/k.cu\n+++ b/csrc/k.cu\n\
-                    diff --git a/benchmarks/b.py b/benchmarks/b.py\n--- /dev/null\n+++ b/benchmarks/b.py\n\
-                    --- a/tests/t.py\n+++ b/tests/t.py\n";
-        let f = patch_files(diff);
-        assert_eq!(f.package, vec!["vllm/x.py"]);
-        assert_eq!(f.native, vec!["csrc/k.cu"]);
-        assert_eq!(f.scripts, vec!["benchmarks/b.py"]);
-        assert_eq!(f.other, vec!["tests/t.py"]);
-        let ops = patch_ops(&ModalConfig::default(), "/p.patch", &f).unwrap();
-        assert!(matches!(&ops[2], ImageOp::RunCommands { commands } if commands.len() == 2));
-        assert!(
-            patch_ops(
-                &ModalConfig::default(),
-                "/p",
-                &patch_files("--- a/docs/x\n")
-            )
-            .is_none()
-        );
-    }
-}
+#[path = "patch_tests.rs"]
+mod tests;

@@ -148,7 +148,7 @@ async fn an_agent_patch_is_a_git_apply_layer_and_images_can_come_from_a_registry
     let patch = dir.path().join("agent.patch");
     std::fs::write(
         &patch,
-        "diff --git a/vllm/x.py b/vllm/x.py\n--- a/vllm/x.py\n+++ b/vllm/x.py\n",
+        "diff --git a/vllm/x.py b/vllm/x.py\n--- a/vllm/x.py\n+++ b/vllm/x.py\n@@ -1 +1 @@\n-a\n+b\n",
     )
     .unwrap();
     let p = plan(&latency(2), "H100:2");
@@ -165,8 +165,8 @@ async fn an_agent_patch_is_a_git_apply_layer_and_images_can_come_from_a_registry
         "{cmds:?}"
     );
     assert!(
-        cmds.iter().any(|c| c
-            .contains("git apply --verbose -p1 --include='vllm/*' /opt/perf-runner/agent.patch")),
+        cmds.iter()
+            .any(|c| c.contains("git apply --verbose -p1 /opt/perf-runner/agent.patch.engine")),
         "{cmds:?}"
     );
     assert!(

@@ -327,14 +327,33 @@ async fn agent_patches_are_checked_and_layered() {
     );
     let sent = requests(dir.path());
     assert!(
-        sent[0]["patch"].to_string().contains("git apply"),
+        sent[0]["patch"]
+            .to_string()
+            .contains("git apply --verbose -p1"),
         "{}",
         sent[0]["patch"]
     );
 
+    // A -p0 patch is a layer too, applied with -p0: never dropped.
     std::fs::write(
         &patch,
-        format!("{py}diff --git a/csrc/k.cu b/csrc/k.cu\n--- a/csrc/k.cu\n+++ b/csrc/k.cu\n"),
+        "--- vllm/x.py\t2024-05-01\n+++ vllm/x.py\t2024-05-02\n@@ -1 +1 @@\n-a\n+b\n",
+    )
+    .unwrap();
+    assert_eq!(
+        b.prepare(&agent, &cx).await.unwrap_err().kind,
+        Failure::PatchFailed
+    );
+    let sent = requests(dir.path());
+    let layer = sent.last().unwrap()["patch"].to_string();
+    assert!(layer.contains("git apply --verbose -p0"), "{layer}");
+    assert!(layer.contains("add_local_file"), "{layer}");
+
+    std::fs::write(
+        &patch,
+        format!(
+            "{py}diff --git a/csrc/k.cu b/csrc/k.cu\n--- a/csrc/k.cu\n+++ b/csrc/k.cu\n@@ -1 +1 @@\n-a\n+b\n"
+        ),
     )
     .unwrap();
     assert_eq!(
@@ -347,7 +366,7 @@ async fn agent_patches_are_checked_and_layered() {
     });
     assert_eq!(
         b.prepare(&agent, &cx).await.unwrap_err().kind,
-        Failure::PatchFailed,
+        Failure::BadConfig,
         "changed since planning"
     );
 }

@@ -133,7 +133,7 @@ pub fn run(
 pub fn patch_spec(path: &Path, limits: &Limits) -> Result<PatchSpec> {
     let bytes = runner_core::input::read_capped(path, limits.patch())
         .with_context(|| format!("cannot read the agent patch '{}'", path.display()))?;
-    runner_core::patch_safety::check(&String::from_utf8_lossy(&bytes))
+    runner_core::patch::check_safety(&String::from_utf8_lossy(&bytes))
         .with_context(|| format!("agent patch '{}'", path.display()))?;
     Ok(PatchSpec {
         path: path.display().to_string(),

@@ -14,7 +14,7 @@ pub mod input;
 pub mod lease;
 pub mod metrics;
 pub mod parse;
-pub mod patch_safety;
+pub mod patch;
 pub mod plan;
 pub mod primary;
 pub mod record;

@@ -158,7 +158,8 @@ pub fn plan(dir: &Path, cmd: &str) -> TaskPlan {
     std::fs::write(&patch_path, AGENT_PATCH).unwrap();
     let patch = PatchSpec {
         path: patch_path.display().to_string(),
-        sha256: Some("0123456789abcdef".into()),
+        // As planning records it: backends refuse a patch that changed since.
+        sha256: Some(runner_core::patch::decide(AGENT_PATCH).unwrap().sha256),
     };
     let variants = [Variant::Baseline, Variant::Human, Variant::Agent];
     let mut p = plan_task(&task, &variants, &Settings::embedded(), Some(patch)).unwrap();

@@ -109,6 +109,7 @@ pub fn fake(dir: &Path, scenario: &str, tweak: impl FnOnce(&mut ModalConfig)) ->
     .unwrap();
     let mut cfg = ModalConfig {
         shim_override: Some(wrapper),
+        cache_dir: Some(dir.join("cache")),
         cancel_grace_ms: 5_000,
         kill_grace_ms: 1_000,
         ..ModalConfig::default()

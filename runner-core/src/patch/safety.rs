@@ -2,8 +2,8 @@
 //! stay inside the tree it patches, and it may not create symbolic links (a link is how a later
 //! step would read or write outside that tree).
 //!
-//! This is a gate, not the patch analysis: which files are engine code, benchmarks or native
-//! code is decided where the patch is applied.
+//! This is the first gate of the analysis ([`super::decide`] runs it before anything else); the
+//! paths it reads back from quoted headers are checked again with [`check_path`].
 
 /// Why a patch is refused: the line and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,7 +17,7 @@ pub struct UnsafePatch {
     pub fix: &'static str,
 }
 
-const FIX_PATH: &str = "make every path in the patch relative to the repository root, without \
+pub(super) const FIX_PATH: &str = "make every path in the patch relative to the repository root, without \
                         '..' components (as `git diff` writes them)";
 const FIX_LINK: &str = "leave symbolic links out of the patch";
 
@@ -64,7 +64,7 @@ pub fn check(text: &str) -> Result<(), UnsafePatch> {
 }
 
 /// A path of a diff header: `/dev/null`, or relative without `..`, optionally after `a/`/`b/`.
-fn check_path(path: &str, strip_prefix: bool) -> Result<(), &'static str> {
+pub(super) fn check_path(path: &str, strip_prefix: bool) -> Result<(), &'static str> {
     if path == "/dev/null" {
         return Ok(());
     }

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use runner_core::backend::{GpuLease, HealthCheck, JobEnvs};
-use runner_core::plan::{self, GpuRequest, StepPlan};
+use runner_core::plan::{GpuRequest, StepPlan};
+use runner_core::stepkit::{AttemptFiles, ScriptCheck, SourceTree, Values};
 use runner_core::{
     Backend, BackendError, BuildSpec, Capabilities, Failure, Health, PreparedEnv, RunContext,
     StepOutput, Variant,
@@ -212,22 +213,26 @@ impl Backend for DummyBackend {
                 ));
             }
         }
-        let results = cx.artifact_dir.join("results");
+        let files = AttemptFiles::of(cx);
+        let results = files.results_dir();
         std::fs::create_dir_all(&results).map_err(|e| io_err("cannot create", &results, e))?;
-        // What the client would have run: the plan's argv with every placeholder filled.
-        let filled: Vec<String> = step
-            .client
-            .argv
-            .iter()
-            .map(|a| {
-                a.replace(plan::PYTHON, "python3")
-                    .replace(plan::HOST, "127.0.0.1")
-                    .replace(plan::PORT, "8000")
-                    .replace(plan::RESULT_DIR, &results.display().to_string())
-                    .replace(plan::VLLM_SOURCE, &envs.client.handle)
-                    .replace(plan::DATA_DIR, &cx.data_dir.display().to_string())
-            })
-            .collect();
+        // What the client would have run: the plan's argv filled by the step kit, as every
+        // backend fills it (a server's port only when the step has a server).
+        let values = Values {
+            python: Some("python3".into()),
+            host: Some("127.0.0.1".into()),
+            port: step.server.as_ref().map(|_| 8000),
+            result_dir: Some(results.display().to_string()),
+            vllm_source: Some(SourceTree {
+                path: envs.client.handle.clone(),
+                check: ScriptCheck::InImage,
+            }),
+            data_dir: Some(cx.data_dir.display().to_string()),
+        };
+        let filled = values
+            .fill(&step.client.argv)
+            .map_err(|e| e.into_backend(NAME))?
+            .argv;
         write(
             &cx.artifact_dir.join("client.argv.json"),
             &serde_json::to_string_pretty(&filled).unwrap_or_default(),
@@ -237,8 +242,8 @@ impl Backend for DummyBackend {
             _ = tokio::time::sleep(step_time) => {}
             _ = cx.cancel.cancelled() => return Err(err(Failure::Cancelled, "cancelled while running")),
         }
-        let stdout = cx.artifact_dir.join("client.stdout");
-        let stderr = cx.artifact_dir.join("client.stderr");
+        let stdout = files.client_stdout();
+        let stderr = files.client_stderr();
         let mut out = StepOutput {
             client_stdout: stdout.clone(),
             client_stderr: stderr.clone(),

@@ -188,14 +188,15 @@ impl<'a> TaskRun<'a> {
         };
         let started = Instant::now();
         let mut attempt = 1;
+        // Every try is kept: `prepare-<variant>/attempts.json` (the store records jobs, and a
+        // build belongs to a variant, not to one job).
+        let mut tries: Vec<serde_json::Value> = Vec::new();
+        let dir = self.dir.join(format!("prepare-{v}"));
+        let span = tracing::info_span!("prepare", variant = %v, build = %build.identity);
         loop {
-            let mut cx = self.engine.context(
-                self.run,
-                self.plan,
-                &self.lease,
-                cancel,
-                self.dir.join(format!("prepare-{v}")),
-            );
+            let mut cx = self
+                .engine
+                .context(self.run, self.plan, &self.lease, cancel, dir.clone());
             // The prepare phase has its own deadline (download, install, image pull).
             cx.deadline = Some(
                 Instant::now() + std::time::Duration::from_secs(self.plan.step.timeouts.prepare_s),
@@ -203,10 +204,25 @@ impl<'a> TaskRun<'a> {
             self.engine
                 .progress
                 .event("prepare", &format!("{v}: {}", build.identity));
+            let at = now();
             let r = tokio::select! {
-                r = self.engine.backend.prepare(&build, &cx) => r,
+                r = tracing::Instrument::instrument(self.engine.backend.prepare(&build, &cx), span.clone()) => r,
                 _ = cancel.cancelled() => Err(BackendError::new(self.engine.backend.name(), Failure::Cancelled, "cancelled while preparing")),
             };
+            tries.push(serde_json::json!({
+                "attempt": attempt,
+                "started_at": at,
+                "finished_at": now(),
+                "ok": r.is_ok(),
+                "failure": r.as_ref().err().map(|e| e.kind.code()),
+                "detail": r.as_ref().err().map(|e| e.message.clone()),
+            }));
+            let _ = std::fs::create_dir_all(&dir).and_then(|_| {
+                std::fs::write(
+                    dir.join("attempts.json"),
+                    serde_json::to_vec_pretty(&tries).unwrap_or_default(),
+                )
+            });
             match r {
                 Ok(env) => return Ok(env),
                 Err(e) if e.is_transient() => {
@@ -218,9 +234,19 @@ impl<'a> TaskRun<'a> {
                     ) {
                         Some(d) => {
                             tracing::warn!(variant = %v, error = %e, "transient failure preparing; retrying in {d:?}");
-                            tokio::time::sleep(d).await;
+                            if !super::retry::wait(d, cancel).await {
+                                return Err((
+                                    Failure::Cancelled,
+                                    "cancelled while waiting to retry the preparation".into(),
+                                ));
+                            }
                         }
-                        None => return Err((e.kind, e.message)),
+                        None => {
+                            return Err((
+                                e.kind,
+                                format!("{} (after {} attempt(s))", e.message, tries.len()),
+                            ));
+                        }
                     }
                 }
                 Err(e) => return Err((e.kind, e.message)),
@@ -279,12 +305,15 @@ impl<'a> TaskRun<'a> {
                 .event("benchmark", &format!("{job} attempt {attempt}"));
             let started = (now(), Instant::now());
             let since = std::time::SystemTime::now();
-            let out = match self
-                .engine
-                .backend
-                .execute(&envs, &self.plan.step, &cx)
-                .await
-            {
+            let span = tracing::info_span!(
+                "attempt",
+                commit = %job.commit,
+                variant = %job.variant,
+                repeat = job.repeat,
+                attempt
+            );
+            let run = self.engine.backend.execute(&envs, &self.plan.step, &cx);
+            let out = match tracing::Instrument::instrument(run, span).await {
                 Ok(output) => self.parse(output, since),
                 Err(e) => backend_failure(e, &dir, self.engine.limits.result()),
             };
@@ -326,12 +355,11 @@ impl<'a> TaskRun<'a> {
                 return Ok(status);
             };
             tracing::warn!(job = %job, "transient failure; retrying in {delay:?}");
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = cancel.cancelled() => {
-                    self.engine.store.set_job_status(self.run, job, JobStatus::Cancelled)?;
-                    return Ok(JobStatus::Cancelled);
-                }
+            if !super::retry::wait(delay, cancel).await {
+                self.engine
+                    .store
+                    .set_job_status(self.run, job, JobStatus::Cancelled)?;
+                return Ok(JobStatus::Cancelled);
             }
             next = attempt + 1;
         }

@@ -181,7 +181,10 @@ impl Engine {
             .filter_map(|p| by_task.get(p.commit.as_str()).map(|j| (p, j.clone())))
             .collect();
         let results: Vec<Result<EngineSummary, EngineError>> = futures::stream::iter(work)
-            .map(|(plan, jobs)| self.run_task(run, plan, jobs, cancel))
+            .map(|(plan, jobs)| {
+                let span = tracing::info_span!("task", commit = %plan.commit);
+                tracing::Instrument::instrument(self.run_task(run, plan, jobs, cancel), span)
+            })
             .buffer_unordered(self.opts.concurrency.max(1))
             .collect()
             .await;

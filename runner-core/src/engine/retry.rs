@@ -45,9 +45,33 @@ impl RetryPolicy {
     }
 }
 
+/// Wait `delay` before a retry, or until `cancel` fires; `false` when cancelled. Every retry
+/// loop of the engine (prepare and jobs) waits through this, so Ctrl-C, SIGTERM and SIGHUP end a
+/// backoff at once.
+pub async fn wait(delay: Duration, cancel: &tokio_util::sync::CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = cancel.cancelled() => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_backoff_ends_at_once_on_cancel() {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        assert!(wait(Duration::from_millis(1), &cancel).await);
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            c.cancel();
+        });
+        let t = std::time::Instant::now();
+        assert!(!wait(Duration::from_secs(60), &cancel).await);
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
 
     #[test]
     fn bounded_by_attempts_and_wall_time() {
@@ -72,6 +96,7 @@ mod tests {
             "wall time"
         );
         let lo = p.delay_before(2, z, 0.0).unwrap();
+        assert!(lo > Duration::ZERO);
         let hi = p.delay_before(2, z, 0.999).unwrap();
         assert!(lo < hi && lo >= Duration::from_millis(500) && hi < Duration::from_millis(1500));
     }

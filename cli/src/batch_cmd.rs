@@ -11,7 +11,7 @@ use runner_core::engine::{Engine, EngineOptions, RetryPolicy, interleaved_jobs};
 use runner_core::exit;
 use runner_core::failure::Failure;
 use runner_core::plan::{TaskPlan, plan_task};
-use runner_core::record::RunId;
+use runner_core::record::{RunId, RunStatus, TaskStatus};
 use runner_core::settings::{Limits, Settings};
 use runner_core::stats::median;
 use runner_core::store::{LockError, RunLock, Store, TaskRow};
@@ -121,20 +121,24 @@ async fn plan_all(
     let report = triage_cmd::triage(tasks, &triage_cmd::options(settings, false, None)).await;
     let mut plans = Vec::new();
     for t in tasks {
-        let row = |status: &str, detail: String, fp: Option<String>| TaskRow {
+        let row = |status: TaskStatus, detail: String, fp: Option<String>| TaskRow {
             commit: t.commit.clone(),
             line: t.source_line,
             subject: t.subject.clone(),
-            status: status.into(),
+            status,
             detail,
             step_fingerprint: fp,
+            plan: None,
         };
         if !spec.force
             && skip
                 .iter()
                 .any(|s| t.commit.starts_with(s.as_str()) || s.starts_with(&t.commit))
         {
-            store.put_task(run, &row("skipped", "listed in the skip list".into(), None))?;
+            store.put_task(
+                run,
+                &row(TaskStatus::Skipped, "listed in the skip list".into(), None),
+            )?;
             errln!("skip {}: listed in the skip list", t.short());
             continue;
         }
@@ -144,7 +148,10 @@ async fn plan_all(
                 t.short(),
                 esc(&why)
             );
-            store.put_task(run, &row("skipped", format!("triage: {why}"), None))?;
+            store.put_task(
+                run,
+                &row(TaskStatus::Skipped, format!("triage: {why}"), None),
+            )?;
             continue;
         }
         let patch_path = spec.patch.clone().or_else(|| t.patch.clone());
@@ -161,7 +168,10 @@ async fn plan_all(
                         // One task's unusable patch fails that task, not the batch.
                         let code = Failure::PatchFailed;
                         errln!("skip {}: {} [{code}]", t.short(), esc(&format!("{e:#}")));
-                        store.put_task(run, &row("failed", format!("{code}: {e:#}"), None))?;
+                        store.put_task(
+                            run,
+                            &row(TaskStatus::Failed, format!("{code}: {e:#}"), None),
+                        )?;
                         continue;
                     }
                 }
@@ -170,14 +180,15 @@ async fn plan_all(
         };
         match plan_task(t, &variants, settings, patch) {
             Ok(p) => {
-                store.put_task(
-                    run,
-                    &row(
-                        "planned",
-                        serde_json::to_string(&p)?,
+                let planned = TaskRow {
+                    plan: Some(serde_json::to_string(&p)?),
+                    ..row(
+                        TaskStatus::Planned,
+                        String::new(),
                         Some(p.step_fingerprint.clone()),
-                    ),
-                )?;
+                    )
+                };
+                store.put_task(run, &planned)?;
                 store.add_jobs(
                     run,
                     &interleaved_jobs(&p.commit, &variants, spec.repeats, spec.aa),
@@ -194,7 +205,10 @@ async fn plan_all(
                     esc(&e.to_string()),
                     e.failure()
                 );
-                store.put_task(run, &row("failed", format!("{}: {e}", e.failure()), None))?;
+                store.put_task(
+                    run,
+                    &row(TaskStatus::Failed, format!("{}: {e}", e.failure()), None),
+                )?;
             }
         }
     }
@@ -231,8 +245,9 @@ pub async fn run(
             let (_, tasks) = load_tasks(&spec, settings)?;
             let stored = store.tasks(&run)?;
             let mut plans = Vec::new();
-            for row in stored.iter().filter(|r| r.status == "planned") {
-                let plan: TaskPlan = serde_json::from_str(&row.detail).context("stored plan")?;
+            for row in stored.iter().filter(|r| r.status == TaskStatus::Planned) {
+                let json = row.plan_json().unwrap_or_default();
+                let plan: TaskPlan = serde_json::from_str(json).context("stored plan")?;
                 let Some(task) = tasks.iter().find(|t| t.commit == row.commit) else {
                     bail!(
                         "--resume {run}: commit {} is no longer in the dataset",
@@ -251,7 +266,7 @@ pub async fn run(
                 plans.push(plan);
             }
             errln!("resuming {run}: {} planned task(s)", plans.len());
-            store.set_run_status(&run, "running")?;
+            store.set_run_status(&run, RunStatus::Running)?;
             (run, plans, backend)
         }
         None => {
@@ -315,9 +330,9 @@ pub async fn run(
     let summary = engine.run(&run, &plans, &cancel).await?;
     progress.finish();
     let status = if summary.cancelled {
-        "interrupted"
+        RunStatus::Interrupted
     } else {
-        "finished"
+        RunStatus::Finished
     };
     store.set_run_status(&run, status)?;
     print_summary(&store, &run, &plans)?;
@@ -343,7 +358,7 @@ pub async fn run(
     let unplanned = store
         .tasks(&run)?
         .iter()
-        .filter(|t| t.status != "planned")
+        .filter(|t| t.status != TaskStatus::Planned)
         .count();
     if unplanned > 0 {
         outln!("{unplanned} task(s) skipped or not plannable (see above)");

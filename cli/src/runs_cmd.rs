@@ -33,9 +33,9 @@ pub fn run(store_path: &Path, format: Format) -> Result<i32> {
                 t.add_row([
                     text::cell(&r.id.0).into_owned(),
                     text::cell(&created).into_owned(),
-                    text::cell(&r.status).into_owned(),
+                    r.status.as_str().to_string(),
                     text::cell(&r.backend).into_owned(),
-                    format!("{}/{}/{}", r.jobs.1, r.jobs.2, r.jobs.0),
+                    format!("{}/{}/{}", r.jobs.succeeded, r.jobs.failed, r.jobs.total),
                     text::cell(&r.origin).into_owned(),
                 ]);
             }

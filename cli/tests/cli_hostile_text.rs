@@ -11,7 +11,7 @@ use runner_core::engine::interleaved_jobs;
 use runner_core::failure::Failure;
 use runner_core::metrics::Metrics;
 use runner_core::plan::plan_task;
-use runner_core::record::{AttemptRecord, JobStatus, RunId};
+use runner_core::record::{AttemptRecord, JobStatus, RunId, TaskStatus};
 use runner_core::settings::Settings;
 use runner_core::store::{Store, TaskRow};
 use runner_core::task::Variant;
@@ -233,9 +233,10 @@ fn hostile_store(path: &Path) -> RunId {
                 commit: COMMIT.into(),
                 line: 1,
                 subject: Some(evil("subject | with a pipe")),
-                status: "planned".into(),
+                status: TaskStatus::Planned,
                 detail: serde_json::to_string(&plan).unwrap(),
                 step_fingerprint: Some(plan.step_fingerprint.clone()),
+                plan: None,
             },
         )
         .unwrap();
@@ -246,9 +247,10 @@ fn hostile_store(path: &Path) -> RunId {
                 commit: "0badc0de0badc0de0badc0de0badc0de0badc0de".into(),
                 line: 2,
                 subject: Some(evil("skipped")),
-                status: evil("skipped"),
+                status: TaskStatus::Skipped,
                 detail: evil("triage: reason\nsecond line"),
                 step_fingerprint: None,
+                plan: None,
             },
         )
         .unwrap();

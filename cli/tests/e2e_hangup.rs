@@ -23,7 +23,11 @@ use runner_core::record::{JobStatus, RunId};
 /// resume finishes every job.
 fn interrupted_then_resumed(w: &World, run: &RunId, backend_leftovers: impl Fn() -> Vec<String>) {
     let runs = w.store().runs().unwrap();
-    assert_eq!(runs[0].status, "interrupted", "{runs:?}");
+    assert_eq!(
+        runs[0].status,
+        runner_core::record::RunStatus::Interrupted,
+        "{runs:?}"
+    );
     assert_eq!(
         w.store().run_lock(run).unwrap(),
         None,

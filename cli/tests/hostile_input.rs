@@ -455,7 +455,7 @@ fn forced_batch(b: &Bait, extra: &[&str]) -> RunId {
     assert_eq!(by_commit(&evil.commit), 0);
     let rows = store.tasks(&runs[0].id).unwrap();
     let row = rows.iter().find(|t| t.commit == evil.commit).unwrap();
-    assert_eq!(row.status, "failed");
+    assert_eq!(row.status, runner_core::record::TaskStatus::Failed);
     assert!(row.detail.starts_with("patch_failed: "), "{}", row.detail);
     assert!(!data.join("link.json").exists() && !data.join("id_rsa").exists());
     b.assert_untouched(&[&art, &data, &root.join("cache")]);

@@ -125,6 +125,84 @@ impl JobStatus {
     }
 }
 
+/// Where a task of a run stands after planning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Planned: its jobs are in the run.
+    Planned,
+    /// Skipped before planning (skip list, triage); the detail says why.
+    Skipped,
+    /// Could not be planned (a bad command, an unusable patch …); the detail says why.
+    Failed,
+}
+
+impl TaskStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Planned => "planned",
+            TaskStatus::Skipped => "skipped",
+            TaskStatus::Failed => "failed",
+        }
+    }
+
+    /// Parse a stored name.
+    pub fn parse(s: &str) -> Option<TaskStatus> {
+        Some(match s {
+            "planned" => TaskStatus::Planned,
+            "skipped" => TaskStatus::Skipped,
+            "failed" => TaskStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Started (or resumed) and not ended; a crash leaves it here.
+    Running,
+    /// Every job ran (whatever its outcome).
+    Finished,
+    /// Stopped by a signal or a budget; `--resume` continues it.
+    Interrupted,
+}
+
+impl RunStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Finished => "finished",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Parse a stored name.
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        Some(match s {
+            "running" => RunStatus::Running,
+            "finished" => RunStatus::Finished,
+            "interrupted" => RunStatus::Interrupted,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A dataset file as it was provided to a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetHash {

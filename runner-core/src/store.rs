@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use crate::record::{AttemptRecord, JobKey, JobStatus, RunId};
+use crate::record::{AttemptRecord, JobKey, JobStatus, RunId, RunStatus, TaskStatus};
 use crate::task::Variant;
 
 mod lock;
@@ -50,14 +50,25 @@ pub struct RunSummary {
     pub id: RunId,
     /// Creation time, RFC 3339.
     pub created_at: String,
-    /// `running`, `finished`, `interrupted`.
-    pub status: String,
+    /// Where the run stands.
+    pub status: RunStatus,
     /// Backend name.
     pub backend: String,
     /// Dataset origin.
     pub origin: String,
-    /// Jobs total / succeeded / failed.
-    pub jobs: (u32, u32, u32),
+    /// Its jobs, counted.
+    pub jobs: JobCounts,
+}
+
+/// The jobs of a run, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCounts {
+    /// Every job.
+    pub total: u32,
+    /// Jobs that succeeded.
+    pub succeeded: u32,
+    /// Jobs that failed (transiently or not).
+    pub failed: u32,
 }
 
 /// A task as recorded in a run.
@@ -69,12 +80,28 @@ pub struct TaskRow {
     pub line: usize,
     /// Subject.
     pub subject: Option<String>,
-    /// `planned`, `skipped` or `failed`.
-    pub status: String,
-    /// Why it was skipped or failed; the plan's JSON when planned.
+    /// Planned, skipped or failed.
+    pub status: TaskStatus,
+    /// Why it was skipped or failed (empty when planned).
     pub detail: String,
     /// Step fingerprint, when planned.
     pub step_fingerprint: Option<String>,
+    /// The plan's JSON, when planned (its own column; stores written before it kept the plan in
+    /// `detail`, which [`TaskRow::plan_json`] still reads).
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+impl TaskRow {
+    /// The plan's JSON of a planned task (from its own column, else from `detail` as older
+    /// stores kept it).
+    pub fn plan_json(&self) -> Option<&str> {
+        match (&self.plan, self.status) {
+            (Some(p), _) => Some(p),
+            (None, TaskStatus::Planned) => Some(&self.detail),
+            _ => None,
+        }
+    }
 }
 
 const SCHEMA: &str = "
@@ -125,6 +152,7 @@ impl Store {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
         )
         .and_then(|_| conn.execute_batch(SCHEMA))
+        .and_then(|_| migrate(&conn))
         .map_err(|e| sql(path, e))?;
         Ok(Store {
             path: path.to_path_buf(),
@@ -163,8 +191,9 @@ impl Store {
         })
     }
 
-    /// Set a run's status (`running`, `finished`, `interrupted`).
-    pub fn set_run_status(&self, id: &RunId, status: &str) -> Result<(), StoreError> {
+    /// Set a run's status.
+    pub fn set_run_status(&self, id: &RunId, status: RunStatus) -> Result<(), StoreError> {
+        let status = status.as_str();
         self.with(|c| {
             c.execute(
                 "UPDATE runs SET status = ?2 WHERE id = ?1",
@@ -190,8 +219,8 @@ impl Store {
     pub fn put_task(&self, run: &RunId, t: &TaskRow) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute(
-                "INSERT OR REPLACE INTO tasks (run_id, commit_hash, line, subject, status, detail, step_fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![run.0, t.commit, t.line as i64, t.subject, t.status, t.detail, t.step_fingerprint],
+                "INSERT OR REPLACE INTO tasks (run_id, commit_hash, line, subject, status, detail, step_fingerprint, plan_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![run.0, t.commit, t.line as i64, t.subject, t.status.as_str(), t.detail, t.step_fingerprint, t.plan],
             )
             .map(|_| ())
         })
@@ -199,22 +228,42 @@ impl Store {
 
     /// The tasks of a run, in dataset order.
     pub fn tasks(&self, run: &RunId) -> Result<Vec<TaskRow>, StoreError> {
-        self.with(|c| {
+        type Raw = (
+            String,
+            i64,
+            Option<String>,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Raw> = self.with(|c| {
             let mut st = c.prepare(
-                "SELECT commit_hash, line, subject, status, detail, step_fingerprint FROM tasks WHERE run_id = ?1 ORDER BY line",
+                "SELECT commit_hash, line, subject, status, detail, step_fingerprint, plan_json FROM tasks WHERE run_id = ?1 ORDER BY line",
             )?;
             let rows = st.query_map([&run.0], |r| {
-                Ok(TaskRow {
-                    commit: r.get(0)?,
-                    line: r.get::<_, i64>(1)? as usize,
-                    subject: r.get(2)?,
-                    status: r.get(3)?,
-                    detail: r.get(4)?,
-                    step_fingerprint: r.get(5)?,
-                })
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
             })?;
             rows.collect()
-        })
+        })?;
+        rows.into_iter()
+            .map(
+                |(commit, line, subject, status, detail, step_fingerprint, plan)| {
+                    let status = TaskStatus::parse(&status).ok_or_else(|| {
+                        StoreError::Corrupt(format!("task status '{}'", status.escape_default()))
+                    })?;
+                    Ok(TaskRow {
+                        commit,
+                        line: usize::try_from(line).unwrap_or(0),
+                        subject,
+                        status,
+                        detail,
+                        step_fingerprint,
+                        plan,
+                    })
+                },
+            )
+            .collect()
     }
 
     /// Add jobs in their scheduling order (existing ones are left as they are).
@@ -322,7 +371,8 @@ impl Store {
 
     /// All runs, newest first.
     pub fn runs(&self) -> Result<Vec<RunSummary>, StoreError> {
-        self.with(|c| {
+        type Raw = (String, String, String, String, String, u32, u32, u32);
+        let rows: Vec<Raw> = self.with(|c| {
             let mut st = c.prepare(
                 "SELECT r.id, r.created_at, r.status, r.backend, r.origin,
                    (SELECT COUNT(*) FROM jobs j WHERE j.run_id = r.id),
@@ -331,18 +381,44 @@ impl Store {
                  FROM runs r ORDER BY r.created_at DESC, r.id DESC",
             )?;
             let rows = st.query_map([], |r| {
-                Ok(RunSummary {
-                    id: RunId(r.get(0)?),
-                    created_at: r.get(1)?,
-                    status: r.get(2)?,
-                    backend: r.get(3)?,
-                    origin: r.get(4)?,
-                    jobs: (r.get(5)?, r.get(6)?, r.get(7)?),
-                })
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
             })?;
             rows.collect()
-        })
+        })?;
+        rows.into_iter()
+            .map(
+                |(id, created_at, status, backend, origin, total, succeeded, failed)| {
+                    let status = RunStatus::parse(&status).ok_or_else(|| {
+                        StoreError::Corrupt(format!("run status '{}'", status.escape_default()))
+                    })?;
+                    Ok(RunSummary {
+                        id: RunId(id),
+                        created_at,
+                        status,
+                        backend,
+                        origin,
+                        jobs: JobCounts {
+                            total,
+                            succeeded,
+                            failed,
+                        },
+                    })
+                },
+            )
+            .collect()
     }
+}
+
+/// Bring a store made by an older perf-runner up to this schema (columns are only added).
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let mut st = conn.prepare("SELECT name FROM pragma_table_info('tasks')")?;
+    let columns: Vec<String> = st
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if !columns.iter().any(|c| c == "plan_json") {
+        conn.execute_batch("ALTER TABLE tasks ADD COLUMN plan_json TEXT")?;
+    }
+    Ok(())
 }
 
 fn sql(path: &Path, source: rusqlite::Error) -> StoreError {

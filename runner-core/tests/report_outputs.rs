@@ -124,7 +124,7 @@ fn html_is_self_contained_with_one_plot_per_task_and_the_distribution() {
 
 #[test]
 fn odd_records_never_panic() {
-    use runner_core::record::{JobKey, JobStatus, RunId};
+    use runner_core::record::{JobKey, JobStatus, RunId, TaskStatus};
     use runner_core::store::TaskRow;
     use runner_core::task::Variant;
     let dir = tempfile::tempdir().unwrap();
@@ -140,9 +140,10 @@ fn odd_records_never_panic() {
         commit: commit.into(),
         line: 1,
         subject: None,
-        status: "planned".into(),
+        status: TaskStatus::Planned,
         detail: "{not json".into(),
         step_fingerprint: None,
+        plan: None,
     };
     store.put_task(&run, &row).unwrap();
     for (i, v) in [-1.0, 0.0, 5.0].into_iter().enumerate() {

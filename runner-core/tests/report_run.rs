@@ -124,7 +124,7 @@ fn comparisons_verdicts_and_validity() {
 
     // Skipped with its reason.
     let t = &r.tasks[3];
-    assert_eq!(t.status, "skipped");
+    assert_eq!(t.status, runner_core::record::TaskStatus::Skipped);
     assert!(t.reason.as_deref().unwrap().starts_with("rocm_specific"));
     assert!(t.variants.is_empty() && t.metrics.is_empty());
 

@@ -17,7 +17,7 @@ use runner_core::engine::interleaved_jobs;
 use runner_core::failure::Failure;
 use runner_core::metrics::{Metrics, Provenance};
 use runner_core::plan::plan_task;
-use runner_core::record::{AttemptRecord, JobKey, JobStatus, RunId};
+use runner_core::record::{AttemptRecord, JobKey, JobStatus, RunId, RunStatus, TaskStatus};
 use runner_core::settings::Settings;
 use runner_core::store::{Store, TaskRow};
 use runner_core::task::Variant;
@@ -62,9 +62,10 @@ fn planned_row(
         commit: commit.into(),
         line,
         subject: Some(subject.into()),
-        status: "planned".into(),
+        status: TaskStatus::Planned,
         detail: serde_json::to_string(&plan).unwrap(),
         step_fingerprint: Some(plan.step_fingerprint),
+        plan: None,
     }
 }
 
@@ -213,9 +214,10 @@ pub fn build_store(path: &Path) -> RunId {
                 commit: SKIPPED.into(),
                 line: 4,
                 subject: Some("[ROCm] Tune AITER kernels".into()),
-                status: "skipped".into(),
+                status: TaskStatus::Skipped,
                 detail: "rocm_specific: every change is under csrc/rocm/".into(),
                 step_fingerprint: None,
+                plan: None,
             },
         )
         .unwrap();
@@ -296,6 +298,6 @@ pub fn build_store(path: &Path) -> RunId {
                 .unwrap();
         }
     }
-    store.set_run_status(&run, "finished").unwrap();
+    store.set_run_status(&run, RunStatus::Finished).unwrap();
     run
 }

@@ -3,7 +3,7 @@
 use runner_core::Variant;
 use runner_core::failure::Failure;
 use runner_core::metrics::{Metrics, Provenance};
-use runner_core::record::{AttemptRecord, JobKey, JobStatus, RunId};
+use runner_core::record::{AttemptRecord, JobKey, JobStatus, RunId, RunStatus, TaskStatus};
 use runner_core::store::{Store, TaskRow};
 
 const C: &str = "e3580537a41a46b0f3cd750b86b633c1857a8c90";
@@ -81,9 +81,10 @@ fn runs_jobs_and_attempts_survive_reopening() {
                     commit: C.into(),
                     line: 1,
                     subject: Some("s".into()),
-                    status: "planned".into(),
+                    status: TaskStatus::Planned,
                     detail: "{}".into(),
                     step_fingerprint: Some("f".repeat(64)),
+                    plan: None,
                 },
             )
             .unwrap();
@@ -147,11 +148,49 @@ fn runs_jobs_and_attempts_survive_reopening() {
     assert_eq!(attempts[2].attempt, 2, "every attempt is kept");
     let runs = store.runs().unwrap();
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].jobs, (4, 1, 2));
+    assert_eq!(
+        runs[0].jobs,
+        runner_core::store::JobCounts {
+            total: 4,
+            succeeded: 1,
+            failed: 2
+        }
+    );
     assert_eq!(store.run_meta(&run).unwrap()["repeats"], 2);
-    assert_eq!(store.tasks(&run).unwrap()[0].status, "planned");
-    store.set_run_status(&run, "finished").unwrap();
-    assert_eq!(store.runs().unwrap()[0].status, "finished");
+    assert_eq!(store.tasks(&run).unwrap()[0].status, TaskStatus::Planned);
+    store.set_run_status(&run, RunStatus::Finished).unwrap();
+    assert_eq!(store.runs().unwrap()[0].status, RunStatus::Finished);
+}
+
+#[test]
+fn a_store_of_an_older_schema_gains_the_plan_column_and_keeps_its_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    {
+        // The tasks table as perf-runner wrote it before the plan had its own column.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE tasks (run_id TEXT NOT NULL, commit_hash TEXT NOT NULL, \
+             line INTEGER NOT NULL, subject TEXT, status TEXT NOT NULL, detail TEXT NOT NULL, \
+             step_fingerprint TEXT, PRIMARY KEY (run_id, commit_hash)); \
+             INSERT INTO tasks VALUES ('r', 'c', 1, NULL, 'planned', '{\"old\": 1}', NULL); \
+             INSERT INTO tasks VALUES ('r', 'd', 2, NULL, 'exploded', '', NULL);",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let run = RunId("r".into());
+    // A status this perf-runner does not know is a corrupt store, named, not a guess.
+    let e = store.tasks(&run).unwrap_err().to_string();
+    assert!(e.contains("task status 'exploded'"), "{e}");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("DELETE FROM tasks WHERE commit_hash = 'd'", [])
+        .unwrap();
+    let rows = store.tasks(&run).unwrap();
+    assert_eq!(rows[0].status, TaskStatus::Planned);
+    assert_eq!(rows[0].plan, None);
+    assert_eq!(rows[0].plan_json(), Some("{\"old\": 1}"));
 }
 
 #[test]

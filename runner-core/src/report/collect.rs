@@ -9,7 +9,7 @@ use super::{
 };
 use crate::metrics::higher_is_better;
 use crate::plan::TaskPlan;
-use crate::record::{AttemptRecord, JobKey, JobStatus, RunId};
+use crate::record::{AttemptRecord, JobKey, JobStatus, RunId, TaskStatus};
 use crate::samples::primary_metric;
 use crate::spec::Mode;
 use crate::stats::{CompareOptions, NoiseFloor, Verdict, compare_rounds, summarize};
@@ -79,7 +79,7 @@ pub fn build(store: &Store, run: &RunId, opts: &ReportOptions) -> Result<Report,
 
 /// The mode of a task: from its plan, else from which primary metric its attempts carry.
 fn mode_of(row: &TaskRow, attempts: &[&AttemptRecord]) -> Option<Mode> {
-    if let Ok(plan) = serde_json::from_str::<TaskPlan>(&row.detail) {
+    if let Ok(plan) = serde_json::from_str::<TaskPlan>(row.plan_json().unwrap_or_default()) {
         return Some(plan.step.mode);
     }
     [
@@ -141,7 +141,7 @@ fn task_report(
     opts: &ReportOptions,
 ) -> TaskReport {
     let mode = mode_of(row, attempts);
-    let planned = row.status == "planned";
+    let planned = row.status == TaskStatus::Planned;
     // The client argv the runs used says the load, and so the primary metric.
     let load = attempts
         .first()
@@ -235,7 +235,7 @@ fn task_report(
         commit: row.commit.clone(),
         line: row.line,
         subject: row.subject.clone(),
-        status: row.status.clone(),
+        status: row.status,
         reason: (!planned).then(|| row.detail.clone()),
         mode,
         primary_metric: primary,

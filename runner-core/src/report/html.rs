@@ -135,7 +135,7 @@ pub fn html(r: &Report) -> String {
         r#"<h1>perf-runner report: run <code>{}</code></h1><ul class="meta"><li>created {} · status {} · backend {} · dataset {}</li><li>{} tasks: {planned} planned, {skipped} skipped or unplannable; human speedup reproduced in {reproduced} of {measured} measured</li><li>medians with 95 % percentile-bootstrap CIs ({} resamples, seed {}); configured noise floor ±{:.1} %{}</li><li>cost: {:.0} GPU·s, wall {}, {} attempts ({} retries)</li></ul>"#,
         esc(&r.run.id),
         esc(&r.run.created_at),
-        esc(&r.run.status),
+        esc(r.run.status.as_str()),
         esc(&r.run.backend),
         esc(&r.run.origin),
         r.tasks.len(),
@@ -185,10 +185,18 @@ pub fn html(r: &Report) -> String {
         );
     }
     out.push_str("</table><h2>Tasks</h2>");
-    for t in r.tasks.iter().filter(|t| t.status == "planned") {
+    for t in r
+        .tasks
+        .iter()
+        .filter(|t| t.status == crate::record::TaskStatus::Planned)
+    {
         task_section(&mut out, t);
     }
-    let skipped: Vec<&TaskReport> = r.tasks.iter().filter(|t| t.status != "planned").collect();
+    let skipped: Vec<&TaskReport> = r
+        .tasks
+        .iter()
+        .filter(|t| t.status != crate::record::TaskStatus::Planned)
+        .collect();
     if !skipped.is_empty() {
         out.push_str("<h2>Skipped</h2><table><tr><th>commit</th><th>line</th><th>subject</th><th>status</th><th>reason</th></tr>");
         for t in skipped {
@@ -198,7 +206,7 @@ pub fn html(r: &Report) -> String {
                 esc(short(&t.commit)),
                 t.line,
                 esc(t.subject.as_deref().unwrap_or("")),
-                esc(&t.status),
+                esc(t.status.as_str()),
                 esc(t.reason.as_deref().unwrap_or(""))
             );
         }

@@ -158,7 +158,11 @@ fn trunc(s: &str, max: usize) -> String {
 
 /// Summary counts: planned, skipped, reproduced, measured.
 pub(super) fn counts(r: &Report) -> (usize, usize, usize, usize) {
-    let planned = r.tasks.iter().filter(|t| t.status == "planned").count();
+    let planned = r
+        .tasks
+        .iter()
+        .filter(|t| t.status == crate::record::TaskStatus::Planned)
+        .count();
     let reproduced = r
         .tasks
         .iter()
@@ -214,7 +218,7 @@ pub fn markdown(r: &Report) -> String {
         out,
         "- created {} · status {} · backend {} · dataset {}",
         cell(&r.run.created_at),
-        cell(&r.run.status),
+        cell(r.run.status.as_str()),
         cell(&r.run.backend),
         cell(&r.run.origin)
     );
@@ -357,7 +361,11 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
-    let skipped: Vec<&TaskReport> = r.tasks.iter().filter(|t| t.status != "planned").collect();
+    let skipped: Vec<&TaskReport> = r
+        .tasks
+        .iter()
+        .filter(|t| t.status != crate::record::TaskStatus::Planned)
+        .collect();
     if !skipped.is_empty() {
         out.push_str("\n## Skipped\n\n| commit | line | subject | status | reason |\n|---|---|---|---|---|\n");
         for t in skipped {
@@ -367,7 +375,7 @@ pub fn markdown(r: &Report) -> String {
                 code_cell(short(&t.commit)),
                 t.line,
                 cell(&trunc(t.subject.as_deref().unwrap_or(""), 60)),
-                cell(&t.status),
+                cell(t.status.as_str()),
                 cell(&trunc(t.reason.as_deref().unwrap_or(""), 300)),
             );
         }

@@ -94,8 +94,8 @@ pub struct RunInfo {
     pub id: String,
     /// Creation time, RFC 3339.
     pub created_at: String,
-    /// `running`, `finished`, `interrupted`.
-    pub status: String,
+    /// Where the run stands.
+    pub status: crate::record::RunStatus,
     /// Backend name.
     pub backend: String,
     /// Dataset origin.
@@ -111,8 +111,8 @@ pub struct TaskReport {
     pub line: usize,
     /// Commit subject.
     pub subject: Option<String>,
-    /// `planned`, `skipped` or `failed` (planning failed).
-    pub status: String,
+    /// Planned, skipped or failed (planning failed).
+    pub status: crate::record::TaskStatus,
     /// Why it was skipped or could not be planned.
     pub reason: Option<String>,
     /// Benchmark mode, when planned.

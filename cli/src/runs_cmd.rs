@@ -15,7 +15,8 @@ pub fn run(store_path: &Path, format: Format) -> Result<i32> {
     let runs = store.runs()?;
     match format {
         Format::Json => {
-            let out = json!({"schema_version": 1, "store": store_path.display().to_string(), "runs": runs});
+            // Schema 2: `jobs` is {total, succeeded, failed} (it was an unnamed triple).
+            let out = json!({"schema_version": 2, "store": store_path.display().to_string(), "runs": runs});
             println!("{}", text::json_pretty(&out)?);
         }
         Format::Text | Format::Table => {

@@ -82,13 +82,7 @@ pub fn is_url(location: &str) -> bool {
     location.starts_with("http://") || location.starts_with("https://")
 }
 
-/// sha256 (hex) of a file.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h)?;
-    Ok(hex::encode(h.finalize()))
-}
+pub use runner_core::digest::sha256_file;
 
 /// The wheel at `location` (a path, `file://` URL or HTTP URL) as a local file and its sha256.
 /// URLs are downloaded once into `<cache>/wheels/`.

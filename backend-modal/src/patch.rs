@@ -11,17 +11,13 @@ use std::path::{Path, PathBuf};
 use runner_core::build::PatchSpec;
 use runner_core::patch::{self, Decision, Target};
 use runner_core::{BackendError, Failure};
-use sha2::{Digest, Sha256};
 
 use crate::NAME;
 use crate::config::ModalConfig;
 use crate::protocol::ImageOp;
 use crate::recipe::{PATCH_PATH, quote, scripts_dir};
 
-/// sha256 (hex) of bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use runner_core::digest::sha256_hex;
 
 /// The agent patch layer of a build.
 #[derive(Debug, Clone)]

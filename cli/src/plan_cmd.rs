@@ -10,7 +10,6 @@ use runner_core::task::{Variant, parse_variant_list};
 use runner_core::text::escape as esc;
 use runner_core::{Task, exit, text};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::backends::{self, Registered};
 use crate::{Format, datasets};
@@ -137,7 +136,7 @@ pub fn patch_spec(path: &Path, limits: &Limits) -> Result<PatchSpec> {
         .with_context(|| format!("agent patch '{}'", path.display()))?;
     Ok(PatchSpec {
         path: path.display().to_string(),
-        sha256: Some(hex::encode(Sha256::digest(&bytes))),
+        sha256: Some(runner_core::digest::sha256_hex(&bytes)),
     })
 }
 

@@ -6,6 +6,7 @@ pub mod benchmark;
 pub mod build;
 pub mod command;
 pub mod dataset;
+pub mod digest;
 pub mod engine;
 pub mod exit;
 pub mod failure;

@@ -1,10 +1,7 @@
 //! Dataset files: provided once per run in one directory, hashed, the same file for every
 //! variant — and taken only from the configured dataset roots.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 use crate::command::policy::resolves_inside;
 use crate::plan::DatasetFile;
@@ -46,7 +43,8 @@ pub fn provide(
         }
         out.push(DatasetHash {
             name: f.name.clone(),
-            sha256: sha256_file(&target)?,
+            sha256: crate::digest::sha256_file(&target)
+                .map_err(|e| format!("cannot read {}: {e}", target.display()))?,
         });
     }
     Ok(out)
@@ -107,24 +105,6 @@ fn find_in_roots(f: &DatasetFile, roots: &[PathBuf]) -> Result<PathBuf, String> 
             format!("; looked for {}", looked.join(", "))
         }
     ))
-}
-
-/// The sha256 of a file, streamed.
-fn sha256_file(path: &Path) -> Result<String, String> {
-    let mut file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ mod tests;
 
 use std::path::Path;
 
+use crate::digest::sha256_hex;
+
 pub use classify::{NATIVE_DIRS, NATIVE_EXTENSIONS, Target, classify};
 pub use decision::{Change, Decision, FilePatch, Problem, Refusal};
 pub use parse::Hunk;
@@ -142,12 +144,17 @@ pub fn load(spec: &PatchSpec) -> Result<Decision, PatchError> {
         let line = 1 + e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count();
         PatchError::NotUtf8 { line }
     })?;
-    decide(&text)
+    decide_hashed(&text, sha256)
 }
 
 /// Analyse a patch's text: its safety ([`check_safety`]), sections, strip level, targets and
 /// problems.
 pub fn decide(text: &str) -> Result<Decision, PatchError> {
+    decide_hashed(text, sha256_hex(text.as_bytes()))
+}
+
+/// [`decide`] for a text whose sha256 is already known (as [`load`] computed it).
+fn decide_hashed(text: &str, sha256: String) -> Result<Decision, PatchError> {
     check_safety(text)?;
     let sections = parse::sections(text)?;
     if sections.is_empty() {
@@ -158,11 +165,5 @@ pub fn decide(text: &str) -> Result<Decision, PatchError> {
         .into_iter()
         .map(|s| decision::file(s, strip))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Decision::new(sha256_hex(text.as_bytes()), strip, files))
-}
-
-/// sha256 (hex) of bytes.
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(bytes))
+    Ok(Decision::new(sha256, strip, files))
 }

@@ -303,8 +303,8 @@ fn is_pathlike(v: &str) -> bool {
     v.contains('/') || v.contains('.')
 }
 
-fn has_parent_component(v: &str) -> bool {
-    Path::new(v)
+fn has_parent_component(v: impl AsRef<Path>) -> bool {
+    v.as_ref()
         .components()
         .any(|c| matches!(c, Component::ParentDir))
 }
@@ -383,7 +383,7 @@ fn describe_roots(roots: &[PathBuf]) -> String {
 
 /// Lexical containment (no `..` in `path`): `path` equals a root or lies below one.
 pub fn inside_any(path: &Path, roots: &[PathBuf]) -> bool {
-    !has_parent_component(&path.display().to_string()) && roots.iter().any(|r| path.starts_with(r))
+    !has_parent_component(path) && roots.iter().any(|r| path.starts_with(r))
 }
 
 /// Containment after resolving symlinks: `path` (which must exist) resolves inside `root`.

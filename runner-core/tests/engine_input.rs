@@ -2,87 +2,24 @@
 //! FIFO never blocks it, a result file over `limits.max_result_bytes` is not read and says so,
 //! a log over the cap is read from its end, and impossible values are no metrics.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use runner_core::backend::{GpuLease, JobEnvs};
-use runner_core::dataset::Dataset;
+#[path = "engine_support.rs"]
+mod support;
+
+use runner_core::Variant;
 use runner_core::engine::{Engine, EngineOptions, RetryPolicy, interleaved_jobs};
 use runner_core::failure::Failure;
-use runner_core::plan::{GpuRequest, StepPlan, plan_task};
 use runner_core::record::{AttemptRecord, RunId};
-use runner_core::settings::{Limits, Settings};
+use runner_core::settings::Limits;
 use runner_core::store::Store;
-use runner_core::{
-    Backend, BackendError, BuildSpec, Capabilities, Health, PreparedEnv, RunContext, StepOutput,
-    Variant,
-};
+use support::{Canned, Write, latency_plan};
 use tokio_util::sync::CancellationToken;
 
 /// The result cap the engine runs with in these tests.
 const CAP: u64 = 4096;
-
-/// What the backend leaves behind, per variant.
-#[derive(Debug)]
-struct Leaves {
-    /// Writes the outputs into the artifact dir; returns (stdout, result files).
-    write: fn(&Path, Variant) -> (String, Vec<PathBuf>),
-}
-
-#[async_trait]
-impl Backend for Leaves {
-    fn name(&self) -> &'static str {
-        "leaves"
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
-    }
-    async fn check(&self) -> Result<Health, BackendError> {
-        Ok(Health::default())
-    }
-    async fn acquire(&self, _gpu: &GpuRequest, _cx: &RunContext) -> Result<GpuLease, BackendError> {
-        // No devices: the scripted jobs need none.
-        Ok(GpuLease::default())
-    }
-    async fn release(&self, _lease: GpuLease) -> Result<(), BackendError> {
-        Ok(())
-    }
-    async fn prepare(&self, b: &BuildSpec, _cx: &RunContext) -> Result<PreparedEnv, BackendError> {
-        Ok(PreparedEnv {
-            identity: b.identity.clone(),
-            handle: String::new(),
-            engine_version: Some("0.6.0".into()),
-            digest: None,
-            reused: false,
-            scripts_dir: None,
-        })
-    }
-    async fn execute(
-        &self,
-        _envs: &JobEnvs,
-        _s: &StepPlan,
-        cx: &RunContext,
-    ) -> Result<StepOutput, BackendError> {
-        let v = cx.labels["variant"].parse::<Variant>().unwrap();
-        let dir = &cx.artifact_dir;
-        std::fs::create_dir_all(dir).unwrap();
-        let (stdout_text, result_files) = (self.write)(dir, v);
-        let stdout = dir.join("client.stdout");
-        let stderr = dir.join("client.stderr");
-        std::fs::write(&stdout, stdout_text).unwrap();
-        std::fs::write(&stderr, "").unwrap();
-        Ok(StepOutput {
-            exit_code: Some(0),
-            client_stdout: stdout,
-            client_stderr: stderr,
-            result_files,
-            benchmark_seconds: 0.01,
-            ..StepOutput::default()
-        })
-    }
-}
 
 fn mkfifo(p: &Path) {
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
@@ -91,21 +28,14 @@ fn mkfifo(p: &Path) {
 }
 
 /// Run every variant once through the engine (within 10 s) and return the attempts.
-async fn run(leaves: Leaves) -> Vec<AttemptRecord> {
+async fn run(write: Write) -> Vec<AttemptRecord> {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("s.db")).unwrap());
-    let row = serde_json::json!({
-        "commit_hash": "e3580537a41a46b0f3cd750b86b633c1857a8c90",
-        "parent_commit": "f508e03e7f2d8aed897d8843e1ed1668e5c4ad7a",
-        "perf_command": "python benchmarks/benchmark_latency.py --model m/x --num-iters 3",
-        "gpu_config": "H100:1",
-    });
-    let ds = Dataset::from_str(&row.to_string(), "t", Path::new("."));
     let variants = [Variant::Baseline, Variant::Human];
-    let plan = plan_task(&ds.tasks[0], &variants, &Settings::embedded(), None).unwrap();
+    let plan = latency_plan(&variants);
     let run = RunId::generate();
     store
-        .create_run(&run, "leaves", "t", &serde_json::json!({}))
+        .create_run(&run, "canned", "t", &serde_json::json!({}))
         .unwrap();
     store
         .add_jobs(&run, &interleaved_jobs(&plan.commit, &variants, 1, false))
@@ -130,7 +60,7 @@ async fn run(leaves: Leaves) -> Vec<AttemptRecord> {
         max_result_bytes: CAP,
         ..Limits::default()
     };
-    let engine = Engine::new(Arc::new(leaves), store.clone(), opts).with_limits(limits);
+    let engine = Engine::new(Arc::new(Canned::new(write)), store.clone(), opts).with_limits(limits);
     let cancel = CancellationToken::new();
     tokio::time::timeout(
         Duration::from_secs(10),
@@ -150,23 +80,21 @@ const LATENCY: &str = "Avg latency: 1.25 seconds\n50% percentile latency: 1.2 se
 
 #[tokio::test]
 async fn a_fifo_or_oversized_result_file_is_evidence_not_a_hang() {
-    let attempts = run(Leaves {
-        write: |dir, v| {
-            let result = dir.join("result.json");
-            let _ = std::fs::remove_file(&result);
-            match v {
-                Variant::Baseline => mkfifo(&result),
-                _ => std::fs::write(
-                    &result,
-                    format!(
-                        "{{\"avg_latency\": 1.0, \"pad\": \"{}\"}}",
-                        "x".repeat(5000)
-                    ),
-                )
-                .unwrap(),
-            }
-            ("nothing printed\n".to_string(), vec![result])
-        },
+    let attempts = run(|dir, v| {
+        let result = dir.join("result.json");
+        let _ = std::fs::remove_file(&result);
+        match v {
+            Variant::Baseline => mkfifo(&result),
+            _ => std::fs::write(
+                &result,
+                format!(
+                    "{{\"avg_latency\": 1.0, \"pad\": \"{}\"}}",
+                    "x".repeat(5000)
+                ),
+            )
+            .unwrap(),
+        }
+        ("nothing printed\n".to_string(), vec![result])
     })
     .await;
     let base = of(&attempts, Variant::Baseline);
@@ -188,11 +116,9 @@ async fn a_fifo_or_oversized_result_file_is_evidence_not_a_hang() {
 
 #[tokio::test]
 async fn logs_over_the_cap_keep_their_end_and_impossible_values_are_no_metrics() {
-    let attempts = run(Leaves {
-        write: |_, v| match v {
-            Variant::Baseline => (format!("{}\n{LATENCY}", "noise ".repeat(2000)), vec![]),
-            _ => ("Avg latency: -1.5 seconds\n".to_string(), vec![]),
-        },
+    let attempts = run(|_, v| match v {
+        Variant::Baseline => (format!("{}\n{LATENCY}", "noise ".repeat(2000)), vec![]),
+        _ => ("Avg latency: -1.5 seconds\n".to_string(), vec![]),
     })
     .await;
     let base = of(&attempts, Variant::Baseline);

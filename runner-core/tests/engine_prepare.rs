@@ -4,101 +4,33 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use runner_core::backend::{GpuLease, JobEnvs};
-use runner_core::dataset::Dataset;
+use runner_core::Variant;
 use runner_core::engine::{Engine, EngineOptions, RetryPolicy, interleaved_jobs, task_dir};
-use runner_core::failure::Failure;
-use runner_core::plan::{GpuRequest, StepPlan, TaskPlan, plan_task};
+use runner_core::plan::TaskPlan;
 use runner_core::record::RunId;
-use runner_core::settings::Settings;
 use runner_core::store::Store;
-use runner_core::{
-    Backend, BackendError, BuildSpec, Capabilities, Health, PreparedEnv, RunContext, StepOutput,
-    Variant,
-};
+use support::{Canned, latency_plan};
 use tokio_util::sync::CancellationToken;
 
-/// Prepare fails transiently `failures` times, then succeeds; execute prints a latency.
-#[derive(Debug)]
-struct Flaky {
-    failures: u32,
-    tries: AtomicU32,
-}
+#[path = "engine_support.rs"]
+mod support;
 
-#[async_trait]
-impl Backend for Flaky {
-    fn name(&self) -> &'static str {
-        "flaky"
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
-    }
-    async fn check(&self) -> Result<Health, BackendError> {
-        Ok(Health::default())
-    }
-    async fn acquire(&self, _gpu: &GpuRequest, _cx: &RunContext) -> Result<GpuLease, BackendError> {
-        Ok(GpuLease::default())
-    }
-    async fn release(&self, _lease: GpuLease) -> Result<(), BackendError> {
-        Ok(())
-    }
-    async fn prepare(&self, b: &BuildSpec, _cx: &RunContext) -> Result<PreparedEnv, BackendError> {
-        if self.tries.fetch_add(1, Ordering::SeqCst) < self.failures {
-            return Err(BackendError::new(
-                "flaky",
-                Failure::InfraTransient,
-                "download reset by peer",
-            ));
-        }
-        Ok(PreparedEnv {
-            identity: b.identity.clone(),
-            handle: String::new(),
-            engine_version: Some("0.6.0".into()),
-            digest: None,
-            reused: false,
-            scripts_dir: None,
-        })
-    }
-    async fn execute(
-        &self,
-        _envs: &JobEnvs,
-        _s: &StepPlan,
-        cx: &RunContext,
-    ) -> Result<StepOutput, BackendError> {
-        std::fs::create_dir_all(&cx.artifact_dir).unwrap();
-        let stdout = cx.artifact_dir.join("client.stdout");
-        std::fs::write(&stdout, "Avg latency: 1.0 seconds\n").unwrap();
-        let stderr = cx.artifact_dir.join("client.stderr");
-        std::fs::write(&stderr, "").unwrap();
-        Ok(StepOutput {
-            exit_code: Some(0),
-            client_stdout: stdout,
-            client_stderr: stderr,
-            ..StepOutput::default()
-        })
-    }
+/// Every variant's run prints one plain latency.
+fn latency(_dir: &Path, _v: Variant) -> (String, Vec<std::path::PathBuf>) {
+    ("Avg latency: 1.0 seconds\n".to_string(), vec![])
 }
 
 fn plan() -> TaskPlan {
-    let row = serde_json::json!({
-        "commit_hash": "e3580537a41a46b0f3cd750b86b633c1857a8c90",
-        "parent_commit": "f508e03e7f2d8aed897d8843e1ed1668e5c4ad7a",
-        "perf_command": "python benchmarks/benchmark_latency.py --model m/x --num-iters 3",
-    });
-    let ds = Dataset::from_str(&row.to_string(), "t", Path::new("."));
-    let variants = [Variant::Baseline];
-    plan_task(&ds.tasks[0], &variants, &Settings::embedded(), None).unwrap()
+    latency_plan(&[Variant::Baseline])
 }
 
 fn engine(dir: &Path, failures: u32, base_delay: Duration) -> (Engine, Arc<Store>, RunId) {
     let store = Arc::new(Store::open(&dir.join("s.db")).unwrap());
     let run = RunId::generate();
     store
-        .create_run(&run, "flaky", "t", &serde_json::json!({}))
+        .create_run(&run, "canned", "t", &serde_json::json!({}))
         .unwrap();
     let plan = plan();
     store
@@ -123,10 +55,7 @@ fn engine(dir: &Path, failures: u32, base_delay: Duration) -> (Engine, Arc<Store
         budget_gpu_seconds: None,
         adaptive: None,
     };
-    let backend = Arc::new(Flaky {
-        failures,
-        tries: AtomicU32::new(0),
-    });
+    let backend = Arc::new(Canned::failing_prepare(failures, latency));
     (Engine::new(backend, store.clone(), opts), store, run)
 }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{docker, text};
+use perf_runner_tests::fake_gpus::{H100, H100_UUIDS, fake_nvidia_smi, two_h100s};
 use perf_runner_tests::standin::StandinConfig;
 use runner_core::failure::Failure;
 use runner_core::record::RunId;
@@ -24,33 +25,12 @@ const H100_B: &str = "2f6a0c1e9b8d7a6f5e4d3c2b1a09f8e7d6c5b4a3";
 const H200: &str = "e3580537a41a46b0f3cd750b86b633c1857a8c90";
 const SERVE: &str = "vllm bench serve --model m/tiny --dataset-name random --random-input-len 32 \
                      --random-output-len 24 --num-prompts 24 --ignore-eos";
-const UUIDS: [&str; 2] = [
-    "GPU-aaaaaaaa-0000-0000-0000-000000000000",
-    "GPU-bbbbbbbb-1111-1111-1111-111111111111",
-];
-const SKU: &str = "NVIDIA H100 80GB HBM3";
+const UUIDS: [&str; 2] = H100_UUIDS;
+const SKU: &str = H100;
 
 /// A fake `nvidia-smi` in `dir` that reports two idle H100s.
 fn fake_smi(dir: &Path) -> PathBuf {
-    let csv = dir.join("gpus.csv");
-    std::fs::write(
-        &csv,
-        format!(
-            "0, {}, {SKU}, 81559, 3\n1, {}, {SKU}, 81559, 3\n",
-            UUIDS[0], UUIDS[1]
-        ),
-    )
-    .unwrap();
-    let smi = dir.join("nvidia-smi");
-    let script = format!(
-        "#!/bin/sh\ncase \"$1\" in\n  --query-gpu=driver_version) echo 550.54.15 ;;\n  \
-         --query-gpu=*) cat '{}' ;;\n  *) echo 'fake nvidia-smi report' ;;\nesac\n",
-        csv.display()
-    );
-    std::fs::write(&smi, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
-    smi
+    fake_nvidia_smi(dir, &two_h100s()).unwrap()
 }
 
 /// `docker inspect` of every container of the run.

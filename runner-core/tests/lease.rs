@@ -20,16 +20,7 @@ struct Host {
 impl Host {
     fn new(csv: &str) -> Host {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("gpus.csv"), csv).unwrap();
-        let smi = dir.path().join("nvidia-smi");
-        let script = format!(
-            "#!/bin/sh\ncase \"$1\" in\n  --query-gpu=driver_version) echo 550.54.15 ;;\n  \
-             --query-gpu=*) cat '{}' ;;\n  *) echo 'fake nvidia-smi report' ;;\nesac\n",
-            dir.path().join("gpus.csv").display()
-        );
-        std::fs::write(&smi, script).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
+        perf_runner_tests::fake_gpus::fake_nvidia_smi(dir.path(), csv).unwrap();
         Host { dir }
     }
 

@@ -239,27 +239,10 @@ pub fn backend(dir: &Path, f: impl FnOnce(&mut DockerConfig)) -> DockerBackend {
 }
 
 /// The GPU SKU of the fake `nvidia-smi`.
-pub const H100: &str = "NVIDIA H100 80GB HBM3";
+pub const H100: &str = perf_runner_tests::fake_gpus::H100;
 
 /// A fake `nvidia-smi` in `dir` reporting two idle H100s (as a real one prints them).
 pub fn fake_smi(dir: &Path) -> std::path::PathBuf {
-    let csv = dir.join("gpus.csv");
-    std::fs::write(
-        &csv,
-        format!(
-            "0, GPU-aaaaaaaa-0000-0000-0000-000000000000, {H100}, 81559, 3\n\
-             1, GPU-bbbbbbbb-1111-1111-1111-111111111111, {H100}, 81559, 3\n"
-        ),
-    )
-    .unwrap();
-    let smi = dir.join("nvidia-smi");
-    let script = format!(
-        "#!/bin/sh\ncase \"$1\" in\n  --query-gpu=driver_version) echo 550.54.15 ;;\n  \
-         --query-gpu=*) cat '{}' ;;\n  *) echo 'fake nvidia-smi report' ;;\nesac\n",
-        csv.display()
-    );
-    std::fs::write(&smi, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
-    smi
+    use perf_runner_tests::fake_gpus::{fake_nvidia_smi, two_h100s};
+    fake_nvidia_smi(dir, &two_h100s()).unwrap()
 }

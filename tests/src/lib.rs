@@ -2,4 +2,5 @@
 #![warn(missing_docs)]
 
 pub mod fake_gpus;
+pub mod rootfs;
 pub mod standin;

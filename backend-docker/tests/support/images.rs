@@ -59,30 +59,17 @@ pub fn standin() -> &'static Path {
 /// Host programs (with the shared libraries they need, found by `ldd`) copied into the images:
 /// `sh`, `patch` and `rm` for the agent build's `RUN /bin/sh -c …`, and `extra` (the double).
 fn host_files(extra: &[(&Path, &str)]) -> Vec<(PathBuf, String)> {
-    let mut out: Vec<(PathBuf, String)> = Vec::new();
     let tools = [
         (Path::new("/bin/sh"), "bin/sh"),
         (Path::new("/usr/bin/patch"), "usr/bin/patch"),
         (Path::new("/bin/rm"), "bin/rm"),
     ];
-    for (tool, dest) in tools.iter().chain(extra) {
-        out.push((tool.to_path_buf(), dest.to_string()));
-        let ldd = Command::new("ldd").arg(tool).output().expect("ldd");
-        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
-            let path = line
-                .split("=>")
-                .last()
-                .and_then(|r| r.split_whitespace().next())
-                .filter(|p| p.starts_with('/'));
-            if let Some(p) = path {
-                let dest = p.trim_start_matches('/').to_string();
-                if !out.iter().any(|(_, d)| *d == dest) {
-                    out.push((PathBuf::from(p), dest));
-                }
-            }
-        }
-    }
-    out
+    let programs: Vec<(PathBuf, String)> = tools
+        .iter()
+        .chain(extra)
+        .map(|(p, d)| (p.to_path_buf(), d.to_string()))
+        .collect();
+    perf_runner_tests::rootfs::with_libraries(&programs)
 }
 
 fn append(b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8], mode: u32) {

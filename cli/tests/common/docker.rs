@@ -35,23 +35,7 @@ fn docker(args: &[&str]) -> String {
 
 /// The stand-in binary and its shared libraries: (host path, path in the image).
 fn binary_files() -> Vec<(std::path::PathBuf, String)> {
-    let bin = standin_binary();
-    let mut out = vec![(bin.clone(), "usr/bin/python3".to_string())];
-    let ldd = Command::new("ldd").arg(&bin).output().expect("ldd");
-    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
-        let path = line
-            .split("=>")
-            .last()
-            .and_then(|r| r.split_whitespace().next())
-            .filter(|p| p.starts_with('/'));
-        if let Some(p) = path {
-            let dest = p.trim_start_matches('/').to_string();
-            if !out.iter().any(|(_, d)| *d == dest) {
-                out.push((p.into(), dest));
-            }
-        }
-    }
-    out
+    perf_runner_tests::rootfs::with_libraries(&[(standin_binary(), "usr/bin/python3".to_string())])
 }
 
 /// Build (unless an image of `tag` has the same content) a stand-in image with `config`.

@@ -115,18 +115,7 @@ impl Scratch {
     }
     /// A fake `nvidia-smi` answering from `gpus.csv` here (tests rewrite it).
     pub fn fake_smi(&self, csv: &str) -> PathBuf {
-        let csv_path = self.path("gpus.csv");
-        std::fs::write(&csv_path, csv).unwrap();
-        let smi = self.path("nvidia-smi");
-        let script = format!(
-            "#!/bin/sh\ncase \"$1\" in\n  --query-gpu=driver_version) echo 550.54.15 ;;\n  \
-             --query-gpu=*) cat '{}' ;;\n  *) echo 'fake nvidia-smi report' ;;\nesac\n",
-            csv_path.display()
-        );
-        std::fs::write(&smi, script).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
-        smi
+        perf_runner_tests::fake_gpus::fake_nvidia_smi(self.tmp.path(), csv).unwrap()
     }
 }
 

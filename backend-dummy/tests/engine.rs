@@ -82,6 +82,7 @@ async fn run(config: DummyConfig, plans: &[TaskPlan], repeats: u32, concurrency:
         dataset_roots: vec![dir.path().to_path_buf()],
         budget_gpu_seconds: None,
         adaptive: None,
+        servers: Default::default(),
     };
     let engine = Engine::new(Arc::new(DummyBackend::new(config)), store.clone(), opts);
     let summary = engine

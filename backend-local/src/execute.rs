@@ -12,7 +12,7 @@ use runner_core::backend::{JobEnvs, PreparedEnv};
 use runner_core::plan::StepPlan;
 use runner_core::stepkit::{
     AttemptFiles, Endpoint, Exit, Launch, Output, Role, Running, ScriptCheck, SourceTree,
-    StepPolicy, StepRuntime, Values, run_step,
+    StepPolicy, StepRuntime, Values, WarmKit, run_step,
 };
 use runner_core::{BackendError, Failure, RunContext, StepOutput};
 use tokio::process::Command;
@@ -50,13 +50,24 @@ pub async fn execute(
     }
     let _ = std::fs::create_dir_all(&cx.artifact_dir);
     step::snapshots(cfg, installer, envs, serving, cx).await;
-    let policy = StepPolicy {
+    run_step(&Processes { step, cx }, envs, step, cx, &policy(cfg)).await
+}
+
+fn policy(cfg: &LocalConfig) -> StepPolicy {
+    StepPolicy {
         stop_grace: cfg.stop_grace(),
         health_poll: Duration::from_millis(cfg.health_poll_ms.max(10)),
         port_attempts: cfg.port_attempts.max(1),
         log_tail_lines: cfg.log_tail_lines,
-    };
-    run_step(&Processes { step, cx }, envs, step, cx, &policy).await
+    }
+}
+
+/// The local primitives for warm servers: the same process groups, kept across jobs.
+pub fn warm_kit<'a>(cfg: &LocalConfig, step: &'a StepPlan, cx: &'a RunContext) -> WarmKit<'a> {
+    WarmKit {
+        runtime: Box::new(Processes { step, cx }),
+        policy: policy(cfg),
+    }
 }
 
 /// The local primitives of one step.

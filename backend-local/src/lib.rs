@@ -133,6 +133,14 @@ impl Backend for LocalBackend {
         let installer = self.installer().await;
         execute::execute(&self.inner.config, installer, envs, step, cx).await
     }
+
+    fn warm_kit<'a>(
+        &'a self,
+        step: &'a StepPlan,
+        cx: &'a RunContext,
+    ) -> Option<runner_core::stepkit::WarmKit<'a>> {
+        Some(execute::warm_kit(&self.inner.config, step, cx))
+    }
 }
 
 async fn version_of(program: &Path, arg: &str) -> Option<String> {

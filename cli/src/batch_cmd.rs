@@ -320,6 +320,7 @@ pub async fn run(
             floor: e.noise_floor,
             ..runner_core::stats::AdaptiveOptions::default()
         }),
+        servers: e.servers,
     };
     let progress = Arc::new(CliProgress::new());
     let engine = Engine::new(backend, store.clone(), opts)

@@ -296,6 +296,7 @@ fn hostile_store(path: &Path) -> RunId {
             benchmark_s: 20.0,
             gpu_seconds: 30.0,
             cost_usd: None,
+            serve: None,
         };
         let status = if failure.is_some() {
             JobStatus::Failed

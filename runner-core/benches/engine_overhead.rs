@@ -175,6 +175,7 @@ async fn run(dir: &Path, gpus: u32, specs: &[(u32, u64)], repeats: u32, concurre
         dataset_roots: vec![dir.to_path_buf()],
         budget_gpu_seconds: None,
         adaptive: None,
+        servers: Default::default(),
     };
     let engine = Engine::new(pool, store, opts);
     let t = Instant::now();

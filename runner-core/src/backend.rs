@@ -249,4 +249,17 @@ pub trait Backend: std::fmt::Debug + Send + Sync + 'static {
         step: &StepPlan,
         cx: &RunContext,
     ) -> Result<StepOutput, BackendError>;
+
+    /// Warm servers: the step kit's primitives for processes of `step` in `cx` that may
+    /// outlive one job (a server kept asleep between a task's jobs), with this backend's
+    /// lifecycle policy. `None` (the default): this backend starts a server for every job,
+    /// and the engine records why.
+    fn warm_kit<'a>(
+        &'a self,
+        step: &'a StepPlan,
+        cx: &'a RunContext,
+    ) -> Option<crate::stepkit::WarmKit<'a>> {
+        let _ = (step, cx);
+        None
+    }
 }

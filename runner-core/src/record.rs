@@ -266,6 +266,75 @@ pub struct AttemptRecord {
     /// What the backend charged for the attempt (US dollars), where it knows.
     #[serde(default)]
     pub cost_usd: Option<f64>,
+    /// How its server ran (serving steps): sleep mode or a restart, and what the engine
+    /// allotted.
+    #[serde(default)]
+    pub serve: Option<ServeRecord>,
+}
+
+/// How the server of a serving attempt was run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServeMode {
+    /// The variant's warm server, woken for this job and put to sleep after it.
+    Sleep,
+    /// A server started for this job and stopped after it.
+    Restart,
+}
+
+impl ServeMode {
+    /// Its stable name (`sleep`, `restart`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServeMode::Sleep => "sleep",
+            ServeMode::Restart => "restart",
+        }
+    }
+}
+
+/// What the engine allotted to a server, from its log (`GPU KV cache size: N tokens`, or
+/// `# GPU blocks: N` in older builds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capacity {
+    /// The amount.
+    pub amount: u64,
+    /// `tokens` or `blocks`.
+    pub unit: String,
+    /// The log line it was read from.
+    pub line: String,
+}
+
+/// The server side of one serving attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServeRecord {
+    /// Sleep mode or a restart.
+    pub mode: ServeMode,
+    /// Why this mode (e.g. why not sleep mode: the setting, the backend, the build).
+    #[serde(default)]
+    pub why: Option<String>,
+    /// Sleep mode: which start of this variant's server served it (1 = the first).
+    #[serde(default)]
+    pub server_start: u32,
+    /// Sleep mode: the seconds a server start made before any job took, charged to this
+    /// attempt's GPU·seconds (the first attempt after that start; 0 otherwise).
+    #[serde(default)]
+    pub setup_charged_s: f64,
+    /// Sleep mode: `POST /wake_up` took, ms.
+    #[serde(default)]
+    pub wake_ms: Option<f64>,
+    /// Sleep mode: `POST /sleep` after the job took, ms.
+    #[serde(default)]
+    pub sleep_ms: Option<f64>,
+    /// What the engine allotted (KV cache), when its log says.
+    #[serde(default)]
+    pub kv_cache: Option<Capacity>,
+    /// Sleep mode: the jobs of this round in the order they ran (variants rotate across
+    /// rounds from a seeded start).
+    #[serde(default)]
+    pub round_order: Vec<String>,
+    /// Sleep mode: the seed of the rotation.
+    #[serde(default)]
+    pub order_seed: Option<u64>,
 }
 
 impl AttemptRecord {

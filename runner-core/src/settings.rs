@@ -54,6 +54,34 @@ pub struct EngineSettings {
     pub concurrency: usize,
     /// Relative noise floor used when a run has no A/A measurement.
     pub noise_floor: f64,
+    /// How serving steps run their servers: `warm` (one server per build and task, put to
+    /// sleep between its jobs, where the backend and the build can) or `restart` (a fresh
+    /// server for every job).
+    #[serde(default)]
+    pub servers: Servers,
+}
+
+/// How serving steps run their servers (the setting `engine.servers`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Servers {
+    /// One server per build and task, started once (one after another, each put to sleep
+    /// before the next starts) and switched with vLLM's sleep mode between jobs; where the
+    /// backend or a build cannot, `restart`, with the reason recorded.
+    #[default]
+    Warm,
+    /// A fresh server for every job.
+    Restart,
+}
+
+impl Servers {
+    /// Its name in the settings (`warm`, `restart`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Servers::Warm => "warm",
+            Servers::Restart => "restart",
+        }
+    }
 }
 
 /// Per-phase deadlines, in seconds.

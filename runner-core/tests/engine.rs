@@ -204,6 +204,7 @@ fn setup(repeats: u32) -> Setup {
         dataset_roots: vec![dir.path().to_path_buf()],
         budget_gpu_seconds: None,
         adaptive: None,
+        servers: Default::default(),
     };
     Setup {
         _dir: dir,

@@ -55,6 +55,7 @@ async fn run(write: Write) -> Vec<AttemptRecord> {
         dataset_roots: vec![dir.path().to_path_buf()],
         budget_gpu_seconds: None,
         adaptive: None,
+        servers: Default::default(),
     };
     let limits = Limits {
         max_result_bytes: CAP,

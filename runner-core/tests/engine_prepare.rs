@@ -54,6 +54,7 @@ fn engine(dir: &Path, failures: u32, base_delay: Duration) -> (Engine, Arc<Store
         dataset_roots: vec![],
         budget_gpu_seconds: None,
         adaptive: None,
+        servers: Default::default(),
     };
     let backend = Arc::new(Canned::failing_prepare(failures, latency));
     (Engine::new(backend, store.clone(), opts), store, run)

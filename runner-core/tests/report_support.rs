@@ -135,6 +135,7 @@ pub fn record(
         benchmark_s: 50.0,
         gpu_seconds: if failure.is_some() { 20.0 } else { 60.0 },
         cost_usd: None,
+        serve: None,
     }
 }
 

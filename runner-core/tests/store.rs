@@ -56,6 +56,7 @@ fn attempt(run: &RunId, job: &JobKey, n: u32, failure: Option<Failure>) -> Attem
         benchmark_s: 50.0,
         gpu_seconds: 60.0,
         cost_usd: None,
+        serve: None,
     }
 }
 

@@ -79,7 +79,7 @@ impl World {
         let human = wheel("wh", "0.6.3.dev2+ge358053");
         let toml = format!(
             "[local]\ncache_dir = {cache:?}\ncpu_only = true\nstop_grace_ms = 2000\n[local.wheels]\nbaseline = {base:?}\nhuman = {human:?}\n\
-             [engine]\nretry_base_s = 0.05\nretry_max_s = 0.1\nmax_attempts = 3\n[plan]\nwarmup_prompts = 2\n\
+             [engine]\nretry_base_s = 0.05\nretry_max_s = 0.1\nmax_attempts = 3\nservers = \"warm\"\n[plan]\nwarmup_prompts = 2\n\
              [timeouts]\nserver_ready_s = 20\nbenchmark_s = 60\nprepare_s = 300\n",
             cache = dir.path().join("cache"),
         );
@@ -100,6 +100,18 @@ impl World {
             f,
             "[docker]\npull = \"never\"\ncpu_only = true\nhf_cache = {:?}\n[docker.images]\nbaseline = {baseline:?}\nhuman = {human:?}\n",
             self.path("hf-cache")
+        )
+        .unwrap();
+    }
+
+    /// A fresh server for every job (`engine.servers = "restart"`) instead of warm servers.
+    pub fn restart_servers(&self) {
+        let p = self.path("perf-runner.toml");
+        let toml = std::fs::read_to_string(&p).unwrap();
+        assert!(toml.contains("servers = \"warm\""));
+        std::fs::write(
+            &p,
+            toml.replace("servers = \"warm\"", "servers = \"restart\""),
         )
         .unwrap();
     }

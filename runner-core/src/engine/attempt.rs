@@ -7,13 +7,14 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
+use super::warm::Exec;
 use super::{Engine, EngineError, EngineSummary, folders, vet};
 use crate::backend::{BackendError, GpuLease, JobEnvs, PreparedEnv, StepOutput};
 use crate::benchmark::{OutputSource, RunOutput, SourceKind};
 use crate::failure::Failure;
 use crate::metrics::Metrics;
 use crate::plan::TaskPlan;
-use crate::record::{AttemptRecord, DatasetHash, JobKey, JobStatus, RunId};
+use crate::record::{AttemptRecord, DatasetHash, JobKey, JobStatus, RunId, ServeMode, ServeRecord};
 use crate::stepkit::AttemptFiles;
 use crate::task::Variant;
 
@@ -32,6 +33,7 @@ struct Outcome {
     failure: Option<(Failure, String, Vec<String>)>,
     metrics: Metrics,
     output: Option<StepOutput>,
+    serve: Option<ServeRecord>,
 }
 
 impl Outcome {
@@ -41,6 +43,7 @@ impl Outcome {
             failure: Some((code, msg, Vec::new())),
             metrics: Metrics::new(),
             output: None,
+            serve: None,
         }
     }
 }
@@ -59,6 +62,11 @@ impl<'a> TaskRun<'a> {
             datasets: Vec::new(),
             lease: GpuLease::default(),
         }
+    }
+
+    /// The task's artifact folder.
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The run this task belongs to.
@@ -83,7 +91,9 @@ impl<'a> TaskRun<'a> {
         status: JobStatus,
     ) -> Result<f64, EngineError> {
         let wall = started.1.elapsed().as_secs_f64();
-        let gpu_seconds = wall * self.gpus();
+        // A warm server's start before any job is charged to its first attempt.
+        let setup = out.serve.as_ref().map_or(0.0, |s| s.setup_charged_s);
+        let gpu_seconds = (wall + setup) * self.gpus();
         self.engine
             .spent_millis
             .fetch_add((gpu_seconds * 1000.0) as u64, Ordering::Relaxed);
@@ -111,7 +121,17 @@ impl<'a> TaskRun<'a> {
             build_digest: env.and_then(|e| e.digest.clone()),
             step_fingerprint: self.plan.step_fingerprint.clone(),
             client_argv: step.client.argv.clone(),
-            server_argv: step.server.as_ref().map(|s| s.argv.clone()),
+            server_argv: step.server.as_ref().map(|s| {
+                let mut argv = s.argv.clone();
+                if out
+                    .serve
+                    .as_ref()
+                    .is_some_and(|r| r.mode == ServeMode::Sleep)
+                {
+                    argv.push(crate::stepkit::warm::SLEEP_FLAG.to_string());
+                }
+                argv
+            }),
             datasets: self.datasets.clone(),
             warmed_up: step.warmup.is_some() && out.output.is_some(),
             failure,
@@ -127,6 +147,7 @@ impl<'a> TaskRun<'a> {
                 .unwrap_or(0.0),
             gpu_seconds,
             cost_usd: out.output.as_ref().and_then(|o| o.cost_usd),
+            serve: out.serve,
         };
         self.engine.store.record_attempt(&rec, status)?;
         Ok(gpu_seconds)
@@ -263,6 +284,7 @@ impl<'a> TaskRun<'a> {
         client_env: PreparedEnv,
         cancel: &CancellationToken,
         summary: &mut EngineSummary,
+        exec: &mut Exec<'_>,
     ) -> Result<JobStatus, EngineError> {
         let envs = JobEnvs {
             engine: engine_env,
@@ -312,11 +334,28 @@ impl<'a> TaskRun<'a> {
                 repeat = job.repeat,
                 attempt
             );
-            let run = self.engine.backend.execute(&envs, &self.plan.step, &cx);
-            let out = match tracing::Instrument::instrument(run, span).await {
+            let (result, mut serve) = match exec {
+                Exec::Restart { why } => {
+                    let run = self.engine.backend.execute(&envs, &self.plan.step, &cx);
+                    let r = tracing::Instrument::instrument(run, span).await;
+                    (r, Exec::restart_record(why))
+                }
+                Exec::Warm(pool) => {
+                    let run = pool.run(self.engine, job, &envs, &cx);
+                    let (r, rec) = tracing::Instrument::instrument(run, span).await;
+                    (r, Some(rec))
+                }
+            };
+            if let Some(s) = serve.as_mut().filter(|s| s.kv_cache.is_none()) {
+                // A server started for this job: what it allotted is in this attempt's log.
+                s.kv_cache =
+                    crate::stepkit::warm::capacity_of(&AttemptFiles::new(&dir).server_log());
+            }
+            let mut out = match result {
                 Ok(output) => self.parse(output, since),
                 Err(e) => backend_failure(e, &dir, self.engine.limits.result()),
             };
+            out.serve = serve;
             summary.attempts += 1;
             let code = out.failure.as_ref().map(|f| f.0);
             let retry_delay = match code {
@@ -423,6 +462,7 @@ impl<'a> TaskRun<'a> {
             failure,
             metrics,
             output: Some(output),
+            serve: None,
         }
     }
 }
@@ -456,5 +496,6 @@ fn backend_failure(e: BackendError, dir: &Path, cap: crate::input::Cap) -> Outco
         failure: Some(failure),
         metrics: Metrics::new(),
         output: None,
+        serve: None,
     }
 }

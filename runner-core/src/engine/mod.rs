@@ -7,6 +7,7 @@ pub mod datasets;
 mod folders;
 pub mod retry;
 mod vet;
+mod warm;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,9 +22,10 @@ use crate::backend::{Backend, GpuLease, NoProgress, PreparedEnv, ProgressSink, R
 use crate::failure::Failure;
 use crate::plan::{ClientBuild, TaskPlan};
 use crate::record::{JobKey, JobStatus, RunId};
-use crate::settings::Limits;
+use crate::settings::{Limits, Servers};
 use crate::store::{Store, StoreError};
 use crate::task::Variant;
+use warm::Exec;
 
 pub use retry::RetryPolicy;
 
@@ -53,6 +55,9 @@ pub struct EngineOptions {
     /// (the jobs up to `repeats` are planned; the rest are recorded `not_needed`).
     #[serde(default)]
     pub adaptive: Option<crate::stats::AdaptiveOptions>,
+    /// How serving steps get their servers (the setting `engine.servers`).
+    #[serde(default)]
+    pub servers: crate::settings::Servers,
 }
 
 /// What a batch did.
@@ -303,6 +308,9 @@ impl Engine {
     ) -> Result<(), EngineError> {
         // Prepare every build the jobs need, plus the fixed client build (serving).
         let mut needed: Vec<Variant> = jobs.iter().map(|j| j.variant).collect();
+        needed.sort();
+        needed.dedup();
+        let served = needed.clone();
         if let ClientBuild::Fixed(v) = plan.step.client_build {
             needed.push(v);
         }
@@ -312,6 +320,83 @@ impl Engine {
         for v in needed {
             envs.insert(v, t.prepare(v, cancel).await);
         }
+        let why = match (plan.step.server.is_some(), self.opts.servers) {
+            (false, _) => None,
+            (true, Servers::Restart) => Some("the setting engine.servers = restart".to_string()),
+            (true, Servers::Warm) => {
+                let ready: Vec<Variant> = served
+                    .into_iter()
+                    .filter(|v| matches!(envs.get(v), Some(Ok(_))))
+                    .collect();
+                let dir = t.dir().to_path_buf();
+                let opened = warm::Pool::open(
+                    self,
+                    t.run_id(),
+                    plan,
+                    &t.lease,
+                    &ready,
+                    &envs,
+                    &dir,
+                    cancel,
+                )
+                .await;
+                match opened {
+                    Ok(mut pool) => {
+                        let (ordered, orders) = warm::rotate(jobs, pool.seed);
+                        pool.orders = orders;
+                        let r = self
+                            .run_jobs(
+                                t,
+                                plan,
+                                &ordered,
+                                &envs,
+                                &mut Exec::Warm(&mut pool),
+                                cancel,
+                                summary,
+                            )
+                            .await;
+                        let starts = pool.starts();
+                        pool.close().await;
+                        tracing::info!(task = %plan.commit, ?starts, "warm servers stopped");
+                        return r;
+                    }
+                    Err(warm::NoPool::Cancelled) => {
+                        t.cancel_all(jobs, summary)?;
+                        return Ok(());
+                    }
+                    Err(warm::NoPool::Fallback(why)) => {
+                        tracing::warn!(task = %plan.commit, "no warm servers: {why}");
+                        self.progress
+                            .event("server", &format!("a server per job: {why}"));
+                        Some(why)
+                    }
+                }
+            }
+        };
+        self.run_jobs(
+            t,
+            plan,
+            jobs,
+            &envs,
+            &mut Exec::Restart { why },
+            cancel,
+            summary,
+        )
+        .await
+    }
+
+    /// Run the jobs in order, each on the build prepared for it, their servers from `exec`.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_jobs(
+        &self,
+        t: &mut attempt::TaskRun<'_>,
+        plan: &TaskPlan,
+        jobs: &[JobKey],
+        envs: &BTreeMap<Variant, Result<PreparedEnv, (Failure, String)>>,
+        exec: &mut Exec<'_>,
+        cancel: &CancellationToken,
+        summary: &mut EngineSummary,
+    ) -> Result<(), EngineError> {
         for (i, job) in jobs.iter().enumerate() {
             if cancel.is_cancelled() {
                 t.cancel_all(&jobs[i..], summary)?;
@@ -330,7 +415,8 @@ impl Engine {
             let client_env = envs.get(&client_variant).cloned();
             let status = match (engine_env, client_env) {
                 (Some(Ok(engine)), Some(Ok(client))) => {
-                    t.run_job(job, engine, client, cancel, summary).await?
+                    t.run_job(job, engine, client, cancel, summary, exec)
+                        .await?
                 }
                 (Some(Err((code, msg))), _) | (_, Some(Err((code, msg)))) => {
                     t.fail_all(std::slice::from_ref(job), code, &msg, summary)?;

@@ -247,6 +247,7 @@ fn task_report(
         validity,
         failures: failures(attempts, jobs, &ok),
         cost: cost(attempts),
+        servers: super::servers::servers(attempts),
     }
 }
 
@@ -389,5 +390,6 @@ pub(super) fn cost(attempts: &[&AttemptRecord]) -> Cost {
         wall_s,
         attempts: attempts.len() as u32,
         retries: (attempts.len() - distinct.len()) as u32,
+        measured_share: super::servers::measured_share(attempts),
     }
 }

@@ -277,6 +277,25 @@ pub fn markdown(r: &Report) -> String {
         );
     }
 
+    let served: Vec<&TaskReport> = r.tasks.iter().filter(|t| t.servers.is_some()).collect();
+    if !served.is_empty() {
+        out.push('\n');
+        for t in served {
+            let Some(s) = &t.servers else { continue };
+            let share = t
+                .cost
+                .measured_share
+                .map(|m| format!("; {:.1} % of its GPU·s inside measured windows", m * 100.0))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "- {} {}{share}",
+                code_cell(short(&t.commit)),
+                cell(&super::servers::line(s))
+            );
+        }
+    }
+
     let header = "| commit | metric | baseline | human | agent | human/baseline | agent/human | agent/baseline |\n|---|---|---|---|---|---|---|---|\n";
     out.push_str("\n## Primary metric\n\nMedian [95 % CI] n per variant (n = runs: a run, not a request, is the replicate); ratio [95 % CI] and verdict per pair — paired by interleaved round (geometric mean of per-round ratios, Student-t CI) where at least 3 rounds pair, so a drift that every variant of a round shares cancels; otherwise medians with a bootstrap CI. Agent comparisons are unscored where the human speedup did not reproduce.\n\n");
     out.push_str(header);

@@ -10,6 +10,7 @@
 mod collect;
 mod html;
 mod markdown;
+pub mod servers;
 mod svg;
 mod vllm;
 
@@ -136,6 +137,9 @@ pub struct TaskReport {
     pub failures: Vec<FailureReport>,
     /// Cost of the task.
     pub cost: Cost,
+    /// How its servers ran (serving): sleep mode or restarts, starts, allotted capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub servers: Option<servers::ServersReport>,
 }
 
 impl TaskReport {
@@ -356,4 +360,8 @@ pub struct Cost {
     pub attempts: u32,
     /// Attempts beyond the first of each job.
     pub retries: u32,
+    /// The share of the GPU·seconds spent inside measured windows (the clients' benchmark
+    /// durations), where the results say.
+    #[serde(default)]
+    pub measured_share: Option<f64>,
 }

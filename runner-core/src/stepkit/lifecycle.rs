@@ -62,13 +62,15 @@ pub async fn run_step(
     cx: &RunContext,
     policy: &StepPolicy,
 ) -> Result<StepOutput, BackendError> {
+    let files = AttemptFiles::of(cx);
     let life = Life {
         rt,
         envs,
         step,
         cx,
         policy,
-        files: AttemptFiles::of(cx),
+        log: files.server_log(),
+        files,
     };
     life.prelude()?;
     let mut server = None;
@@ -122,6 +124,8 @@ pub(super) struct Life<'a> {
     pub(super) cx: &'a RunContext,
     pub(super) policy: &'a StepPolicy,
     pub(super) files: AttemptFiles,
+    /// The server's log: the attempt's own, or a warm server's (which outlives attempts).
+    pub(super) log: std::path::PathBuf,
 }
 
 impl Life<'_> {
@@ -134,7 +138,7 @@ impl Life<'_> {
     }
 
     /// The attempt's folder, the dataset files, and not cancelled yet.
-    fn prelude(&self) -> Result<(), BackendError> {
+    pub(super) fn prelude(&self) -> Result<(), BackendError> {
         self.files.create().map_err(|e| {
             self.err(
                 Failure::EnvironmentBroken,
@@ -219,7 +223,7 @@ impl Life<'_> {
         Ok(self.output(Role::Client, exit, secs))
     }
 
-    fn output(&self, role: Role, exit: Exit, benchmark_seconds: f64) -> StepOutput {
+    pub(super) fn output(&self, role: Role, exit: Exit, benchmark_seconds: f64) -> StepOutput {
         StepOutput {
             exit_code: exit.code,
             client_stdout: self.files.stdout(role),
@@ -274,7 +278,7 @@ impl Life<'_> {
     }
 
     /// Run a client (or the warm-up) to its end; returns its exit and wall time.
-    async fn run_to_end(
+    pub(super) async fn run_to_end(
         &self,
         role: Role,
         plan: &ProcessPlan,

@@ -8,6 +8,8 @@
 //! - [`lifecycle`]: the one step lifecycle — start the server, wait until it is ready, warm up,
 //!   run the measured client, stop everything — driven through a backend's primitives
 //!   ([`StepRuntime`] starts processes, [`Running`] is one of them).
+//! - [`warm`]: warm servers — one server per build and task, switched with vLLM's sleep mode
+//!   between jobs through the same pieces.
 //!
 //! [`StepPlan`]: crate::plan::StepPlan
 //! [`Failure`]: crate::failure::Failure
@@ -18,8 +20,10 @@ pub mod placeholders;
 mod probe;
 pub mod runtime;
 mod server;
+pub mod warm;
 
 pub use layout::{AttemptFiles, Output};
 pub use lifecycle::{StepPolicy, run_step};
 pub use placeholders::{FillError, Filled, Placeholder, ScriptCheck, SourceTree, Values};
 pub use runtime::{Endpoint, Exit, Launch, Role, Running, StepRuntime};
+pub use warm::{Switch, WarmKit, WarmServer, run_warm, sleep_step};

@@ -33,6 +33,43 @@ pub(super) async fn health_ok(ep: &Endpoint, within: Duration) -> bool {
     matches!(tokio::time::timeout(within, attempt).await, Ok(Some(true)))
 }
 
+/// `POST path` (no body) at `ep`: the status code it answered within `within`, or why none.
+pub(super) async fn post(ep: &Endpoint, path: &str, within: Duration) -> Result<u16, String> {
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect((ep.host.as_str(), ep.port))
+            .await
+            .map_err(|e| format!("cannot connect to {}:{}: {e}", ep.host, ep.port))?;
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            ep.host, ep.port
+        );
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| format!("cannot send POST {path}: {e}"))?;
+        let mut buf = [0u8; 64];
+        let mut n = 0;
+        while n < 12 {
+            let k = s
+                .read(&mut buf[n..])
+                .await
+                .map_err(|e| format!("no answer to POST {path}: {e}"))?;
+            if k == 0 {
+                break;
+            }
+            n += k;
+        }
+        let head = String::from_utf8_lossy(&buf[..n]).to_string();
+        head.get(9..12)
+            .filter(|_| head.starts_with("HTTP/1."))
+            .and_then(|c| c.parse::<u16>().ok())
+            .ok_or_else(|| format!("POST {path}: not an HTTP answer"))
+    };
+    match tokio::time::timeout(within, attempt).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("POST {path}: no answer within {within:?}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

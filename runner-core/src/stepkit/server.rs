@@ -31,8 +31,8 @@ impl Life<'_> {
         let n = self.policy.log_tail_lines.min(MAX_TAIL);
         format!(
             "last lines of {}:\n{}",
-            self.files.server_log().display(),
-            AttemptFiles::tail(&self.files.server_log(), n)
+            self.log.display(),
+            AttemptFiles::tail(&self.log, n)
         )
     }
 

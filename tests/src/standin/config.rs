@@ -36,11 +36,14 @@ pub enum Fault {
     TransientOnce,
     /// The `bench serve` client dies half-way with a traceback; exit 1 (the server is fine).
     ClientCrash,
+    /// Sleep mode: the server exits 1 while asleep, shortly after the first `POST /sleep` that
+    /// follows `fault_after` served generation requests.
+    DieAsleep,
 }
 
 impl Fault {
     /// Every fault, in a stable order.
-    pub const ALL: [Fault; 9] = [
+    pub const ALL: [Fault; 10] = [
         Fault::CrashAtStart,
         Fault::CrashMidRun,
         Fault::Hang,
@@ -50,6 +53,7 @@ impl Fault {
         Fault::Oom,
         Fault::TransientOnce,
         Fault::ClientCrash,
+        Fault::DieAsleep,
     ];
 
     /// The snake_case name used in JSON and in [`FAULT_ENV`].
@@ -64,6 +68,7 @@ impl Fault {
             Fault::Oom => "oom",
             Fault::TransientOnce => "transient_once",
             Fault::ClientCrash => "client_crash",
+            Fault::DieAsleep => "die_asleep",
         }
     }
 }
@@ -110,6 +115,16 @@ pub struct StandinConfig {
     pub state_dir: Option<PathBuf>,
     /// Interval of the server's periodic engine log line (`Avg prompt throughput: …`), ms.
     pub log_interval_ms: u64,
+    /// Whether the build has vLLM's sleep mode (`--enable-sleep-mode`; `POST /sleep`,
+    /// `POST /wake_up`, `GET /is_sleeping` with `VLLM_SERVER_DEV_MODE=1`). Without it the flag
+    /// is an argparse error, as in vLLM builds older than sleep mode.
+    pub sleep_mode: bool,
+    /// What falling asleep costs, ms.
+    pub sleep_ms: u64,
+    /// What waking up costs, ms.
+    pub wake_ms: u64,
+    /// The KV-cache capacity the server's log reports (`GPU KV cache size: N tokens`).
+    pub kv_cache_tokens: u64,
 }
 
 impl Default for StandinConfig {
@@ -128,6 +143,10 @@ impl Default for StandinConfig {
             fault_after: 10,
             state_dir: None,
             log_interval_ms: 1000,
+            sleep_mode: true,
+            sleep_ms: 20,
+            wake_ms: 30,
+            kv_cache_tokens: 401_232,
         }
     }
 }

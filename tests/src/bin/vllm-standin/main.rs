@@ -17,6 +17,7 @@ mod report;
 mod serve_bench;
 mod serve_setup;
 mod server;
+mod sleep;
 
 use argv::{Command, Mode};
 use logs::{err, out};

@@ -34,6 +34,13 @@ pub async fn route<W: AsyncWrite + Unpin>(
     keep: bool,
 ) -> std::io::Result<u16> {
     let json_reply = |code: u16, body: String| (code, body);
+    let served = state.requests.load(Ordering::SeqCst);
+    if let Some((code, body)) =
+        crate::sleep::route(&req.method, &req.path, &state.sleep, &state.cfg, served).await
+    {
+        http::write_response(w, code, "application/json", body.as_bytes(), keep).await?;
+        return Ok(code);
+    }
     let (code, body) = match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/health" | "/ping") => json_reply(200, String::new()),
         ("GET", "/version") => json_reply(200, json!({"version": state.cfg.version}).to_string()),
@@ -172,6 +179,11 @@ async fn generate<W: AsyncWrite + Unpin>(
     keep: bool,
     chat: bool,
 ) -> std::io::Result<u16> {
+    if state.sleep.is_asleep() {
+        let body = error_body(503, "The engine is sleeping; POST /wake_up first.");
+        http::write_response(w, 503, "application/json", body.as_bytes(), keep).await?;
+        return Ok(503);
+    }
     let n = state.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let cfg = &state.cfg;
     if cfg.fault == Some(perf_runner_tests::standin::Fault::CrashMidRun) && n > cfg.fault_after {

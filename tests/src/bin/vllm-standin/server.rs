@@ -36,6 +36,8 @@ pub struct State {
     pub prompt_tokens: AtomicU64,
     /// Generated tokens since the last stats line.
     pub gen_tokens: AtomicU64,
+    /// Sleep mode.
+    pub sleep: crate::sleep::Sleep,
 }
 
 /// Parses a `--host` without DNS: IPs, `localhost`, empty (all interfaces).
@@ -69,6 +71,16 @@ pub async fn run(entry: &Entry, args: &Args, cfg: StandinConfig) -> i32 {
     }
     if let Some(code) = faults::argparse_fault(&cfg, args) {
         return code;
+    }
+    let sleep_flag = args.has("enable-sleep-mode");
+    if sleep_flag && !cfg.sleep_mode {
+        // A build older than sleep mode: argparse does not know the flag.
+        err(&args.usage());
+        err(&format!(
+            "{}: error: unrecognized arguments: --enable-sleep-mode",
+            args.prog
+        ));
+        return 2;
     }
     let parsed = (|| -> Result<_, ArgError> {
         let model = match args.value("model")? {
@@ -105,6 +117,7 @@ pub async fn run(entry: &Entry, args: &Args, cfg: StandinConfig) -> i32 {
         running: AtomicU64::new(0),
         prompt_tokens: AtomicU64::new(0),
         gen_tokens: AtomicU64::new(0),
+        sleep: crate::sleep::Sleep::new(sleep_flag),
     });
     let mut term = signal(SignalKind::terminate()).ok();
     let mut int = signal(SignalKind::interrupt()).ok();
@@ -216,7 +229,10 @@ async fn serve(
     log(
         "INFO",
         "kv_cache_utils.py:716",
-        "GPU KV cache size: 401,232 tokens",
+        &format!(
+            "GPU KV cache size: {} tokens",
+            thousands(cfg.kv_cache_tokens)
+        ),
         old,
     );
     log(
@@ -269,6 +285,19 @@ async fn serve(
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }
     }
+}
+
+/// `401232` as `401,232`, as vLLM prints it.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 async fn connection(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {

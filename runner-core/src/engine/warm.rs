@@ -1,0 +1,345 @@
+//! The engine's side of warm servers (see [`crate::stepkit::warm`]): per task and lease, one
+//! server per build, started one after another (each put to sleep before the next starts), then
+//! the interleaved rounds as wake → warm-up → measured client → sleep, the variants' order
+//! rotating across rounds from a seeded start. A build or backend without sleep mode — or any
+//! server that does not come up asleep — falls back to a restart per job, with the reason in
+//! every attempt's record.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use super::Engine;
+use crate::backend::{BackendError, GpuLease, JobEnvs, PreparedEnv, RunContext, StepOutput};
+use crate::failure::Failure;
+use crate::plan::{StepPlan, TaskPlan};
+use crate::record::{Capacity, JobKey, RunId, ServeMode, ServeRecord};
+use crate::stepkit::{self, WarmServer};
+use crate::task::Variant;
+
+/// How the jobs of a task get their server.
+pub(super) enum Exec<'p> {
+    /// A server started for every job (or none: offline steps); `why` is recorded for serving
+    /// steps.
+    Restart {
+        /// Why not warm servers (`None`: the step has no server).
+        why: Option<String>,
+    },
+    /// The task's warm servers.
+    Warm(&'p mut Pool),
+}
+
+impl Exec<'_> {
+    /// The record of a restart attempt (serving steps).
+    pub(super) fn restart_record(why: &Option<String>) -> Option<ServeRecord> {
+        why.as_ref().map(|w| ServeRecord {
+            mode: ServeMode::Restart,
+            why: Some(w.clone()),
+            server_start: 0,
+            setup_charged_s: 0.0,
+            wake_ms: None,
+            sleep_ms: None,
+            kv_cache: None,
+            round_order: Vec::new(),
+            order_seed: None,
+        })
+    }
+}
+
+/// Why the set-up of warm servers ended without a pool.
+pub(super) enum NoPool {
+    /// Restart per job, for this reason.
+    Fallback(String),
+    /// Cancelled meanwhile.
+    Cancelled,
+}
+
+struct Slot {
+    server: Option<WarmServer>,
+    starts: u32,
+    env: PreparedEnv,
+    /// Start-up seconds not yet charged to an attempt.
+    uncharged_s: f64,
+    capacity: Option<Capacity>,
+}
+
+/// A task's warm servers, one per build.
+pub(super) struct Pool {
+    step: StepPlan,
+    slots: BTreeMap<Variant, Slot>,
+    dir: PathBuf,
+    grace: Duration,
+    /// The seed of the rotation.
+    pub(super) seed: u64,
+    /// The order each round ran in, by repeat.
+    pub(super) orders: BTreeMap<u32, Vec<String>>,
+}
+
+/// The seed of a task's rotation: from the run and the commit, so a resumed run keeps it.
+pub(super) fn seed(run: &RunId, commit: &str) -> u64 {
+    let d = Sha256::digest(format!("{}\n{commit}", run.0).as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    u64::from_le_bytes(b)
+}
+
+fn label(job: &JobKey) -> String {
+    match job.aa {
+        true => format!("{}-aa", job.variant),
+        false => job.variant.to_string(),
+    }
+}
+
+/// The jobs in the order they run: round by round (repeat), each round's jobs rotated by
+/// `seed + round`, so every variant goes first equally often. Also the order of each round.
+pub(super) fn rotate(jobs: &[JobKey], seed: u64) -> (Vec<JobKey>, BTreeMap<u32, Vec<String>>) {
+    let mut rounds: BTreeMap<u32, Vec<JobKey>> = BTreeMap::new();
+    for j in jobs {
+        rounds.entry(j.repeat).or_default().push(j.clone());
+    }
+    let mut out = Vec::with_capacity(jobs.len());
+    let mut orders = BTreeMap::new();
+    for (repeat, mut round) in rounds {
+        let n = round.len() as u64;
+        if n > 0 {
+            round.rotate_left((seed.wrapping_add(u64::from(repeat)) % n) as usize);
+        }
+        orders.insert(repeat, round.iter().map(label).collect());
+        out.extend(round);
+    }
+    (out, orders)
+}
+
+/// A folder for a server's start that did not exist before: `server-<variant>-<n>`.
+fn server_dir(task: &Path, v: Variant, n: u32) -> PathBuf {
+    let mut k = n;
+    loop {
+        let d = task.join(format!("server-{v}-{k}"));
+        if !d.exists() {
+            return d;
+        }
+        k += 1;
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+impl Pool {
+    /// Start one server per variant in `variants`, one after another, each asleep before the
+    /// next starts.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn open(
+        engine: &Engine,
+        run: &RunId,
+        plan: &TaskPlan,
+        lease: &GpuLease,
+        variants: &[Variant],
+        envs: &BTreeMap<Variant, Result<PreparedEnv, (Failure, String)>>,
+        dir: &Path,
+        cancel: &CancellationToken,
+    ) -> Result<Pool, NoPool> {
+        let step = stepkit::sleep_step(&plan.step);
+        let mut slots: BTreeMap<Variant, Slot> = BTreeMap::new();
+        let mut grace = Duration::from_secs(10);
+        let result = 'open: {
+            for &v in variants {
+                let Some(Ok(env)) = envs.get(&v) else {
+                    break 'open Err(NoPool::Fallback(format!("the {v} build is not prepared")));
+                };
+                let cx = engine.context(run, plan, lease, cancel, server_dir(dir, v, 1));
+                let Some(kit) = engine.backend.warm_kit(&step, &cx) else {
+                    break 'open Err(NoPool::Fallback(format!(
+                        "the {} backend starts a server for every job",
+                        engine.backend.name()
+                    )));
+                };
+                grace = kit.policy.stop_grace;
+                engine
+                    .progress
+                    .event("server", &format!("{v}: starting its warm server"));
+                let mut tries = 1;
+                let started = std::time::Instant::now();
+                let r = loop {
+                    let r = WarmServer::start(&kit, env, &step, &cx).await;
+                    let delay = match &r {
+                        Err(e) if e.is_transient() && !cancel.is_cancelled() => {
+                            tries += 1;
+                            engine
+                                .opts
+                                .retry
+                                .delay_before(tries, started.elapsed(), rand::random())
+                        }
+                        _ => None,
+                    };
+                    match (r, delay) {
+                        (Err(e), Some(d)) => {
+                            tracing::warn!(variant = %v, error = %e, "transient failure starting the warm server; again in {d:?}");
+                            if !super::retry::wait(d, cancel).await {
+                                break 'open Err(NoPool::Cancelled);
+                            }
+                        }
+                        (r, _) => break r,
+                    }
+                };
+                match r {
+                    Ok(s) => {
+                        tracing::info!(variant = %v, start_s = s.start_s, capacity = ?s.capacity, "warm server asleep");
+                        slots.insert(
+                            v,
+                            Slot {
+                                uncharged_s: s.start_s,
+                                capacity: s.capacity.clone(),
+                                server: Some(s),
+                                starts: 1,
+                                env: env.clone(),
+                            },
+                        );
+                    }
+                    Err(e) if e.kind == Failure::Cancelled || cancel.is_cancelled() => {
+                        break 'open Err(NoPool::Cancelled);
+                    }
+                    Err(e) => {
+                        break 'open Err(NoPool::Fallback(format!(
+                            "the {v} server did not come up asleep with {} ({}: {}); a server per job instead",
+                            stepkit::warm::SLEEP_FLAG,
+                            e.kind.code(),
+                            crate::text::escape(first_line(&e.message))
+                        )));
+                    }
+                }
+            }
+            Ok(())
+        };
+        let mut pool = Pool {
+            step,
+            slots,
+            dir: dir.to_path_buf(),
+            grace,
+            seed: seed(run, &plan.commit),
+            orders: BTreeMap::new(),
+        };
+        match result {
+            Ok(()) => Ok(pool),
+            Err(e) => {
+                pool.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Run one attempt of `job` on its variant's server (started again first when it is gone).
+    pub(super) async fn run(
+        &mut self,
+        engine: &Engine,
+        job: &JobKey,
+        envs: &JobEnvs,
+        cx: &RunContext,
+    ) -> (Result<StepOutput, BackendError>, ServeRecord) {
+        let mut rec = ServeRecord {
+            mode: ServeMode::Sleep,
+            why: None,
+            server_start: 0,
+            setup_charged_s: 0.0,
+            wake_ms: None,
+            sleep_ms: None,
+            kv_cache: None,
+            round_order: self.orders.get(&job.repeat).cloned().unwrap_or_default(),
+            order_seed: Some(self.seed),
+        };
+        let no_server = |m: String| BackendError::new(engine.backend.name(), Failure::Unknown, m);
+        let Some(slot) = self.slots.get_mut(&job.variant) else {
+            return (
+                Err(no_server(format!("no warm server for {}", job.variant))),
+                rec,
+            );
+        };
+        rec.setup_charged_s = std::mem::take(&mut slot.uncharged_s);
+        let alive = match slot.server.as_mut() {
+            Some(s) => s.alive().await,
+            None => false,
+        };
+        if !alive {
+            if let Some(mut s) = slot.server.take() {
+                s.stop(self.grace).await;
+            }
+            // Started again inside this attempt (its wall time holds the start), while the
+            // other servers sleep.
+            slot.starts += 1;
+            let scx = RunContext {
+                artifact_dir: server_dir(&self.dir, job.variant, slot.starts),
+                ..cx.clone()
+            };
+            let Some(kit) = engine.backend.warm_kit(&self.step, &scx) else {
+                return (Err(no_server("the backend has no warm kit".into())), rec);
+            };
+            match WarmServer::start(&kit, &slot.env, &self.step, &scx).await {
+                Ok(s) => {
+                    slot.capacity = s.capacity.clone();
+                    slot.server = Some(s);
+                }
+                Err(e) => return (Err(e), rec),
+            }
+        }
+        rec.server_start = slot.starts;
+        rec.kv_cache = slot.capacity.clone();
+        let Some(kit) = engine.backend.warm_kit(&self.step, cx) else {
+            return (Err(no_server("the backend has no warm kit".into())), rec);
+        };
+        let Some(server) = slot.server.as_mut() else {
+            return (Err(no_server("the warm server is gone".into())), rec);
+        };
+        let (r, switch) = stepkit::run_warm(&kit, server, envs, &self.step, cx).await;
+        if !server.alive().await {
+            slot.server = None;
+        }
+        rec.wake_ms = switch.wake_ms;
+        rec.sleep_ms = switch.sleep_ms;
+        (r, rec)
+    }
+
+    /// How many times each variant's server was started.
+    pub(super) fn starts(&self) -> BTreeMap<Variant, u32> {
+        self.slots.iter().map(|(v, s)| (*v, s.starts)).collect()
+    }
+
+    /// Stop every server.
+    pub(super) async fn close(&mut self) {
+        for slot in self.slots.values_mut() {
+            if let Some(mut s) = slot.server.take() {
+                s.stop(self.grace).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::interleaved_jobs;
+
+    #[test]
+    fn rotation_puts_every_variant_first_equally_often_and_is_seeded() {
+        let vs = [Variant::Baseline, Variant::Human, Variant::Agent];
+        let jobs = interleaved_jobs("c", &vs, 6, false);
+        let (ordered, orders) = rotate(&jobs, 7);
+        assert_eq!(ordered.len(), jobs.len());
+        let mut firsts: BTreeMap<String, u32> = BTreeMap::new();
+        for (r, order) in &orders {
+            assert_eq!(order.len(), 3, "round {r}");
+            *firsts.entry(order[0].clone()).or_default() += 1;
+        }
+        assert_eq!(firsts.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
+        // Rounds stay contiguous and complete.
+        for (i, j) in ordered.iter().enumerate() {
+            assert_eq!(j.repeat as usize, i / 3);
+        }
+        assert_eq!(rotate(&jobs, 7).1, orders);
+        assert_ne!(rotate(&jobs, 8).1, orders);
+        assert_ne!(seed(&RunId("a".into()), "c"), seed(&RunId("b".into()), "c"));
+    }
+}

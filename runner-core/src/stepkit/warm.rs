@@ -388,22 +388,37 @@ mod tests {
 
     #[test]
     fn the_sleep_step_adds_the_flag_and_the_variable_once() {
-        let step: StepPlan = serde_json::from_value(serde_json::json!({
-            "mode": "serving",
-            "entry": {"vllm_bench": {"subcommand": "serve"}},
-            "server": {"argv": ["{PYTHON}", "-m", "x", "--port", "{PORT}"]},
-            "client": {"argv": ["c"]},
-            "warmup": null,
-            "client_build": "same_as_variant",
-            "env": [["VLLM_SERVER_DEV_MODE", "0"], ["A", "b"]],
-            "datasets": [],
-            "gpu": {"kind": null, "count": 1},
-            "timeouts": {"prepare_s": 1, "server_ready_s": 1, "benchmark_s": 1},
-            "result_file": null,
-            "unclassified_flags": [],
-            "replaced_flags": []
-        }))
-        .unwrap();
+        use crate::plan::{ClientBuild, GpuRequest, ProcessPlan};
+        use crate::settings::Timeouts;
+        use crate::spec::{EntryPoint, Mode};
+        let step = StepPlan {
+            mode: Mode::Serving,
+            entry: EntryPoint::VllmBench {
+                subcommand: "serve".into(),
+            },
+            server: Some(ProcessPlan {
+                argv: vec!["{PYTHON}".into(), "--port".into(), "{PORT}".into()],
+            }),
+            client: ProcessPlan {
+                argv: vec!["c".into()],
+            },
+            warmup: None,
+            client_build: ClientBuild::SameAsVariant,
+            env: vec![(DEV_MODE_ENV.into(), "0".into()), ("A".into(), "b".into())],
+            datasets: Vec::new(),
+            gpu: GpuRequest {
+                kind: None,
+                count: 1,
+            },
+            timeouts: Timeouts {
+                prepare_s: 1,
+                server_ready_s: 1,
+                benchmark_s: 1,
+            },
+            result_file: None,
+            unclassified_flags: Vec::new(),
+            replaced_flags: Vec::new(),
+        };
         let s = sleep_step(&sleep_step(&step));
         let argv = &s.server.as_ref().unwrap().argv;
         assert_eq!(argv.iter().filter(|a| *a == SLEEP_FLAG).count(), 1);

@@ -83,6 +83,7 @@ async fn run(config: DummyConfig, plans: &[TaskPlan], repeats: u32, concurrency:
         budget_gpu_seconds: None,
         adaptive: None,
         servers: Default::default(),
+        burn_in: true,
     };
     let engine = Engine::new(Arc::new(DummyBackend::new(config)), store.clone(), opts);
     let summary = engine

@@ -321,6 +321,7 @@ pub async fn run(
             ..runner_core::stats::AdaptiveOptions::default()
         }),
         servers: e.servers,
+        burn_in: e.burn_in,
     };
     let progress = Arc::new(CliProgress::new());
     let engine = Engine::new(backend, store.clone(), opts)

@@ -104,6 +104,19 @@ fn one_server_per_build_is_switched_between_jobs_in_rotating_order() {
     // Server starts = builds (baseline and its A/A share one), not jobs.
     let art = w.path("art");
     assert_eq!(starts_in(&art), 2);
+    // Each start ran the burn-in: the measured workload once, kept in the server's folder.
+    let burn_ins = files_named(&art, "client.stdout")
+        .into_iter()
+        .filter(|p| {
+            p.parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("server-")
+        })
+        .count();
+    assert_eq!(burn_ins, 2);
     // The start of each build's server is charged once, to its first attempt.
     let charged: Vec<&AttemptRecord> = attempts
         .iter()
@@ -222,8 +235,10 @@ fn the_restart_setting_starts_a_server_per_job() {
 fn a_server_that_dies_asleep_fails_its_next_job_and_is_started_again() {
     let w = World::with_configs(|sub, c| {
         if sub == "wh" {
+            // Past the start's burn-in (13 requests), within the first job (+16): it dies asleep
+            // after every job.
             c.fault = Some(Fault::DieAsleep);
-            c.fault_after = 1;
+            c.fault_after = 20;
         }
     });
     let o = w.run(&["--repeats", "3"]);

@@ -176,6 +176,7 @@ async fn run(dir: &Path, gpus: u32, specs: &[(u32, u64)], repeats: u32, concurre
         budget_gpu_seconds: None,
         adaptive: None,
         servers: Default::default(),
+        burn_in: true,
     };
     let engine = Engine::new(pool, store, opts);
     let t = Instant::now();

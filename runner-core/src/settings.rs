@@ -59,6 +59,14 @@ pub struct EngineSettings {
     /// server for every job).
     #[serde(default)]
     pub servers: Servers,
+    /// Warm servers: after each server start, run the measured client's workload once,
+    /// recorded in the server's folder and not scored (the first run after a start is slower).
+    #[serde(default = "yes")]
+    pub burn_in: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// How serving steps run their servers (the setting `engine.servers`).

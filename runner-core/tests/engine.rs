@@ -205,6 +205,7 @@ fn setup(repeats: u32) -> Setup {
         budget_gpu_seconds: None,
         adaptive: None,
         servers: Default::default(),
+        burn_in: true,
     };
     Setup {
         _dir: dir,

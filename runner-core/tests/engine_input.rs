@@ -56,6 +56,7 @@ async fn run(write: Write) -> Vec<AttemptRecord> {
         budget_gpu_seconds: None,
         adaptive: None,
         servers: Default::default(),
+        burn_in: true,
     };
     let limits = Limits {
         max_result_bytes: CAP,

@@ -55,6 +55,7 @@ fn engine(dir: &Path, failures: u32, base_delay: Duration) -> (Engine, Arc<Store
         budget_gpu_seconds: None,
         adaptive: None,
         servers: Default::default(),
+        burn_in: true,
     };
     let backend = Arc::new(Canned::failing_prepare(failures, latency));
     (Engine::new(backend, store.clone(), opts), store, run)

@@ -58,6 +58,10 @@ pub struct EngineOptions {
     /// How serving steps get their servers (the setting `engine.servers`).
     #[serde(default)]
     pub servers: crate::settings::Servers,
+    /// Warm servers: run the measured client's workload once after each server start,
+    /// recorded in the server's folder and not scored (the setting `engine.burn_in`).
+    #[serde(default)]
+    pub burn_in: bool,
 }
 
 /// What a batch did.

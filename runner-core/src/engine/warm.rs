@@ -60,7 +60,7 @@ pub(super) enum NoPool {
 struct Slot {
     server: Option<WarmServer>,
     starts: u32,
-    env: PreparedEnv,
+    envs: JobEnvs,
     /// Start-up seconds not yet charged to an attempt.
     uncharged_s: f64,
     capacity: Option<Capacity>,
@@ -76,6 +76,8 @@ pub(super) struct Pool {
     pub(super) seed: u64,
     /// The order each round ran in, by repeat.
     pub(super) orders: BTreeMap<u32, Vec<String>>,
+    /// Whether each start runs a burn-in.
+    burn_in: bool,
 }
 
 /// The seed of a task's rotation: from the run and the commit, so a resumed run keeps it.
@@ -144,12 +146,22 @@ impl Pool {
         cancel: &CancellationToken,
     ) -> Result<Pool, NoPool> {
         let step = stepkit::sleep_step(&plan.step);
+        let burn_in = engine.opts.burn_in;
         let mut slots: BTreeMap<Variant, Slot> = BTreeMap::new();
         let mut grace = Duration::from_secs(10);
         let result = 'open: {
             for &v in variants {
-                let Some(Ok(env)) = envs.get(&v) else {
+                let client = match plan.step.client_build {
+                    crate::plan::ClientBuild::Fixed(c) => c,
+                    crate::plan::ClientBuild::SameAsVariant => v,
+                };
+                let (Some(Ok(env)), Some(Ok(client_env))) = (envs.get(&v), envs.get(&client))
+                else {
                     break 'open Err(NoPool::Fallback(format!("the {v} build is not prepared")));
+                };
+                let job_envs = JobEnvs {
+                    engine: env.clone(),
+                    client: client_env.clone(),
                 };
                 let cx = engine.context(run, plan, lease, cancel, server_dir(dir, v, 1));
                 let Some(kit) = engine.backend.warm_kit(&step, &cx) else {
@@ -165,7 +177,7 @@ impl Pool {
                 let mut tries = 1;
                 let started = std::time::Instant::now();
                 let r = loop {
-                    let r = WarmServer::start(&kit, env, &step, &cx).await;
+                    let r = WarmServer::start(&kit, &job_envs, &step, &cx, burn_in).await;
                     let delay = match &r {
                         Err(e) if e.is_transient() && !cancel.is_cancelled() => {
                             tries += 1;
@@ -196,7 +208,7 @@ impl Pool {
                                 capacity: s.capacity.clone(),
                                 server: Some(s),
                                 starts: 1,
-                                env: env.clone(),
+                                envs: job_envs.clone(),
                             },
                         );
                     }
@@ -222,6 +234,7 @@ impl Pool {
             grace,
             seed: seed(run, &plan.commit),
             orders: BTreeMap::new(),
+            burn_in,
         };
         match result {
             Ok(()) => Ok(pool),
@@ -277,7 +290,7 @@ impl Pool {
             let Some(kit) = engine.backend.warm_kit(&self.step, &scx) else {
                 return (Err(no_server("the backend has no warm kit".into())), rec);
             };
-            match WarmServer::start(&kit, &slot.env, &self.step, &scx).await {
+            match WarmServer::start(&kit, &slot.envs, &self.step, &scx, self.burn_in).await {
                 Ok(s) => {
                     slot.capacity = s.capacity.clone();
                     slot.server = Some(s);

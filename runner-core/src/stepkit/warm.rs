@@ -4,8 +4,9 @@
 //! A warm server runs the task's step with sleep mode on ([`sleep_step`]: the server gets
 //! `--enable-sleep-mode`, the environment `VLLM_SERVER_DEV_MODE=1`, which serves
 //! `POST /sleep` and `POST /wake_up`). [`WarmServer::start`] starts it, waits until it is
-//! ready, reads what the engine allotted from its log and puts it to sleep, so the next build's
-//! server starts beside sleeping ones only. [`run_warm`] runs one job against it: wake →
+//! ready, reads what the engine allotted from its log, runs the burn-in (the measured client's
+//! workload once, not scored) and puts it to sleep, so the next build's server starts beside
+//! sleeping ones only. [`run_warm`] runs one job against it: wake →
 //! warm-up → measured client → sleep, through the same lifecycle pieces as [`run_step`]
 //! (the same readiness, timeouts, cancellation, and "a server that ends while a client runs
 //! measured nothing"). A server found dead when its job comes (it died asleep) is
@@ -22,7 +23,7 @@ use super::layout::AttemptFiles;
 use super::lifecycle::{Life, StepPolicy};
 use super::probe;
 use super::runtime::{Endpoint, Role, Running, StepRuntime};
-use crate::backend::{BackendError, JobEnvs, PreparedEnv, RunContext, StepOutput};
+use crate::backend::{BackendError, JobEnvs, RunContext, StepOutput};
 use crate::failure::Failure;
 use crate::plan::StepPlan;
 use crate::record::Capacity;
@@ -163,16 +164,13 @@ impl WarmServer {
     /// until it is ready, and put it to sleep. Whatever fails, nothing it started is left.
     pub async fn start(
         kit: &WarmKit<'_>,
-        env: &PreparedEnv,
+        envs: &JobEnvs,
         step: &StepPlan,
         cx: &RunContext,
+        burn_in: bool,
     ) -> Result<WarmServer, BackendError> {
-        let envs = JobEnvs {
-            engine: env.clone(),
-            client: env.clone(),
-        };
         let files = AttemptFiles::of(cx);
-        let l = life(kit, &envs, step, cx, files.server_log());
+        let l = life(kit, envs, step, cx, files.server_log());
         let Some(plan) = &step.server else {
             return Err(l.err(Failure::BadConfig, "a warm server needs a serving step"));
         };
@@ -214,6 +212,12 @@ impl WarmServer {
             capacity: None,
         };
         server.capacity = capacity_of(&server.log);
+        if burn_in {
+            if let Err(e) = server.burn_in(&l).await {
+                server.stop(kit.policy.stop_grace).await;
+                return Err(e);
+            }
+        }
         if let Err(e) = server.switch(&l, "/sleep?level=1").await {
             server.stop(kit.policy.stop_grace).await;
             return Err(e);
@@ -224,6 +228,29 @@ impl WarmServer {
             &format!("ready and asleep after {:.1} s", server.start_s),
         );
         Ok(server)
+    }
+
+    /// The burn-in: the measured client's workload once, right after the start, its files
+    /// kept in the server's folder and never scored — the first run after a start is slower
+    /// (caches, allocator, compilation), and no measured round should pay for it. A failed
+    /// burn-in is only a warning; a server that dies meanwhile is an error.
+    async fn burn_in(&mut self, l: &Life<'_>) -> Result<(), BackendError> {
+        l.cx.progress.event("server", "burn-in run (not scored)");
+        let t = Instant::now();
+        let (exit, _) = l
+            .run_to_end(
+                Role::Client,
+                &l.step.client,
+                &l.envs.client,
+                Some(self.port),
+                &mut self.slot,
+            )
+            .await?;
+        if !exit.success() {
+            tracing::warn!(%exit, "the burn-in client failed; its files are in {}", l.files.dir().display());
+        }
+        tracing::info!(secs = t.elapsed().as_secs_f64(), "burn-in done");
+        Ok(())
     }
 
     /// Whether its process is still there.

@@ -127,6 +127,17 @@ fn server_dir(task: &Path, v: Variant, n: u32) -> PathBuf {
     }
 }
 
+/// A warm server's labels: its variant, and its folder's name as its "attempt" (so that names
+/// and labels made from them differ between the servers of a task).
+fn server_labels(cx: &mut RunContext, v: Variant, dir: &Path) {
+    cx.labels.insert("variant".into(), v.to_string());
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "server".into());
+    cx.labels.insert("attempt".into(), name);
+}
+
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }
@@ -163,7 +174,9 @@ impl Pool {
                     engine: env.clone(),
                     client: client_env.clone(),
                 };
-                let cx = engine.context(run, plan, lease, cancel, server_dir(dir, v, 1));
+                let sdir = server_dir(dir, v, 1);
+                let mut cx = engine.context(run, plan, lease, cancel, sdir.clone());
+                server_labels(&mut cx, v, &sdir);
                 let Some(kit) = engine.backend.warm_kit(&step, &cx) else {
                     break 'open Err(NoPool::Fallback(format!(
                         "the {} backend starts a server for every job",
@@ -283,10 +296,12 @@ impl Pool {
             // Started again inside this attempt (its wall time holds the start), while the
             // other servers sleep.
             slot.starts += 1;
-            let scx = RunContext {
-                artifact_dir: server_dir(&self.dir, job.variant, slot.starts),
+            let sdir = server_dir(&self.dir, job.variant, slot.starts);
+            let mut scx = RunContext {
+                artifact_dir: sdir.clone(),
                 ..cx.clone()
             };
+            server_labels(&mut scx, job.variant, &sdir);
             let Some(kit) = engine.backend.warm_kit(&self.step, &scx) else {
                 return (Err(no_server("the backend has no warm kit".into())), rec);
             };

@@ -77,6 +77,8 @@ pub struct DockerBackend {
     facts: OnceCell<EngineFacts>,
     /// The engine host's GPUs, leased to tasks (shared code with the local backend).
     leases: LeaseManager,
+    /// Warm servers' container ids, by run, task and variant (their clients join them).
+    pub(crate) warm_servers: Mutex<HashMap<String, String>>,
 }
 
 /// What a step needs to know about the engine, asked once.
@@ -107,6 +109,7 @@ impl DockerBackend {
             versions: Mutex::new(HashMap::new()),
             facts: OnceCell::new(),
             leases,
+            warm_servers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -238,5 +241,15 @@ impl Backend for DockerBackend {
         run::execute(self, envs, step, cx)
             .await
             .map_err(|e| self.redactor.error(e))
+    }
+
+    /// Warm servers: server containers kept across a task's jobs, clients joining them.
+    async fn warm_kit<'a>(
+        &'a self,
+        step: &'a StepPlan,
+        cx: &'a RunContext,
+    ) -> Option<runner_core::stepkit::WarmKit<'a>> {
+        let d = self.docker().await.ok()?;
+        Some(run::warm_kit(self, d, step, cx).await)
     }
 }

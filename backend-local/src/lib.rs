@@ -134,7 +134,7 @@ impl Backend for LocalBackend {
         execute::execute(&self.inner.config, installer, envs, step, cx).await
     }
 
-    fn warm_kit<'a>(
+    async fn warm_kit<'a>(
         &'a self,
         step: &'a StepPlan,
         cx: &'a RunContext,

@@ -273,3 +273,49 @@ fn a_server_that_dies_asleep_fails_its_next_job_and_is_started_again() {
         processes_under(w.dir.path())
     );
 }
+
+#[test]
+fn docker_keeps_one_server_container_per_build_and_removes_it_at_the_end() {
+    use perf_runner_tests::standin::StandinConfig;
+    const TEST: &str = "docker_keeps_one_server_container_per_build_and_removes_it_at_the_end";
+    if !common::docker::available(TEST) {
+        return;
+    }
+    let image = |variant: &str, version: &str, speed: f64| {
+        let tag = format!("perf-runner-test/warm-standin:{variant}");
+        let config = StandinConfig {
+            version: version.into(),
+            speed,
+            startup_ms: 200,
+            jitter: 0.0,
+            ..StandinConfig::default()
+        };
+        common::docker::standin_image(&tag, &config);
+        tag
+    };
+    let base = image("baseline", "0.6.3.dev1+gf508e03", 1.0);
+    let human = image("human", "0.6.3.dev2+ge358053", 1.3);
+    let w = World::new(1.0, None);
+    w.use_docker(&base, &human);
+    let o = w.run(&["--backend", "docker", "--repeats", "3"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let run = w.only_run();
+    let attempts = w.attempts(&run);
+    assert_eq!(attempts.len(), 6);
+    for a in &attempts {
+        assert!(a.succeeded(), "{}: {:?}", a.job, a.failure_detail);
+        let s = a.serve.as_ref().unwrap();
+        assert_eq!(s.mode, ServeMode::Sleep, "{:?}", s.why);
+        assert_eq!(s.server_start, 1);
+    }
+    assert_eq!(
+        starts_in(&w.path("art")),
+        2,
+        "one server container per build"
+    );
+    assert_eq!(
+        common::docker::containers(&run.0),
+        Vec::<String>::new(),
+        "containers left"
+    );
+}

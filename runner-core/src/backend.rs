@@ -254,7 +254,7 @@ pub trait Backend: std::fmt::Debug + Send + Sync + 'static {
     /// outlive one job (a server kept asleep between a task's jobs), with this backend's
     /// lifecycle policy. `None` (the default): this backend starts a server for every job,
     /// and the engine records why.
-    fn warm_kit<'a>(
+    async fn warm_kit<'a>(
         &'a self,
         step: &'a StepPlan,
         cx: &'a RunContext,

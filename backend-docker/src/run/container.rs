@@ -32,6 +32,8 @@ pub(super) struct Container {
     probe: Probe,
     probe_host: String,
     log: Option<JoinHandle<()>>,
+    /// A warm server's own guard: the container goes when it is stopped (or dropped).
+    owner: Option<containers::Guard>,
 }
 
 impl Container {
@@ -43,6 +45,7 @@ impl Container {
         probe_host: String,
         to: Output,
         redactor: Redactor,
+        owner: Option<containers::Guard>,
     ) -> Container {
         let log = logs::follow(d.clone(), name.clone(), to, redactor);
         Container {
@@ -51,6 +54,7 @@ impl Container {
             probe,
             probe_host,
             log: Some(log),
+            owner,
         }
     }
 
@@ -124,5 +128,8 @@ impl Running for Container {
         }
         // Its log is complete once the follower has drained.
         logs::drain(self.log.take()).await;
+        if let Some(g) = self.owner.take() {
+            g.cleanup().await;
+        }
     }
 }

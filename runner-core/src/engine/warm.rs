@@ -177,7 +177,7 @@ impl Pool {
                 let sdir = server_dir(dir, v, 1);
                 let mut cx = engine.context(run, plan, lease, cancel, sdir.clone());
                 server_labels(&mut cx, v, &sdir);
-                let Some(kit) = engine.backend.warm_kit(&step, &cx) else {
+                let Some(kit) = engine.backend.warm_kit(&step, &cx).await else {
                     break 'open Err(NoPool::Fallback(format!(
                         "the {} backend starts a server for every job",
                         engine.backend.name()
@@ -302,7 +302,7 @@ impl Pool {
                 ..cx.clone()
             };
             server_labels(&mut scx, job.variant, &sdir);
-            let Some(kit) = engine.backend.warm_kit(&self.step, &scx) else {
+            let Some(kit) = engine.backend.warm_kit(&self.step, &scx).await else {
                 return (Err(no_server("the backend has no warm kit".into())), rec);
             };
             match WarmServer::start(&kit, &slot.envs, &self.step, &scx, self.burn_in).await {
@@ -315,7 +315,7 @@ impl Pool {
         }
         rec.server_start = slot.starts;
         rec.kv_cache = slot.capacity.clone();
-        let Some(kit) = engine.backend.warm_kit(&self.step, cx) else {
+        let Some(kit) = engine.backend.warm_kit(&self.step, cx).await else {
             return (Err(no_server("the backend has no warm kit".into())), rec);
         };
         let Some(server) = slot.server.as_mut() else {

@@ -27,7 +27,7 @@ fn have(program: &str) -> bool {
 #[test]
 fn the_scripts_layer_fetches_from_the_template_and_skips_missing_files() {
     if !have("python3") {
-        eprintln!("SKIPPED: no python3");
+        perf_runner_tests::require::skip_or_fail("python3", "recipe_commands", "no python3");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -16,13 +16,12 @@ fn perf_runner(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
-/// The `report` subcommand exists in this build (it is wired into `main.rs` separately).
+/// The `report` subcommand exists in this build (asserted: a missing one fails every test
+/// here rather than skipping it).
 fn wired() -> bool {
-    let ok = perf_runner(&["report", "--help"]).status.success();
-    if !ok {
-        eprintln!("note: `perf-runner report` is not wired into main.rs yet; skipping");
-    }
-    ok
+    let o = perf_runner(&["report", "--help"]);
+    assert!(o.status.success(), "`perf-runner report --help` failed");
+    true
 }
 
 fn store() -> (tempfile::TempDir, PathBuf) {
@@ -136,7 +135,11 @@ fn html_and_vllm_files_to_a_directory_render_in_chromium() {
                 .is_ok_and(|o| o.status.success())
         });
     if !has_chromium {
-        eprintln!("note: no chromium on PATH; skipping the rendering check");
+        perf_runner_tests::require::skip_or_fail(
+            "chromium",
+            "the rendering check",
+            "no chromium on PATH",
+        );
         return;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/check-report-html.sh");

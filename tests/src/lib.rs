@@ -2,5 +2,6 @@
 #![warn(missing_docs)]
 
 pub mod fake_gpus;
+pub mod require;
 pub mod rootfs;
 pub mod standin;

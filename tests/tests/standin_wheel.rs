@@ -36,7 +36,11 @@ fn check(cmd: &mut Command) -> String {
 fn venv_with(wheel: &Path, dir: &Path) -> PathBuf {
     let venv = dir.join("venv");
     let python = venv.join("bin/python");
-    if has("uv", "--version") {
+    let uv_here = has("uv", "--version");
+    if !uv_here && perf_runner_tests::require::required("uv") {
+        panic!("uv is required here (PERF_RUNNER_TEST_REQUIRE) but not on PATH");
+    }
+    if uv_here {
         let uv = |args: &[&str]| {
             let mut c = Command::new("uv");
             c.args(args)
@@ -65,7 +69,7 @@ fn venv_with(wheel: &Path, dir: &Path) -> PathBuf {
 #[test]
 fn wheel_installs_into_a_real_venv_and_serves_for_real() {
     if !has("python3", "-V") {
-        eprintln!("skipped: no python3 on PATH");
+        perf_runner_tests::require::skip_or_fail("python3", "standin wheel", "no python3 on PATH");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

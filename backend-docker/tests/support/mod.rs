@@ -59,15 +59,21 @@ pub async fn engine(test: &str) -> Option<Docker> {
     let d = match Docker::connect_with_defaults() {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("SKIPPED {test}: cannot connect to a Docker Engine: {e}");
+            perf_runner_tests::require::skip_or_fail(
+                "docker",
+                test,
+                &format!("cannot connect to a Docker Engine: {e}"),
+            );
             return None;
         }
     };
     match d.ping().await {
         Ok(_) => Some(d.negotiate_version().await.ok()?),
         Err(e) => {
-            eprintln!(
-                "SKIPPED {test}: no Docker Engine reachable (start dockerd or set DOCKER_HOST): {e}"
+            perf_runner_tests::require::skip_or_fail(
+                "docker",
+                test,
+                &format!("no Docker Engine reachable (start dockerd or set DOCKER_HOST): {e}"),
             );
             None
         }

@@ -85,10 +85,11 @@ pub fn modal_ok(test: &str) -> bool {
         .args(["-c", "import modal"])
         .status()
         .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("SKIPPED {test}: `python3 -c \"import modal\"` failed; run `pip install modal`");
-    }
-    ok
+    ok || perf_runner_tests::require::skip_or_fail(
+        "modal",
+        test,
+        "`python3 -c \"import modal\"` failed; run `pip install modal`",
+    )
 }
 
 /// A backend wired to the fake shim playing `scenario`; its state lands in `dir/state`.

@@ -17,10 +17,11 @@ pub fn available(test: &str) -> bool {
         .args(["info", "--format", "{{.ServerVersion}}"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIPPED {test}: no Docker Engine reachable (start dockerd or set DOCKER_HOST)");
-    }
-    ok
+    ok || perf_runner_tests::require::skip_or_fail(
+        "docker",
+        test,
+        "no Docker Engine reachable (start dockerd or set DOCKER_HOST)",
+    )
 }
 
 fn docker(args: &[&str]) -> String {

@@ -1,15 +1,18 @@
 //! Tests that need something of the machine (a Docker Engine, `uv`, `python3`, the `modal`
 //! SDK, Chromium) go through [`skip_or_fail`]: on a developer's machine without it they say
 //! `SKIPPED` and return, but where CI promises it — the environment variable
-//! [`REQUIRE_ENV`] names it, or is `all` — its absence fails the test, so a suite that tested
-//! nothing can never pass as green.
+//! [`REQUIRE_ENV`] names it, or is `all`, or `CI=true` — its absence fails the test, so a suite
+//! that tested nothing can never pass as green.
 
 /// Comma-separated dependencies that must be present (`docker,uv,python3,modal,chromium`), or
 /// `all`. `.ci/run` sets `all` after installing them.
 pub const REQUIRE_ENV: &str = "PERF_RUNNER_TEST_REQUIRE";
 
-/// Whether `dep` is required here (see [`REQUIRE_ENV`]).
+/// Whether `dep` is required here (see [`REQUIRE_ENV`]; `CI=true` requires everything).
 pub fn required(dep: &str) -> bool {
+    if std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
+        return true;
+    }
     std::env::var(REQUIRE_ENV).is_ok_and(|v| {
         v.split(',')
             .map(str::trim)
@@ -33,7 +36,8 @@ mod tests {
 
     #[test]
     fn a_required_dependency_fails_and_another_skips() {
-        // SAFETY (test-only): no other test of this crate reads this variable concurrently.
+        // SAFETY (test-only): no other test of this crate reads these variables concurrently.
+        unsafe { std::env::remove_var("CI") };
         unsafe { std::env::set_var(REQUIRE_ENV, "docker, uv") };
         assert!(required("docker") && required("UV") && !required("modal"));
         assert!(!skip_or_fail("modal", "t", "no modal"));

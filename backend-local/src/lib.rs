@@ -167,8 +167,10 @@ async fn health(cfg: &LocalConfig) -> Health {
             detail,
         });
     };
+    let mut gpus = false;
     match gpu::query(&cfg.nvidia_smi).await {
         Ok(g) => {
+            gpus = !g.is_empty();
             let list: Vec<String> = g
                 .iter()
                 .map(|g| {
@@ -192,8 +194,24 @@ async fn health(cfg: &LocalConfig) -> Health {
         }
         Err(e) => check("nvidia-smi", false, e.to_string()),
     }
+    if cfg.cpu_only {
+        check(
+            "gpus",
+            true,
+            "cpu_only = true: jobs run without GPUs".into(),
+        );
+    } else if !gpus {
+        check(
+            "gpus",
+            false,
+            format!(
+                "no GPU found through {}; jobs here need GPUs (cpu_only = true runs without)",
+                cfg.nvidia_smi.display()
+            ),
+        );
+    }
     let python = version_of(&cfg.python, "--version").await;
-    let usable = python.is_some();
+    let usable = python.is_some() && (gpus || cfg.cpu_only);
     check(
         "python",
         usable,

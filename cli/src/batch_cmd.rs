@@ -242,6 +242,9 @@ pub async fn run(
             };
             spec = serde_json::from_value(meta).context("the run's stored options")?;
             let backend = backends::make(&spec.backend, settings)?;
+            if !usable(backend.as_ref()).await? {
+                return Ok(exit::BACKEND_UNAVAILABLE);
+            }
             let (_, tasks) = load_tasks(&spec, settings)?;
             let stored = store.tasks(&run)?;
             let mut plans = Vec::new();
@@ -275,6 +278,9 @@ pub async fn run(
                 spec.dataset = Some(std::path::absolute(d).unwrap_or_else(|_| d.clone()));
             }
             let backend = backends::make(&spec.backend, settings)?;
+            if !usable(backend.as_ref()).await? {
+                return Ok(exit::BACKEND_UNAVAILABLE);
+            }
             let (ds, tasks) = load_tasks(&spec, settings)?;
             let run = RunId::generate();
             store.create_run(
@@ -374,6 +380,23 @@ pub async fn run(
     } else {
         exit::SUCCESS
     })
+}
+
+/// Whether the backend can run jobs here; when not, says why on stderr (before any run is
+/// written, so that none is left `running`).
+async fn usable(backend: &dyn runner_core::Backend) -> Result<bool> {
+    let health = backend.check().await?;
+    if !health.usable {
+        errln!("backend {}: not usable here:", backend.name());
+        for c in health.checks.iter().filter(|c| !c.ok) {
+            errln!("  {}: {}", esc(&c.name), esc(&c.detail));
+        }
+        errln!(
+            "(`perf-runner doctor --backend {}` shows every check)",
+            backend.name()
+        );
+    }
+    Ok(health.usable)
 }
 
 /// The run's lock, or the exit code of a refusal (already explained on stderr).

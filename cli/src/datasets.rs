@@ -22,7 +22,7 @@ pub fn load(path: Option<&Path>, settings: &Settings) -> Result<Dataset> {
     let ds = match path {
         // One message: the error's own text already carries its cause.
         Some(p) => Dataset::load_with(p, inputs, settings.limits.dataset())
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
+            .map_err(|e| crate::errors::coded(runner_core::exit::INPUT, e.to_string()))?,
         None => Dataset::from_str_with(EMBEDDED, EMBEDDED_ORIGIN, Path::new("examples"), inputs),
     };
     for e in &ds.errors {

@@ -10,6 +10,7 @@ mod batch_cmd;
 mod compare_cmd;
 mod datasets;
 mod doctor_cmd;
+mod errors;
 mod parse_cmd;
 mod plan_cmd;
 mod progress;
@@ -264,8 +265,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // Errors often quote dataset values, paths and logs: never raw.
-            eprintln!("error: {}", escape_lines(&format!("{e:#}")));
-            exit::USAGE
+            eprintln!("error: {}", escape_lines(&errors::message(&e)));
+            errors::exit_code(&e)
         }
     };
     ExitCode::from(code as u8)

@@ -109,7 +109,7 @@ fn files_over_their_cap_are_refused_with_size_cap_and_setting() {
     let env = [("PERF_RUNNER__LIMITS__MAX_DATASET_BYTES", "100")];
     let (o, _) = run_env(&["tasks", dataset.to_str().unwrap()], &env);
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(o.status.code(), Some(3), "{err}");
     for part in [
         "big.jsonl",
         "200 bytes",

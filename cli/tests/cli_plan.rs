@@ -151,7 +151,8 @@ fn plan_errors_are_clear() {
         "--patch",
         "/nonexistent.diff",
     ]);
-    assert_eq!(o.status.code(), Some(2));
+    // A file that cannot be read is an input error.
+    assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent.diff"));
 }
 

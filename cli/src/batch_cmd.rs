@@ -58,6 +58,9 @@ pub struct BatchSpec {
     pub artifacts: Option<PathBuf>,
     /// Dataset-file directory.
     pub data_dir: Option<PathBuf>,
+    /// A predictions file and a vLLM source (paths absolute).
+    #[serde(default)]
+    pub intake: datasets::Intake,
 }
 
 fn load_tasks(spec: &BatchSpec, settings: &Settings) -> Result<(Dataset, Vec<Task>)> {
@@ -65,7 +68,7 @@ fn load_tasks(spec: &BatchSpec, settings: &Settings) -> Result<(Dataset, Vec<Tas
         Some(row) => {
             Dataset::from_str_with(&row.to_string(), "adhoc", Path::new("."), &settings.inputs)
         }
-        None => datasets::load(spec.dataset.as_deref(), settings)?,
+        None => datasets::load(spec.dataset.as_deref(), settings, &spec.intake)?,
     };
     if let Some(e) = ds.errors.first().filter(|_| spec.adhoc.is_some()) {
         bail!("{e}");

@@ -24,13 +24,14 @@ fn plan_of(
     variants: Option<&str>,
     patch: Option<&Path>,
     settings: &Settings,
+    intake: &datasets::Intake,
 ) -> Result<(Task, TaskPlan)> {
     let (dataset, commit) = match args {
         [commit] => (None, commit),
         [dataset, commit] => (Some(PathBuf::from(dataset)), commit),
         _ => bail!("plan takes [DATASET] COMMIT"),
     };
-    let ds = datasets::load(dataset.as_deref(), settings)?;
+    let ds = datasets::load(dataset.as_deref(), settings, intake)?;
     let task = ds
         .find(commit)
         .with_context(|| format!("in {}", ds.origin))?
@@ -75,6 +76,7 @@ pub async fn dry_run(
     variants: Option<&str>,
     patch: Option<&Path>,
     settings: &Settings,
+    intake: &datasets::Intake,
 ) -> Result<i32> {
     let Some(dry_run) = backend.dry_run else {
         bail!(
@@ -82,7 +84,7 @@ pub async fn dry_run(
             backend.name
         );
     };
-    let Some((_, plan)) = planned(plan_of(args, variants, patch, settings))? else {
+    let Some((_, plan)) = planned(plan_of(args, variants, patch, settings, intake))? else {
         return Ok(exit::TASKS_FAILED);
     };
     let section = backends::section(backend, settings)?;
@@ -108,8 +110,9 @@ pub fn run(
     patch: Option<&Path>,
     format: Format,
     settings: &Settings,
+    intake: &datasets::Intake,
 ) -> Result<i32> {
-    let Some((task, plan)) = planned(plan_of(args, variants, patch, settings))? else {
+    let Some((task, plan)) = planned(plan_of(args, variants, patch, settings, intake))? else {
         return Ok(exit::TASKS_FAILED);
     };
     let task = &task;

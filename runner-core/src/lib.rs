@@ -14,6 +14,8 @@ pub mod gpu;
 pub mod input;
 pub mod lease;
 pub mod metrics;
+#[cfg(feature = "parquet")]
+pub mod parquet_rows;
 pub mod parse;
 pub mod patch;
 pub mod plan;

@@ -218,3 +218,125 @@ fn predictions_add_the_agent_variant() {
     assert_eq!(std::fs::read_to_string(path).unwrap(), AGENT_DIFF);
     assert!(Path::new(path).starts_with(f.path("cache")));
 }
+
+/// Write `rows` as a Parquet file with ISO-Bench's published column names and types (its
+/// Hugging Face dataset card: lists of strings, a struct of counts, booleans), by pyarrow.
+fn write_parquet(rows: &Value, path: &Path) {
+    const SCRIPT: &str = r#"
+import json, sys
+import pyarrow as pa, pyarrow.parquet as pq
+rows = json.load(open(sys.argv[1]))
+stats = pa.struct([(k, pa.int64()) for k in (
+    "commit_year", "num_edited_lines", "num_files", "num_hunks", "num_non_test_edited_lines",
+    "num_non_test_files", "num_test_files", "only_non_test_files", "only_test_files")])
+schema = pa.schema([
+    ("commit_hash", pa.string()), ("pr_url", pa.string()), ("pr_date", pa.string()),
+    ("timeline_extracted_at", pa.string()), ("analysis_extracted_at", pa.string()),
+    ("models", pa.list_(pa.string())), ("perf_command", pa.string()),
+    ("has_serving", pa.bool_()), ("has_latency", pa.bool_()), ("has_throughput", pa.bool_()),
+    ("uses_lm_eval", pa.bool_()), ("commit_subject", pa.string()),
+    ("commit_message", pa.string()), ("commit_date", pa.string()),
+    ("files_changed", pa.list_(pa.string())), ("stats", stats), ("diff_text", pa.string()),
+    ("gpu_config", pa.string()),
+])
+pq.write_table(pa.Table.from_pylist(rows, schema=schema), sys.argv[2])
+"#;
+    let json = path.with_extension("json");
+    std::fs::write(&json, rows.to_string()).unwrap();
+    let out = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(&json)
+        .arg(path)
+        .output()
+        .expect("python3 runs (pyarrow is installed by .ci/run)");
+    assert!(
+        out.status.success(),
+        "pyarrow: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn iso_row(commit: &str, i: usize) -> Value {
+    let stats: serde_json::Map<String, Value> = [
+        "commit_year",
+        "num_edited_lines",
+        "num_files",
+        "num_hunks",
+        "num_non_test_edited_lines",
+        "num_non_test_files",
+        "num_test_files",
+        "only_non_test_files",
+        "only_test_files",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), json!(1)))
+    .collect();
+    json!({
+        "commit_hash": commit, "pr_url": format!("https://github.com/vllm-project/vllm/pull/{i}"),
+        "pr_date": "2025-01-01", "timeline_extracted_at": "2025-06-01",
+        "analysis_extracted_at": "2025-06-01", "models": ["meta-llama/Llama-3.1-8B-Instruct"],
+        "perf_command": LATENCY, "has_serving": false, "has_latency": true,
+        "has_throughput": false, "uses_lm_eval": false, "commit_subject": format!("[Perf] c{i}"),
+        "commit_message": format!("[Perf] c{i}\n\nbody"), "commit_date": "2025-01-01T00:00:00Z",
+        "files_changed": ["vllm/core/scheduler.py"], "stats": stats, "diff_text": HUMAN_DIFF,
+        "gpu_config": "H100:1",
+    })
+}
+
+#[test]
+fn a_parquet_dataset_with_iso_bench_columns_loads_and_plans() {
+    let f = Fixture::new();
+    let mut rows: Vec<Value> = f
+        .commits
+        .iter()
+        .enumerate()
+        .map(|(i, c)| iso_row(c, i))
+        .collect();
+    rows.push(iso_row(UNKNOWN, 9));
+    write_parquet(&Value::Array(rows), &f.path("iso.parquet"));
+
+    let o = f.run(&["tasks", "iso.parquet", "--format", "json"]);
+    let listed = json_out(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let tasks = listed["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 5);
+    assert_eq!(tasks[1]["commit"], f.commits[1].as_str());
+    assert_eq!(tasks[1]["subject"], "[Perf] c1");
+    assert_eq!(tasks[1]["model"], "meta-llama/Llama-3.1-8B-Instruct");
+    assert_eq!(tasks[1]["gpu_config"], "H100:1");
+    assert_eq!(
+        tasks[1]["status"], "bad_config",
+        "no parent column: {}",
+        tasks[1]
+    );
+
+    // With the clone: every row with a resolvable parent plans, and triage agrees row by row.
+    let repo = f.repo();
+    let rows = triage_and_plan(&f, "iso.parquet", &["--vllm-source", &repo]);
+    assert_agree(&rows);
+    let planned: Vec<&str> = rows.iter().filter(|r| r.2).map(|r| r.0.as_str()).collect();
+    let expected: Vec<&str> = f.commits[1..].iter().map(String::as_str).collect();
+    assert_eq!(planned, expected);
+}
+
+#[test]
+fn a_truncated_parquet_file_is_an_error_not_a_crash() {
+    let f = Fixture::new();
+    let rows = Value::Array(vec![iso_row(&f.commits[1], 1)]);
+    write_parquet(&rows, &f.path("iso.parquet"));
+    let bytes = std::fs::read(f.path("iso.parquet")).unwrap();
+    std::fs::write(f.path("cut.parquet"), &bytes[..bytes.len() / 2]).unwrap();
+    let o = f.run(&["tasks", "cut.parquet"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cut.parquet") && err.contains("Parquet"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

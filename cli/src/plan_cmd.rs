@@ -32,10 +32,11 @@ fn plan_of(
         _ => bail!("plan takes [DATASET] COMMIT"),
     };
     let ds = datasets::load(dataset.as_deref(), settings, intake)?;
-    let task = ds
+    let mut task = ds
         .find(commit)
         .with_context(|| format!("in {}", ds.origin))?
         .clone();
+    runner_core::catalogue::inject(&mut task, &settings.datasets);
     let patch_path = patch.map(Path::to_path_buf).or_else(|| task.patch.clone());
     let variants = match variants {
         Some(v) => parse_variant_list(v).context("--variants")?,

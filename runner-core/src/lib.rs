@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod benchmark;
 pub mod build;
+pub mod catalogue;
 pub mod command;
 pub mod dataset;
 pub mod digest;

@@ -250,6 +250,8 @@ pub struct TriageOptions {
     pub retry_backoff: Duration,
     /// Concurrent HTTP requests.
     pub concurrency: usize,
+    /// The dataset catalogue's mirror: catalogued files it holds are provisioned, not missing.
+    pub datasets: crate::catalogue::DatasetSettings,
 }
 
 /// The per-commit image manifest on the public ECR mirror of vLLM's post-merge CI images.
@@ -272,6 +274,7 @@ impl Default for TriageOptions {
             retries: 3,
             retry_backoff: Duration::from_millis(500),
             concurrency: 8,
+            datasets: crate::catalogue::DatasetSettings::default(),
         }
     }
 }
@@ -325,7 +328,7 @@ impl<'a> Context<'a> {
 /// The checks that need no I/O, in report order (engine and artifacts come later).
 fn offline_findings(task: &Task, cx: &Context<'_>) -> Findings {
     let mut f = Findings::default();
-    command::check(task, &mut f);
+    command::check(task, &cx.opts.datasets, &mut f);
     check_parent(task, &mut f);
     rocm::check(task, &mut f);
     size::check(task, cx, &mut f);

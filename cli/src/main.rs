@@ -215,7 +215,9 @@ enum Command {
     /// files or captured outputs; a directory = its files as repeats).
     Compare(compare_cmd::Args),
     /// Report a stored run: medians with CIs, ratios and verdicts per variant, validity,
-    /// failures, skipped tasks and cost, as markdown, JSON or a self-contained HTML page.
+    /// failures, skipped tasks and cost, as markdown, JSON or a self-contained HTML page; or
+    /// flat tables for pandas: the long table (csv, jsonl) or the ISO-Bench-style wide view
+    /// (wide-csv, wide-jsonl).
     Report {
         /// The run id (see `perf-runner runs`).
         run_id: String,

@@ -11,6 +11,7 @@ mod collect;
 mod html;
 mod markdown;
 mod svg;
+pub mod table;
 mod vllm;
 
 use serde::{Deserialize, Serialize};

@@ -58,6 +58,9 @@ pub struct BatchSpec {
     pub artifacts: Option<PathBuf>,
     /// Dataset-file directory.
     pub data_dir: Option<PathBuf>,
+    /// A predictions file and a vLLM source (paths absolute).
+    #[serde(default)]
+    pub intake: datasets::Intake,
 }
 
 fn load_tasks(spec: &BatchSpec, settings: &Settings) -> Result<(Dataset, Vec<Task>)> {
@@ -65,7 +68,7 @@ fn load_tasks(spec: &BatchSpec, settings: &Settings) -> Result<(Dataset, Vec<Tas
         Some(row) => {
             Dataset::from_str_with(&row.to_string(), "adhoc", Path::new("."), &settings.inputs)
         }
-        None => datasets::load(spec.dataset.as_deref(), settings)?,
+        None => datasets::load(spec.dataset.as_deref(), settings, &spec.intake)?,
     };
     if let Some(e) = ds.errors.first().filter(|_| spec.adhoc.is_some()) {
         bail!("{e}");
@@ -178,7 +181,9 @@ async fn plan_all(
             }
             _ => None,
         };
-        match plan_task(t, &variants, settings, patch) {
+        let mut t = t.clone();
+        runner_core::catalogue::inject(&mut t, &settings.datasets);
+        match plan_task(&t, &variants, settings, patch) {
             Ok(p) => {
                 let planned = TaskRow {
                     plan: Some(serde_json::to_string(&p)?),
@@ -259,7 +264,9 @@ pub async fn run(
                 };
                 let variants: Vec<Variant> = plan.builds.iter().map(|b| b.variant).collect();
                 let patch = plan.builds.iter().find_map(|b| b.patch.clone());
-                let fresh = plan_task(task, &variants, settings, patch)?;
+                let mut task = task.clone();
+                runner_core::catalogue::inject(&mut task, &settings.datasets);
+                let fresh = plan_task(&task, &variants, settings, patch)?;
                 if fresh.step_fingerprint != plan.step_fingerprint {
                     bail!(
                         "--resume {run}: the plan of {} changed since the run started (dataset or settings edited); start a new run",
@@ -303,6 +310,8 @@ pub async fn run(
         }
     };
     let cache = backends::cache_dir();
+    let data_dir = spec.data_dir.clone().unwrap_or_else(|| cache.join("data"));
+    provide_catalogued(&plans, settings, &data_dir);
     let e = &settings.engine;
     let opts = EngineOptions {
         repeats: spec.repeats,
@@ -318,7 +327,7 @@ pub async fn run(
             .artifacts
             .clone()
             .unwrap_or_else(|| cache.join("artifacts")),
-        data_dir: spec.data_dir.clone().unwrap_or_else(|| cache.join("data")),
+        data_dir,
         dataset_roots: settings.inputs.dataset_roots.clone(),
         budget_gpu_seconds: spec.budget_gpu_hours.map(|h| h * 3600.0),
         adaptive: spec.adaptive.then(|| runner_core::stats::AdaptiveOptions {
@@ -397,6 +406,28 @@ async fn usable(backend: &dyn runner_core::Backend) -> Result<bool> {
         );
     }
     Ok(health.usable)
+}
+
+/// Copy the catalogued dataset files the plans were given (`--dataset-path FILE` for a
+/// command that relied on its client's default) from the dataset mirror into the data dir,
+/// once each, checked against their pinned sha256. A file that cannot be provided is said
+/// here; the engine then fails its tasks with `dataset_missing`.
+fn provide_catalogued(plans: &[TaskPlan], settings: &Settings, data_dir: &Path) {
+    let files: BTreeSet<&str> = plans
+        .iter()
+        .flat_map(|p| &p.step.datasets)
+        .filter(|d| d.original == d.name)
+        .map(|d| d.name.as_str())
+        .collect();
+    for file in files {
+        let Some(entry) = runner_core::catalogue::by_file(file) else {
+            continue;
+        };
+        match runner_core::catalogue::provide(entry, &settings.datasets, data_dir) {
+            Ok(sha) => errln!("dataset {file}: sha256 {sha} (the same file for every variant)"),
+            Err(e) => errln!("error: {}", esc(&e)),
+        }
+    }
 }
 
 /// The run's lock, or the exit code of a refusal (already explained on stderr).

@@ -78,6 +78,8 @@ struct RunOpts {
     /// Stop scheduling new jobs once this many GPU·hours were spent (a finite number > 0).
     #[arg(long, allow_negative_numbers = true, value_parser = ranges::budget_gpu_hours)]
     budget_gpu_hours: Option<f64>,
+    #[command(flatten)]
+    intake: datasets::Intake,
 }
 
 /// Output formats of listing commands.
@@ -100,6 +102,8 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        #[command(flatten)]
+        intake: datasets::Intake,
     },
     /// Say, before any GPU is rented, whether each commit can be verified and why.
     Triage(triage_cmd::Args),
@@ -123,6 +127,8 @@ enum Command {
         /// the real SDK objects: image recipe, GPU, volumes, secrets, timeouts).
         #[arg(long, value_parser = backends::dry_run_parser())]
         backend: Option<String>,
+        #[command(flatten)]
+        intake: datasets::Intake,
     },
     /// Reproduce one commit: its benchmark on the baseline, the human commit and optionally
     /// an agent patch. `[DATASET] COMMIT`, or an ad-hoc commit with --commit/--perf-command.
@@ -210,7 +216,9 @@ enum Command {
     /// files or captured outputs; a directory = its files as repeats).
     Compare(compare_cmd::Args),
     /// Report a stored run: medians with CIs, ratios and verdicts per variant, validity,
-    /// failures, skipped tasks and cost, as markdown, JSON or a self-contained HTML page.
+    /// failures, skipped tasks and cost, as markdown, JSON or a self-contained HTML page; or
+    /// flat tables for pandas: the long table (csv, jsonl) or the ISO-Bench-style wide view
+    /// (wide-csv, wide-jsonl).
     Report {
         /// The run id (see `perf-runner runs`).
         run_id: String,
@@ -290,13 +298,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         .clone()
         .unwrap_or_else(runner_core::store::Store::default_path);
     match cli.command {
-        Command::Tasks { dataset, format } => tasks_cmd::run(dataset.as_deref(), format, &settings),
+        Command::Tasks {
+            dataset,
+            format,
+            intake,
+        } => tasks_cmd::run(dataset.as_deref(), format, &settings, &intake),
         Command::Plan {
             args,
             variants,
             patch,
             format,
             backend,
+            intake,
         } => match backend.as_deref() {
             Some(name) => block_on(plan_cmd::dry_run(
                 backends::find(name)?,
@@ -304,6 +317,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 variants.as_deref(),
                 patch.as_deref(),
                 &settings,
+                &intake,
             )),
             None => plan_cmd::run(
                 &args,
@@ -311,6 +325,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 patch.as_deref(),
                 format,
                 &settings,
+                &intake,
             ),
         },
         Command::Run {
@@ -422,6 +437,7 @@ fn batch_spec(o: &RunOpts, settings: &runner_core::settings::Settings) -> batch_
         artifacts: o.artifacts.clone(),
         data_dir: o.data_dir.clone(),
         budget_gpu_hours: o.budget_gpu_hours,
+        intake: o.intake.absolute(),
         ..batch_cmd::BatchSpec::default()
     }
 }

@@ -24,17 +24,19 @@ fn plan_of(
     variants: Option<&str>,
     patch: Option<&Path>,
     settings: &Settings,
+    intake: &datasets::Intake,
 ) -> Result<(Task, TaskPlan)> {
     let (dataset, commit) = match args {
         [commit] => (None, commit),
         [dataset, commit] => (Some(PathBuf::from(dataset)), commit),
         _ => bail!("plan takes [DATASET] COMMIT"),
     };
-    let ds = datasets::load(dataset.as_deref(), settings)?;
-    let task = ds
+    let ds = datasets::load(dataset.as_deref(), settings, intake)?;
+    let mut task = ds
         .find(commit)
         .with_context(|| format!("in {}", ds.origin))?
         .clone();
+    runner_core::catalogue::inject(&mut task, &settings.datasets);
     let patch_path = patch.map(Path::to_path_buf).or_else(|| task.patch.clone());
     let variants = match variants {
         Some(v) => parse_variant_list(v).context("--variants")?,
@@ -75,6 +77,7 @@ pub async fn dry_run(
     variants: Option<&str>,
     patch: Option<&Path>,
     settings: &Settings,
+    intake: &datasets::Intake,
 ) -> Result<i32> {
     let Some(dry_run) = backend.dry_run else {
         bail!(
@@ -82,7 +85,7 @@ pub async fn dry_run(
             backend.name
         );
     };
-    let Some((_, plan)) = planned(plan_of(args, variants, patch, settings))? else {
+    let Some((_, plan)) = planned(plan_of(args, variants, patch, settings, intake))? else {
         return Ok(exit::TASKS_FAILED);
     };
     let section = backends::section(backend, settings)?;
@@ -108,8 +111,9 @@ pub fn run(
     patch: Option<&Path>,
     format: Format,
     settings: &Settings,
+    intake: &datasets::Intake,
 ) -> Result<i32> {
-    let Some((task, plan)) = planned(plan_of(args, variants, patch, settings))? else {
+    let Some((task, plan)) = planned(plan_of(args, variants, patch, settings, intake))? else {
         return Ok(exit::TASKS_FAILED);
     };
     let task = &task;

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow};
 use clap::ValueEnum;
 use runner_core::record::RunId;
-use runner_core::report::{ReportError, ReportOptions, build, html, markdown, write_vllm_results};
+use runner_core::report::{
+    ReportError, ReportOptions, build, html, markdown, table, write_vllm_results,
+};
 use runner_core::store::{Store, StoreError};
 use runner_core::{exit, text};
 
@@ -20,6 +22,15 @@ pub enum ReportFormat {
     Json,
     /// One self-contained HTML page with inline SVG plots.
     Html,
+    /// The long table as CSV: one row per attempt × metric (task × variant × metric × run).
+    Csv,
+    /// The long table as JSON lines.
+    Jsonl,
+    /// The ISO-Bench-style wide view as CSV: one row per task, `baseline_*`, `human_*`,
+    /// `agent_*` medians and their ratios.
+    WideCsv,
+    /// The wide view as JSON lines.
+    WideJsonl,
 }
 
 impl ReportFormat {
@@ -28,6 +39,10 @@ impl ReportFormat {
             ReportFormat::Md => "md",
             ReportFormat::Json => "json",
             ReportFormat::Html => "html",
+            ReportFormat::Csv => "csv",
+            ReportFormat::Jsonl => "jsonl",
+            ReportFormat::WideCsv => "wide.csv",
+            ReportFormat::WideJsonl => "wide.jsonl",
         }
     }
 }
@@ -121,6 +136,10 @@ pub fn run(a: Args) -> Result<i32> {
         ReportFormat::Md => markdown(&report),
         ReportFormat::Json => text::json_pretty(&report)? + "\n",
         ReportFormat::Html => html(&report),
+        ReportFormat::Csv => table::long_table(&store.attempts(&run)?).to_csv(),
+        ReportFormat::Jsonl => table::long_table(&store.attempts(&run)?).to_jsonl(),
+        ReportFormat::WideCsv => table::wide_table(&report).to_csv(),
+        ReportFormat::WideJsonl => table::wide_table(&report).to_jsonl(),
     };
     let Some(dir) = a.out else {
         print!("{text}");

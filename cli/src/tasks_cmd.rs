@@ -26,14 +26,23 @@ fn status(t: &Task) -> (&'static str, Option<String>) {
         (Some(_), Some(e)) => ("bad_config", Some(e.clone())),
         (Some(_), None) if t.parent.is_none() => (
             "bad_config",
-            Some("no parent commit (parent_commit)".into()),
+            Some(
+                "no parent commit (parent_commit or base_commit, or --vllm-source PATH to \
+                 resolve it)"
+                    .into(),
+            ),
         ),
         _ => ("ok", None),
     }
 }
 
-pub fn run(dataset: Option<&Path>, format: Format, settings: &Settings) -> Result<i32> {
-    let ds = datasets::load(dataset, settings)?;
+pub fn run(
+    dataset: Option<&Path>,
+    format: Format,
+    settings: &Settings,
+    intake: &datasets::Intake,
+) -> Result<i32> {
+    let ds = datasets::load(dataset, settings, intake)?;
     match format {
         Format::Json => {
             let tasks: Vec<_> = ds

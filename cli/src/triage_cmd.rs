@@ -28,10 +28,8 @@ pub struct Args {
     /// Also check per-commit wheels and images over the network (bounded, retried).
     #[arg(long)]
     online: bool,
-    /// A vLLM source for version evidence: a local clone, or a raw-file URL template with
-    /// {commit} and {path} (or a github.com/OWNER/REPO URL).
-    #[arg(long, value_name = "PATH|URL")]
-    vllm_source: Option<String>,
+    #[command(flatten)]
+    intake: datasets::Intake,
     /// Output format.
     #[arg(long, value_enum, default_value = "md")]
     format: TriageFormat,
@@ -45,6 +43,7 @@ pub fn options(settings: &Settings, online: bool, vllm_source: Option<&str>) -> 
     TriageOptions {
         online,
         vllm_source: vllm_source.map(VllmSource::parse),
+        datasets: settings.datasets.clone(),
         ..TriageOptions::from_sources(settings.artifacts.clone())
     }
 }
@@ -55,8 +54,8 @@ pub async fn triage(tasks: &[Task], opts: &TriageOptions) -> TriageReport {
 }
 
 pub async fn run(a: Args, settings: &Settings) -> Result<i32> {
-    let ds = datasets::load(a.dataset.as_deref(), settings)?;
-    let opts = options(settings, a.online, a.vllm_source.as_deref());
+    let ds = datasets::load(a.dataset.as_deref(), settings, &a.intake)?;
+    let opts = options(settings, a.online, a.intake.vllm_source.as_deref());
     let report = triage(&ds.tasks, &opts).await;
     match a.format {
         TriageFormat::Md => print!("{}", report.to_markdown()),

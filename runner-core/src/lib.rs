@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod benchmark;
 pub mod build;
+pub mod catalogue;
 pub mod command;
 pub mod dataset;
 pub mod digest;
@@ -14,6 +15,8 @@ pub mod gpu;
 pub mod input;
 pub mod lease;
 pub mod metrics;
+#[cfg(feature = "parquet")]
+pub mod parquet_rows;
 pub mod parse;
 pub mod patch;
 pub mod plan;

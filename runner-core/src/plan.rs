@@ -155,7 +155,10 @@ pub enum PlanError {
         violation: crate::command::policy::Violation,
     },
     /// The baseline needs a parent commit.
-    #[error("commit {0} has no parent commit; give one with --parent or a parent_commit field")]
+    #[error(
+        "commit {0} has no parent commit; add parent_commit (or base_commit) to the row, or \
+         pass --vllm-source PATH (a local vLLM clone) to resolve it as COMMIT^"
+    )]
     NoParent(String),
     /// The agent variant needs a patch.
     #[error("the agent variant of {0} needs a patch (--patch FILE or a dataset 'patch' field)")]

@@ -31,6 +31,10 @@ pub struct Settings {
     /// Size caps on the untrusted files read (datasets, results, logs, patches).
     #[serde(default)]
     pub limits: Limits,
+    /// Catalogued benchmark datasets (ShareGPT, sonnet, BurstGPT): the local mirror they are
+    /// provided from, and pinned hashes.
+    #[serde(default)]
+    pub datasets: crate::catalogue::DatasetSettings,
     /// Every other top-level entry, by name: the backends' own sections (`[local]`,
     /// `[docker]` …), each read by the backend of that name through [`Settings::section`].
     /// Core does not know which backends exist: the program that registers them warns about

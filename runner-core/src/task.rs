@@ -106,8 +106,16 @@ pub struct Task {
     pub date: Option<String>,
     /// The dataset's advisory benchmark mode.
     pub benchmark_mode_hint: Option<String>,
-    /// Agent patch file, if the dataset gives one.
+    /// Agent patch file, if the dataset (or a predictions file) gives one.
     pub patch: Option<PathBuf>,
+    /// The commit's own change as a diff file, when the dataset carries it as text (ISO-Bench's
+    /// and SWE-bench's `patch`, ISO-Bench's `diff_text`); evidence only: the human build is
+    /// the commit itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub human_patch: Option<PathBuf>,
+    /// The dataset's own id of the task (`instance_id`), which predictions files refer to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
 }
 
 impl Task {

@@ -12,6 +12,7 @@ mod html;
 mod markdown;
 pub mod servers;
 mod svg;
+pub mod table;
 mod vllm;
 
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,7 @@
 //! The command check: is there a benchmark command, does it parse, and is it a command that
 //! can run as written (no placeholders, no shell, no missing companion flags, a known script)?
 
+use crate::catalogue::{DatasetSettings, Provision};
 use crate::command::parse_perf_command;
 use crate::failure::Failure;
 use crate::spec::{BenchmarkSpec, Mode};
@@ -14,8 +15,8 @@ const DATASETS_NEEDING_PATH: &[&str] = &["sharegpt", "burstgpt", "hf", "custom"]
 /// Accepted `--dtype` values (vLLM's argparse choices).
 pub const DTYPES: &[&str] = &["auto", "half", "float16", "bfloat16", "float", "float32"];
 
-/// Run the command check.
-pub fn check(task: &Task, f: &mut Findings) {
+/// Run the command check; `datasets` says which catalogued dataset files can be provided.
+pub fn check(task: &Task, datasets: &DatasetSettings, f: &mut Findings) {
     let Some(raw) = task
         .perf_command
         .as_deref()
@@ -89,7 +90,7 @@ pub fn check(task: &Task, f: &mut Findings) {
             .with_evidence([format!("perf_command: {}", one_line(raw))]),
         );
     }
-    check_flags(task, spec, f);
+    check_flags(task, spec, datasets, f);
 }
 
 /// Collapse a command onto one line for evidence.
@@ -97,7 +98,7 @@ pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn check_flags(task: &Task, spec: &BenchmarkSpec, f: &mut Findings) {
+fn check_flags(task: &Task, spec: &BenchmarkSpec, datasets: &DatasetSettings, f: &mut Findings) {
     let mut bad = |detail: String, fix: &str, evidence: Vec<String>| {
         f.reasons
             .push(Reason::blocking(Failure::BadConfig, detail, fix).with_evidence(evidence));
@@ -176,27 +177,29 @@ fn check_flags(task: &Task, spec: &BenchmarkSpec, f: &mut Findings) {
             );
         }
     }
-    // benchmark_serving.py defaults to ShareGPT; a named file dataset needs its file. The run
-    // would fail in the client (nothing is substituted), but a person can name the file.
-    let has_path = spec.has_flag("--dataset-path") || spec.has_flag("--dataset");
-    let name = spec.value_of("--dataset-name");
-    let serving_script =
-        spec.mode == Mode::Serving && matches!(spec.entry, crate::spec::EntryPoint::Script { .. });
-    let needs_file = match name {
-        Some(n) => DATASETS_NEEDING_PATH.contains(&n),
-        None => serving_script,
-    };
-    if needs_file && !has_path {
-        let what = match name {
-            Some(n) => format!("--dataset-name {n}"),
-            None => "the serving client's default dataset (ShareGPT)".into(),
-        };
-        f.reasons.push(Reason::attention(
-            Failure::BadConfig,
-            format!("{what} needs --dataset-path, which the command lacks"),
-            "add --dataset-path (e.g. ShareGPT_V3_unfiltered_cleaned_split.json) or use \
-             --dataset-name random with explicit lengths",
-        ));
+    // benchmark_serving.py defaults to ShareGPT; a named file dataset needs its file. A
+    // catalogued one comes from the dataset mirror when it has it; otherwise the run would
+    // fail in the client (nothing is substituted), and a person can provide the file.
+    match crate::catalogue::provision(spec, datasets) {
+        Some(Provision::Mirror { entry, path }) => {
+            f.warnings.push(format!(
+                "{} will be provisioned from the dataset mirror ({}): copied once into the \
+                 run's data dir and given to every variant as --dataset-path",
+                entry.file,
+                path.display()
+            ));
+        }
+        Some(Provision::Missing { entry, why }) => {
+            f.reasons.push(Reason::attention(
+                Failure::DatasetMissing,
+                format!(
+                    "the command relies on the {} dataset ({}) without --dataset-path, and {why}",
+                    entry.name, entry.file
+                ),
+                crate::catalogue::fix(entry),
+            ));
+        }
+        None => check_uncatalogued_dataset(spec, f),
     }
     if spec.mode == Mode::Other {
         f.reasons.push(Reason::attention(
@@ -226,6 +229,30 @@ fn check_flags(task: &Task, spec: &BenchmarkSpec, f: &mut Findings) {
         f.warnings.push(format!(
             "flags the parser does not know: {}",
             unknown.join(", ")
+        ));
+    }
+}
+
+/// A dataset the command needs a file for, outside the catalogue (`hf`, `custom`).
+fn check_uncatalogued_dataset(spec: &BenchmarkSpec, f: &mut Findings) {
+    let has_path = spec.has_flag("--dataset-path") || spec.has_flag("--dataset");
+    let name = spec.value_of("--dataset-name");
+    let serving_script =
+        spec.mode == Mode::Serving && matches!(spec.entry, crate::spec::EntryPoint::Script { .. });
+    let needs_file = match name {
+        Some(n) => DATASETS_NEEDING_PATH.contains(&n),
+        None => serving_script,
+    };
+    if needs_file && !has_path {
+        let what = match name {
+            Some(n) => format!("--dataset-name {n}"),
+            None => "the serving client's default dataset (ShareGPT)".into(),
+        };
+        f.reasons.push(Reason::attention(
+            Failure::DatasetMissing,
+            format!("{what} needs --dataset-path, which the command lacks"),
+            "add --dataset-path (e.g. ShareGPT_V3_unfiltered_cleaned_split.json) or use \
+             --dataset-name random with explicit lengths",
         ));
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! | check | module | offline | what it can report |
 //! |---|---|---|---|
-//! | the benchmark command | [`command`] | yes | `no_perf_command`, `bad_config`, needs attention for unknown scripts |
+//! | the benchmark command | [`command`] | yes | `no_perf_command`, `bad_config`, `dataset_missing`, needs attention for unknown scripts |
+//! | a parent commit to build the baseline from | this module | yes | `bad_config` (needs attention) |
 //! | ROCm-only changes | [`rocm`] | yes | `rocm_specific` |
 //! | model size vs GPU memory | [`size`] (table: [`models`]) | yes | `model_too_large`, `bad_config` |
 //! | engine version at the parent | [`engine`] ([`version`], [`source`]) | estimate | `vllm_version`, `model_unsupported` |
@@ -249,6 +250,8 @@ pub struct TriageOptions {
     pub retry_backoff: Duration,
     /// Concurrent HTTP requests.
     pub concurrency: usize,
+    /// The dataset catalogue's mirror: catalogued files it holds are provisioned, not missing.
+    pub datasets: crate::catalogue::DatasetSettings,
 }
 
 /// The per-commit image manifest on the public ECR mirror of vLLM's post-merge CI images.
@@ -271,6 +274,7 @@ impl Default for TriageOptions {
             retries: 3,
             retry_backoff: Duration::from_millis(500),
             concurrency: 8,
+            datasets: crate::catalogue::DatasetSettings::default(),
         }
     }
 }
@@ -324,11 +328,28 @@ impl<'a> Context<'a> {
 /// The checks that need no I/O, in report order (engine and artifacts come later).
 fn offline_findings(task: &Task, cx: &Context<'_>) -> Findings {
     let mut f = Findings::default();
-    command::check(task, &mut f);
+    command::check(task, &cx.opts.datasets, &mut f);
+    check_parent(task, &mut f);
     rocm::check(task, &mut f);
     size::check(task, cx, &mut f);
     f
 }
+
+/// The baseline is the parent commit: a task without one cannot be planned, so triage never
+/// calls it verifiable (the same `bad_config` as `plan` gives it).
+fn check_parent(task: &Task, f: &mut Findings) {
+    if task.parent.is_none() {
+        f.reasons.push(Reason::attention(
+            Failure::BadConfig,
+            "the task has no parent commit, so its baseline cannot be planned",
+            PARENT_FIX,
+        ));
+    }
+}
+
+/// How to give a task its parent (the same words `plan` uses).
+pub const PARENT_FIX: &str = "add parent_commit (or base_commit) to the row, or pass \
+     --vllm-source PATH (a local vLLM clone) to resolve it as COMMIT^";
 
 /// Triage without any I/O: the date estimates stand in for the source and the servers.
 pub fn triage_offline(tasks: &[Task], opts: &TriageOptions) -> TriageReport {

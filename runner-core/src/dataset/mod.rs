@@ -1,6 +1,16 @@
-//! Loading tasks from a dataset: a JSON array or JSONL, one task per record, in the field names
-//! real datasets use (with aliases). A bad row is reported with its line number and field and
-//! never stops the other rows.
+//! Loading tasks from a dataset: a JSON array, JSONL or (with the `parquet` feature) a Parquet
+//! file, one task per record, in the field names real datasets use (with aliases: this
+//! project's own, ISO-Bench's canonical `head_commit`/`base_commit`/`patch_path`, SWE-bench's
+//! `instance_id`/`patch`). A bad row is reported with its line number and field and never stops
+//! the other rows.
+//!
+//! Around a load: [`Dataset::apply_predictions`] adds agent patches from a SWE-bench-style
+//! predictions file, [`Dataset::resolve_parents`] fills missing parent commits from a local
+//! clone.
+
+mod parents;
+pub mod patches;
+mod predictions;
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +23,7 @@ use crate::settings::Inputs;
 use crate::task::Task;
 
 /// Field aliases, canonical name first.
-const COMMIT: &[&str] = &["commit_hash", "commit"];
+const COMMIT: &[&str] = &["commit_hash", "commit", "head_commit"];
 const PARENT: &[&str] = &["parent_commit", "parent", "base_commit"];
 const SUBJECT: &[&str] = &["commit_subject", "subject"];
 const DATE: &[&str] = &["commit_date", "pr_date"];
@@ -51,6 +61,21 @@ pub struct Dataset {
     /// the same commit are found as duplicates in O(log n).
     #[serde(skip)]
     lines_by_commit: std::collections::BTreeMap<String, usize>,
+}
+
+pub use parents::ParentResolution;
+
+/// How a dataset is read.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions<'a> {
+    /// The input policy every command is checked against.
+    pub inputs: &'a Inputs,
+    /// The most bytes read (`limits.max_dataset_bytes`).
+    pub cap: crate::input::Cap,
+    /// Where inline diffs (a `patch`, `diff_text` or `model_patch` that holds diff text) are
+    /// written, one content-addressed file each. Without it an inline agent patch is a row
+    /// error and an inline human patch is only read for its list of files.
+    pub patch_dir: Option<&'a Path>,
 }
 
 /// A dataset file that could not be read at all.
@@ -102,17 +127,39 @@ impl Dataset {
         inputs: &Inputs,
         cap: crate::input::Cap,
     ) -> Result<Dataset, DatasetError> {
-        let text = crate::input::read_text(path, cap).map_err(|e| DatasetError {
+        Dataset::load_opts(
+            path,
+            &LoadOptions {
+                inputs,
+                cap,
+                patch_dir: None,
+            },
+        )
+    }
+
+    /// Load a dataset file as `opts` says: a Parquet file (by its `PAR1` magic) with the
+    /// `parquet` feature, else JSON or JSONL text.
+    pub fn load_opts(path: &Path, opts: &LoadOptions<'_>) -> Result<Dataset, DatasetError> {
+        let io = |e: crate::input::InputError| DatasetError {
             path: path.to_path_buf(),
             source: e.into(),
-        })?;
+        };
+        let bytes = crate::input::read_capped(path, opts.cap).map_err(io)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Ok(Dataset::from_str_with(
-            &text,
-            &path.display().to_string(),
-            &base,
-            inputs,
-        ))
+        let origin = path.display().to_string();
+        if bytes.starts_with(b"PAR1") {
+            return parquet_rows(bytes, &origin, &base, opts).map_err(|message| DatasetError {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, message),
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|source| {
+            io(crate::input::InputError::NotUtf8 {
+                path: path.to_path_buf(),
+                source,
+            })
+        })?;
+        Ok(Dataset::from_str_opts(&text, &origin, &base, opts))
     }
 
     /// Load a dataset from text under the default input policy.
@@ -123,7 +170,26 @@ impl Dataset {
     /// Load a dataset from text (JSON array if it starts with `[`, else JSONL), checking every
     /// command against `inputs`.
     pub fn from_str_with(text: &str, origin: &str, base_dir: &Path, inputs: &Inputs) -> Dataset {
-        let cx = RowContext { base_dir, inputs };
+        let opts = LoadOptions {
+            inputs,
+            cap: crate::settings::Limits::default().dataset(),
+            patch_dir: None,
+        };
+        Dataset::from_str_opts(text, origin, base_dir, &opts)
+    }
+
+    /// Load a dataset from text (JSON array if it starts with `[`, else JSONL) as `opts` says.
+    pub fn from_str_opts(
+        text: &str,
+        origin: &str,
+        base_dir: &Path,
+        opts: &LoadOptions<'_>,
+    ) -> Dataset {
+        let cx = RowContext {
+            base_dir,
+            inputs: opts.inputs,
+            patch_dir: opts.patch_dir,
+        };
         let mut ds = Dataset {
             origin: origin.to_string(),
             ..Dataset::default()
@@ -229,6 +295,48 @@ struct RowContext<'a> {
     base_dir: &'a Path,
     /// The input policy commands are checked against.
     inputs: &'a Inputs,
+    /// Where inline diffs are written.
+    patch_dir: Option<&'a Path>,
+}
+
+/// Rows of a Parquet file, each converted to a JSON object and loaded like a JSON row (its
+/// "line" is its 1-based row number).
+#[cfg(feature = "parquet")]
+fn parquet_rows(
+    bytes: Vec<u8>,
+    origin: &str,
+    base_dir: &Path,
+    opts: &LoadOptions<'_>,
+) -> Result<Dataset, String> {
+    let cx = RowContext {
+        base_dir,
+        inputs: opts.inputs,
+        patch_dir: opts.patch_dir,
+    };
+    let mut ds = Dataset {
+        origin: origin.to_string(),
+        ..Dataset::default()
+    };
+    for (i, row) in crate::parquet_rows::read(bytes)?.into_iter().enumerate() {
+        match row {
+            Ok(v) => ds.push_row(i + 1, v, &cx),
+            Err(message) => ds.errors.push(RowError {
+                line: i + 1,
+                field: None,
+                message,
+            }),
+        }
+    }
+    Ok(ds)
+}
+
+#[cfg(not(feature = "parquet"))]
+fn parquet_rows(_: Vec<u8>, _: &str, _: &Path, _: &LoadOptions<'_>) -> Result<Dataset, String> {
+    Err(
+        "this is a Parquet file, and this build of perf-runner reads none (built without the \
+         `parquet` feature); convert it to JSONL or use a build with the feature"
+            .into(),
+    )
 }
 
 fn load_array(text: &str, cx: &RowContext<'_>, ds: &mut Dataset) {
@@ -318,10 +426,11 @@ fn task_from_row(line: usize, value: Value, cx: &RowContext<'_>) -> Result<Task,
         ),
         _ => None,
     };
-    let patch = match opt_str(&row, "patch").map_err(|m| err("patch", m))? {
-        Some(p) => Some(patch_path(&p, cx.base_dir).map_err(|m| err("patch", m))?),
-        None => None,
-    };
+    let patches = row_patches(&row, cx).map_err(|(f, m)| err(f, m))?;
+    let mut files_changed = str_list(&row, "files_changed").map_err(|m| err("files_changed", m))?;
+    if files_changed.is_empty() {
+        files_changed = patches.human_files;
+    }
     Ok(Task {
         source_line: line,
         commit,
@@ -334,39 +443,113 @@ fn task_from_row(line: usize, value: Value, cx: &RowContext<'_>) -> Result<Task,
         policy_violation,
         models,
         gpu,
-        files_changed: str_list(&row, "files_changed").map_err(|m| err("files_changed", m))?,
+        files_changed,
         pr_url: opt_str(&row, "pr_url").map_err(|m| err("pr_url", m))?,
         date: aliased_str(&row, DATE).map_err(|(f, m)| err(f, m))?,
         benchmark_mode_hint: opt_str(&row, "benchmark_mode")
             .map_err(|m| err("benchmark_mode", m))?,
-        patch,
+        patch: patches.agent,
+        human_patch: patches.human,
+        instance_id: opt_str(&row, "instance_id").map_err(|m| err("instance_id", m))?,
     })
 }
 
-/// An agent patch path: relative to the dataset's folder and inside it.
-fn patch_path(p: &str, base_dir: &Path) -> Result<PathBuf, String> {
-    let rel = Path::new(p);
-    let plain = !p.starts_with('~')
-        && rel
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)));
-    if p.is_empty() || !plain || p.chars().any(char::is_control) {
-        return Err(format!(
-            "'{}' is not a plain relative path: an agent patch is named relative to the \
-             dataset's folder and stays inside it (no absolute path, '..', '~' or control \
-             characters); move the patch next to the dataset",
-            p.escape_default()
-        ));
+/// The patches a row names.
+struct RowPatches {
+    /// The agent patch file.
+    agent: Option<PathBuf>,
+    /// The human patch, written from inline diff text.
+    human: Option<PathBuf>,
+    /// The files the inline human patch changes.
+    human_files: Vec<String>,
+}
+
+/// Read a row's patch fields: `patch_path` (an agent patch file), `patch` (a file: the agent
+/// patch; diff text: the commit's own change), `diff_text` (the commit's own change) and
+/// `model_patch` (an agent patch as diff text). Two fields naming the agent patch is an error.
+fn row_patches(
+    row: &Map<String, Value>,
+    cx: &RowContext<'_>,
+) -> Result<RowPatches, (&'static str, String)> {
+    let field = |name: &'static str| {
+        opt_str(row, name)
+            .map(|v| v.filter(|s| !s.trim().is_empty()))
+            .map_err(|m| (name, m))
+    };
+    let mut agent: Option<(&'static str, PathBuf)> = None;
+    let mut set_agent = |name: &'static str, path: PathBuf| match &agent {
+        Some((other, _)) => Err((
+            name,
+            format!("both '{other}' and '{name}' name an agent patch; give one"),
+        )),
+        None => {
+            agent = Some((name, path));
+            Ok(())
+        }
+    };
+    let mut human_text = None;
+    if let Some(p) = field("patch_path")? {
+        if patches::is_diff(&p) {
+            return Err((
+                "patch_path",
+                format!(
+                    "holds diff text ('{}'), not a path; put an inline agent patch in \
+                     'model_patch'",
+                    patches::excerpt(&p)
+                ),
+            ));
+        }
+        set_agent(
+            "patch_path",
+            patches::patch_path(&p, cx.base_dir).map_err(|m| ("patch_path", m))?,
+        )?;
     }
-    let path = base_dir.join(rel);
-    if path.exists() && !policy::resolves_inside(&path, base_dir) {
-        return Err(format!(
-            "'{}' resolves outside the dataset's folder (a symbolic link?); an agent patch \
-             must be a file inside it",
-            p.escape_default()
-        ));
+    if let Some(p) = field("patch")? {
+        if patches::is_diff(&p) {
+            human_text = Some(p);
+        } else {
+            set_agent(
+                "patch",
+                patches::patch_path(&p, cx.base_dir).map_err(|m| ("patch", m))?,
+            )?;
+        }
     }
-    Ok(path)
+    if human_text.is_none() {
+        human_text = field("diff_text")?;
+    }
+    if let Some(d) = field("model_patch")? {
+        if !patches::is_diff(&d) {
+            return Err((
+                "model_patch",
+                format!("is not diff text ('{}')", patches::excerpt(&d)),
+            ));
+        }
+        let Some(dir) = cx.patch_dir else {
+            return Err((
+                "model_patch",
+                "an inline agent patch needs a folder to be written to, and none was given".into(),
+            ));
+        };
+        set_agent(
+            "model_patch",
+            patches::write_inline(&d, dir).map_err(|m| ("model_patch", m))?,
+        )?;
+    }
+    let (human, human_files) = match &human_text {
+        Some(text) => (
+            match cx.patch_dir {
+                Some(dir) => Some(patches::write_inline(text, dir).map_err(|m| ("patch", m))?),
+                None => None,
+            },
+            patches::files_of_diff(text),
+        ),
+        None => (None, Vec::new()),
+    };
+    Ok(RowPatches {
+        agent: agent.map(|(_, p)| p),
+        human,
+        human_files,
+    })
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -418,13 +601,14 @@ fn str_list(row: &Map<String, Value>, field: &str) -> Result<Vec<String>, String
     }
 }
 
-fn hex_commit(s: &str) -> Result<String, String> {
+pub(crate) fn hex_commit(s: &str) -> Result<String, String> {
     let c = s.trim().to_ascii_lowercase();
     if (7..=40).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(c)
     } else {
         Err(format!(
-            "'{s}' is not a commit hash (7 to 40 hexadecimal digits)"
+            "'{}' is not a commit hash (7 to 40 hexadecimal digits)",
+            patches::excerpt(s)
         ))
     }
 }

@@ -1,0 +1,112 @@
+//! Missing parent commits, resolved from a local clone: `COMMIT^` for every task that has no
+//! parent, through one `git cat-file --batch-check` process (an argv, never a shell; every
+//! commit was checked to be a hexadecimal hash when its row was read).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::{Dataset, hex_commit};
+
+/// What [`Dataset::resolve_parents`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParentResolution {
+    /// Tasks whose parent was filled in.
+    pub resolved: usize,
+    /// Tasks still without a parent: commit and why.
+    pub unresolved: Vec<(String, String)>,
+}
+
+impl Dataset {
+    /// Fill in the parent of every task that has none with `COMMIT^` (the first parent) as the
+    /// git clone at `repo` resolves it. Tasks the clone does not know, or whose commit is the
+    /// root, keep no parent and are listed with the reason. An error means git could not run
+    /// on `repo` at all.
+    pub fn resolve_parents(&mut self, repo: &Path) -> Result<ParentResolution, String> {
+        let missing: Vec<usize> = (0..self.tasks.len())
+            .filter(|&i| self.tasks[i].parent.is_none())
+            .collect();
+        let mut out = ParentResolution::default();
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let input: String = missing
+            .iter()
+            .map(|&i| format!("{}^\n", self.tasks[i].commit))
+            .collect();
+        let answers = batch_check(repo, input)?;
+        if answers.len() != missing.len() {
+            return Err(format!(
+                "git cat-file answered {} of {} queries in {}",
+                answers.len(),
+                missing.len(),
+                repo.display()
+            ));
+        }
+        for (&i, answer) in missing.iter().zip(answers) {
+            let task = &mut self.tasks[i];
+            let mut words = answer.split_whitespace();
+            let (first, kind) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            match (hex_commit(first), kind) {
+                (Ok(parent), "commit") => {
+                    task.parent = Some(parent);
+                    out.resolved += 1;
+                }
+                _ => {
+                    let why = match kind {
+                        "ambiguous" => "the commit prefix is ambiguous in the clone".to_string(),
+                        "missing" => format!(
+                            "{}^ is not in the clone at {} (a commit it lacks, or a root commit; \
+                             fetch it or give parent_commit)",
+                            task.commit,
+                            repo.display()
+                        ),
+                        _ => format!(
+                            "unexpected answer from git: {}",
+                            super::patches::excerpt(&answer)
+                        ),
+                    };
+                    out.unresolved.push((task.commit.clone(), why));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Run `git -C repo cat-file --batch-check` on `input` (one query per line) and return its
+/// answer lines. The queries are written from a thread, so a long list never deadlocks on
+/// full pipes.
+fn batch_check(repo: &Path, input: String) -> Result<Vec<String>, String> {
+    let fail = |e: std::io::Error| format!("cannot run git in {}: {e}", repo.display());
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["cat-file", "--batch-check"])
+        // The clone named, not one an inherited variable points at.
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(fail)?;
+    let mut stdin = child.stdin.take().ok_or("git: no stdin")?;
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let stdout = child.stdout.take().ok_or("git: no stdout")?;
+    let lines: Vec<String> = BufReader::new(stdout)
+        .lines()
+        .collect::<Result<_, _>>()
+        .map_err(fail)?;
+    let _ = writer.join();
+    let output = child.wait_with_output().map_err(fail)?;
+    if !output.status.success() {
+        return Err(format!(
+            "git cat-file failed in {} ({}): {}",
+            repo.display(),
+            output.status,
+            super::patches::excerpt(String::from_utf8_lossy(&output.stderr).trim())
+        ));
+    }
+    Ok(lines)
+}

@@ -332,7 +332,7 @@ fn a_truncated_parquet_file_is_an_error_not_a_crash() {
     let bytes = std::fs::read(f.path("iso.parquet")).unwrap();
     std::fs::write(f.path("cut.parquet"), &bytes[..bytes.len() / 2]).unwrap();
     let o = f.run(&["tasks", "cut.parquet"]);
-    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("cut.parquet") && err.contains("Parquet"),

@@ -107,7 +107,9 @@ fn every_variant_runs_on_the_same_mirrored_file() {
     );
     assert_eq!(std::fs::read(data.join(FILE)).unwrap(), body);
     let attempts = w.attempts(&w.only_run());
-    let variants: Vec<Variant> = attempts.iter().map(|a| a.job.variant).collect();
+    let mut variants: Vec<Variant> = attempts.iter().map(|a| a.job.variant).collect();
+    // Warm servers rotate the order of a round; both ran.
+    variants.sort();
     assert_eq!(variants, [Variant::Baseline, Variant::Human]);
     for a in &attempts {
         assert!(

@@ -230,6 +230,7 @@ impl Backend for DummyBackend {
                 check: ScriptCheck::InImage,
             }),
             data_dir: Some(cx.data_dir.display().to_string()),
+            perf_runner: None,
         };
         let filled = values
             .fill(&step.client.argv)

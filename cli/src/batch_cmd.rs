@@ -242,6 +242,8 @@ pub async fn run(
             };
             spec = serde_json::from_value(meta).context("the run's stored options")?;
             let backend = backends::make(&spec.backend, settings)?;
+            // Plans are made for this backend: can it run the native serving client?
+            let settings = &settings.clone().for_backend(&backend.capabilities());
             let (_, tasks) = load_tasks(&spec, settings)?;
             let stored = store.tasks(&run)?;
             let mut plans = Vec::new();
@@ -275,6 +277,8 @@ pub async fn run(
                 spec.dataset = Some(std::path::absolute(d).unwrap_or_else(|_| d.clone()));
             }
             let backend = backends::make(&spec.backend, settings)?;
+            // Plans are made for this backend: can it run the native serving client?
+            let settings = &settings.clone().for_backend(&backend.capabilities());
             let (ds, tasks) = load_tasks(&spec, settings)?;
             let run = RunId::generate();
             store.create_run(

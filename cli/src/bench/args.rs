@@ -251,7 +251,7 @@ pub fn goodput(pairs: &[String]) -> Result<Vec<(String, f64)>, String> {
             if !matches!(k, "ttft" | "tpot" | "e2el") {
                 return Err(format!("--goodput: {k:?} is not one of ttft, tpot, e2el"));
             }
-            if !(v >= 0.0) || !v.is_finite() {
+            if v.is_nan() || v < 0.0 || v.is_infinite() {
                 return Err(format!("--goodput: {k}: {v} must be a finite value ≥ 0"));
             }
             Ok((k.to_string(), v))

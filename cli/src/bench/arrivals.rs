@@ -9,10 +9,10 @@ use rand_distr::{Distribution, Gamma};
 
 /// Offsets in seconds from the start of the run, one per request, non-decreasing.
 pub fn offsets(n: usize, rate: f64, burstiness: f64, seed: u64) -> Result<Vec<f64>> {
-    if !(burstiness > 0.0) {
+    if burstiness.is_nan() || burstiness <= 0.0 {
         bail!("--burstiness must be > 0, got {burstiness}");
     }
-    if !(rate > 0.0) {
+    if rate.is_nan() || rate <= 0.0 {
         bail!("--request-rate must be > 0 (or inf), got {rate}");
     }
     if rate.is_infinite() || n == 0 {

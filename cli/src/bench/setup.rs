@@ -148,7 +148,10 @@ pub async fn prepare(a: &ServeArgs) -> Result<Setup> {
     if a.max_concurrency == Some(0) {
         bail!("--max-concurrency must be greater than 0");
     }
-    if !(a.request_timeout_s > 0.0) || !a.request_timeout_s.is_finite() {
+    if a.request_timeout_s.is_nan()
+        || a.request_timeout_s <= 0.0
+        || a.request_timeout_s.is_infinite()
+    {
         bail!("--request-timeout-s must be a finite number > 0");
     }
     let extra = extra_body(a)?;

@@ -3,7 +3,7 @@
 //! request failed exits non-zero with the first error.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
 use runner_core::exit;
@@ -67,35 +67,52 @@ pub async fn serve(a: ServeArgs) -> Result<i32> {
     let first_request_unix_ms = unix_ms();
     let t0 = Instant::now();
     let start_to_first = t0.duration_since(entered).as_secs_f64();
-    let mut set = JoinSet::new();
-    for (i, (body, sample)) in s.bodies.into_iter().zip(&s.samples).enumerate() {
-        let due = t0 + std::time::Duration::from_secs_f64(offsets[i]);
-        tokio::time::sleep_until(due.into()).await;
-        let (t, sem, prompt_len) = (target.clone(), sem.clone(), sample.prompt_len);
-        set.spawn(async move {
-            let woke = Instant::now();
-            let (_permit, ready) = match &sem {
-                Some(s) => (s.clone().acquire_owned().await.ok(), Instant::now()),
-                None => (None, woke),
-            };
-            let mut o = send(&t, body, prompt_len).await;
-            // Queueing: waiting for a concurrency slot (vLLM's client_queue_time). Lag: how
-            // late the request left after it could have (timer, task start, send set-up).
-            o.queue = ready.duration_since(woke).as_secs_f64();
-            let could = if sem.is_some() { ready.max(due) } else { due };
-            o.lag = o
-                .sent_at
-                .map_or(0.0, |sent| sent.duration_since(could).as_secs_f64());
-            o.start = o
-                .sent_at
-                .map_or(0.0, |sent| sent.duration_since(t0).as_secs_f64());
-            (i, o)
-        });
-    }
+    // Requests leave from a thread of their own that sleeps to each arrival time (the OS timer,
+    // tens of µs late, rather than the runtime's 1 ms ticks); each is then a task.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Outcome)>();
+    let jobs: Vec<(Vec<u8>, usize)> = s
+        .bodies
+        .into_iter()
+        .zip(s.samples.iter().map(|x| x.prompt_len))
+        .collect();
+    let handle = tokio::runtime::Handle::current();
+    let (t_all, sem_all) = (target.clone(), sem.clone());
+    let dispatcher = std::thread::Builder::new()
+        .name("bench-dispatch".into())
+        .spawn(move || {
+            for (i, (body, prompt_len)) in jobs.into_iter().enumerate() {
+                let due = t0 + Duration::from_secs_f64(offsets[i]);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                let (t, sem, tx) = (t_all.clone(), sem_all.clone(), tx.clone());
+                handle.spawn(async move {
+                    let woke = Instant::now();
+                    let (_permit, ready) = match &sem {
+                        Some(s) => (s.clone().acquire_owned().await.ok(), Instant::now()),
+                        None => (None, woke),
+                    };
+                    let mut o = send(&t, body, prompt_len).await;
+                    // Queueing: waiting for a concurrency slot (vLLM's client_queue_time). Lag:
+                    // how late the request left after it could have (timer, task start, set-up).
+                    o.queue = ready.duration_since(woke).as_secs_f64();
+                    let could = if sem.is_some() { ready.max(due) } else { due };
+                    o.lag = o
+                        .sent_at
+                        .map_or(0.0, |sent| sent.duration_since(could).as_secs_f64());
+                    o.start = o
+                        .sent_at
+                        .map_or(0.0, |sent| sent.duration_since(t0).as_secs_f64());
+                    let _ = tx.send((i, o));
+                });
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("starting the dispatch thread: {e}"))?;
     let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
     let mut done = 0usize;
-    while let Some(joined) = set.join_next().await {
-        let Ok((i, o)) = joined else { continue };
+    // Ends when every task has answered (or died) and the dispatcher is done.
+    while let Some((i, o)) = rx.recv().await {
         outcomes[i] = Some(o);
         done += 1;
         if !a.disable_tqdm && n > 0 && (done * 10 / n != (done - 1) * 10 / n) {
@@ -105,6 +122,7 @@ pub async fn serve(a: ServeArgs) -> Result<i32> {
             );
         }
     }
+    let _ = dispatcher.join();
     let duration = t0.elapsed().as_secs_f64();
     let outcomes: Vec<Outcome> = outcomes
         .into_iter()
@@ -224,7 +242,7 @@ async fn ready_check(
         return Ok(());
     };
     outln!("Starting initial single prompt test run...");
-    let deadline = Instant::now() + std::time::Duration::from_secs(timeout_s);
+    let deadline = Instant::now() + Duration::from_secs(timeout_s);
     loop {
         let o = send(t, b.clone(), s.prompt_len).await;
         if o.success {
@@ -238,7 +256,7 @@ async fn ready_check(
                 o.error
             );
         }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

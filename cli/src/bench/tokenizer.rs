@@ -225,6 +225,93 @@ mod tests {
         assert!(t.approximated());
     }
 
+    /// GPT-2's byte-to-character table: printable bytes stand for themselves, the others for
+    /// characters from U+0100 on.
+    fn byte_chars() -> Vec<char> {
+        let printable = |b: u32| {
+            (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b)
+        };
+        let mut extra = 0;
+        (0u32..256)
+            .map(|b| {
+                if printable(b) {
+                    char::from_u32(b).unwrap_or('?')
+                } else {
+                    extra += 1;
+                    char::from_u32(255 + extra).unwrap_or('?')
+                }
+            })
+            .collect()
+    }
+
+    /// A small byte-level BPE `tokenizer.json` (the layout of GPT-2, Llama 3, Qwen …): every
+    /// byte a token, a few merges, one special token.
+    fn byte_level_bpe(dir: &Path) -> PathBuf {
+        let mut vocab = serde_json::Map::new();
+        for (i, c) in byte_chars().into_iter().enumerate() {
+            vocab.insert(c.to_string(), i.into());
+        }
+        let merges = ["Ġ t", "h e", "Ġt he", "i n", "Ġ a", "e r", "o n", "r e"];
+        for m in merges {
+            let id = vocab.len();
+            vocab.insert(m.replace(' ', ""), id.into());
+        }
+        let special = vocab.len();
+        let t = serde_json::json!({
+            "version": "1.0", "truncation": null, "padding": null,
+            "added_tokens": [{"id": special, "content": "<|end|>", "single_word": false,
+                "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
+            "normalizer": null,
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+                              "use_regex": true},
+            "post_processor": null,
+            "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true,
+                        "use_regex": true},
+            "model": {"type": "BPE", "dropout": null, "unk_token": null,
+                      "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                      "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                      "vocab": vocab, "merges": merges}
+        });
+        let p = dir.join("tokenizer.json");
+        std::fs::write(&p, t.to_string()).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_byte_level_bpe_tokenizer_loads_and_random_prompts_get_exact_lengths() {
+        let dir = tempfile::tempdir().unwrap();
+        byte_level_bpe(dir.path());
+        let tok = Tok::load(dir.path().to_str().unwrap()).unwrap();
+        assert!(!tok.approximated());
+        assert_eq!(tok.vocab_len(), 256 + 8, "the special token is not drawn");
+        assert_eq!(tok.count("the then"), 4, "t·he, Ġthe·n");
+        assert_eq!(tok.decode(&tok.encode("héllo wörld")), "héllo wörld");
+        let a = <super::super::args::ServeArgs as clap::FromArgMatches>::from_arg_matches(
+            &<super::super::args::ServeArgs as clap::Args>::augment_args(clap::Command::new("x"))
+                .get_matches_from([
+                    "x",
+                    "--num-prompts",
+                    "40",
+                    "--random-input-len",
+                    "64",
+                    "--random-prefix-len",
+                    "7",
+                    "--random-range-ratio",
+                    "0.5",
+                ]),
+        )
+        .unwrap();
+        let samples = super::super::dataset::samples(&a, &tok).unwrap();
+        for s in &samples {
+            assert_eq!(tok.count(&s.prompt), s.prompt_len, "{:?}", s.prompt);
+            assert!(
+                (7 + 32..=7 + 96).contains(&s.prompt_len),
+                "{}",
+                s.prompt_len
+            );
+        }
+    }
+
     #[test]
     fn a_cached_model_is_found_by_its_hub_id() {
         let dir = tempfile::tempdir().unwrap();

@@ -424,6 +424,7 @@ fn bad_flags_are_usage_errors_not_panics() {
         &["--dataset-name", "sharegpt"],
         &["--extra-body", "[1]"],
         &["--random-range-ratio", "1.5"],
+        &["--num-prompts", "0"],
     ] {
         let mut v = vec!["bench", "serve", "--port", "9", "--model", "m"];
         v.extend(args);

@@ -21,6 +21,9 @@ use super::{arrivals, setup};
 /// `perf-runner bench serve`.
 pub async fn serve(a: ServeArgs) -> Result<i32> {
     let entered = Instant::now();
+    if a.num_prompts == 0 {
+        bail!("--num-prompts must be at least 1");
+    }
     let metrics = args::metric_names(&a.percentile_metrics).map_err(anyhow::Error::msg)?;
     let percentiles = args::percentiles(&a.metric_percentiles).map_err(anyhow::Error::msg)?;
     let goodput = args::goodput(&a.goodput).map_err(anyhow::Error::msg)?;

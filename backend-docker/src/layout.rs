@@ -49,6 +49,8 @@ pub(crate) fn values(
             check: ScriptCheck::InImage,
         }),
         data_dir: Some(DATA_MOUNT.to_string()),
+        // The image has no perf-runner: plans for Docker keep the engine's client.
+        perf_runner: None,
     }
 }
 

@@ -127,6 +127,8 @@ impl Backend for DummyBackend {
             gpus: [(self.config.gpu_name.clone(), self.config.gpus)].into(),
             source_builds: false,
             needs_network: false,
+            // Results are computed, no client runs: plans stay as they were.
+            native_client: false,
         }
     }
 
@@ -228,6 +230,7 @@ impl Backend for DummyBackend {
                 check: ScriptCheck::InImage,
             }),
             data_dir: Some(cx.data_dir.display().to_string()),
+            perf_runner: None,
         };
         let filled = values
             .fill(&step.client.argv)

@@ -98,6 +98,10 @@ impl StepRuntime for Processes<'_> {
                 check: ScriptCheck::OnHost,
             }),
             data_dir: Some(self.cx.data_dir.display().to_string()),
+            // The native serving client is this program, run on this host next to the server.
+            perf_runner: std::env::current_exe()
+                .ok()
+                .map(|p| p.display().to_string()),
         }
     }
 

@@ -100,6 +100,7 @@ impl Backend for LocalBackend {
             gpus: self.inner.leases.sku_counts(),
             source_builds: self.inner.config.allow_source_build,
             needs_network: self.inner.config.find_links.is_none(),
+            native_client: true,
         }
     }
 

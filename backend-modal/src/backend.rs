@@ -96,6 +96,8 @@ impl Backend for ModalBackend {
             gpus: self.config().gpu_max.clone(),
             source_builds: false,
             needs_network: true,
+            // The sandbox runs the engine's image, which has no perf-runner.
+            native_client: false,
         }
     }
 

@@ -197,6 +197,8 @@ fn fill_argv(
             check: ScriptCheck::InImage,
         }),
         data_dir: Some(data_dir.to_string()),
+        // The sandbox's image has no perf-runner: plans for Modal keep the engine's client.
+        perf_runner: None,
     };
     let filled = values.fill(argv).map_err(|e| e.into_backend(NAME))?;
     required.extend(filled.required);

@@ -250,6 +250,8 @@ pub async fn run(
             if !usable(backend.as_ref()).await? {
                 return Ok(exit::BACKEND_UNAVAILABLE);
             }
+            // Plans are made for this backend: can it run the native serving client?
+            let settings = &settings.clone().for_backend(&backend.capabilities());
             let (_, tasks) = load_tasks(&spec, settings)?;
             let stored = store.tasks(&run)?;
             let mut plans = Vec::new();
@@ -288,6 +290,8 @@ pub async fn run(
             if !usable(backend.as_ref()).await? {
                 return Ok(exit::BACKEND_UNAVAILABLE);
             }
+            // Plans are made for this backend: can it run the native serving client?
+            let settings = &settings.clone().for_backend(&backend.capabilities());
             let (ds, tasks) = load_tasks(&spec, settings)?;
             let run = RunId::generate();
             store.create_run(

@@ -7,6 +7,7 @@ mod say;
 
 mod backends;
 mod batch_cmd;
+mod bench;
 mod compare_cmd;
 mod datasets;
 mod doctor_cmd;
@@ -240,6 +241,9 @@ enum Command {
         #[arg(long, default_value_t = runner_core::stats::DEFAULT_SEED)]
         seed: u64,
     },
+    /// Benchmark clients of perf-runner's own (`bench serve`: a native `vllm bench serve`).
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
     /// Print the merged configuration (TOML), or the embedded defaults.
     Config {
         /// Print the embedded defaults (core's and every backend's section) rather than the
@@ -408,6 +412,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             no_aa_floor,
             seed,
         }),
+        Command::Bench(cmd) => block_on(bench::run(cmd)),
         Command::Config { defaults } => {
             if defaults {
                 print!("{}", backends::default_toml());

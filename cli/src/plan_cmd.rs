@@ -85,10 +85,13 @@ pub async fn dry_run(
             backend.name
         );
     };
+    let section = backends::section(backend, settings)?;
+    // Planned for this backend: its capabilities decide the serving client.
+    let caps = (backend.make)(&section)?.capabilities();
+    let settings = &settings.clone().for_backend(&caps);
     let Some((_, plan)) = planned(plan_of(args, variants, patch, settings, intake))? else {
         return Ok(exit::TASKS_FAILED);
     };
-    let section = backends::section(backend, settings)?;
     let shown = dry_run(&section, &plan).await?;
     let builds: Vec<_> = plan
         .builds
@@ -113,6 +116,12 @@ pub fn run(
     settings: &Settings,
     intake: &datasets::Intake,
 ) -> Result<i32> {
+    // Shown as the default backend (local) runs it: it runs the native serving client.
+    let local = runner_core::backend::Capabilities {
+        native_client: true,
+        ..Default::default()
+    };
+    let settings = &settings.clone().for_backend(&local);
     let Some((task, plan)) = planned(plan_of(args, variants, patch, settings, intake))? else {
         return Ok(exit::TASKS_FAILED);
     };

@@ -272,3 +272,50 @@ fn a_closed_pipe_ends_the_output_quietly() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn plans_say_which_serving_client_and_why() {
+    // `vllm bench serve` on random prompts: the native client, the same for every variant.
+    let o = run(&["plan", "6bd8ebf0", "--format", "json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = stdout_json(&o);
+    let client = &v["plan"]["step"]["client"]["argv"];
+    assert_eq!(client[0], "{PERF_RUNNER}", "{client}");
+    assert_eq!(client[2], "serve");
+    assert_eq!(v["plan"]["step"]["warmup"]["argv"][0], "{PERF_RUNNER}");
+    let warnings = v["plan"]["warnings"].to_string();
+    assert!(warnings.contains("serving client: native"), "{warnings}");
+
+    // ShareGPT without a file: the engine's client, and why.
+    let o = run(&["plan", "e3580537"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("serving client: the engine's own (sharegpt needs --dataset-path)"),
+        "{out}"
+    );
+
+    // Told so: the engine's client.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("perf-runner.toml"),
+        "[client]\nkind = \"engine\"\n",
+    )
+    .unwrap();
+    let o = bin()
+        .current_dir(dir.path())
+        .args(["plan", "6bd8ebf0", "--format", "json"])
+        .output()
+        .unwrap();
+    let v = stdout_json(&o);
+    assert_eq!(v["plan"]["step"]["client"]["argv"][0], "{PYTHON}");
+    assert!(
+        v["plan"]["warnings"]
+            .to_string()
+            .contains("kind = \\\"engine\\\"")
+    );
+}

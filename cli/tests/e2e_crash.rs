@@ -44,6 +44,8 @@ fn an_orphaned_clients_late_result_is_never_stored_for_a_later_attempt() {
         c.tokens_per_s = 10.0;
         c.jitter = 0.0;
     });
+    // The stand-in's own client: its injected `client_crash` fails the warm-up below.
+    w.use_engine_client();
     let runner = w.spawn_run(&["--variants", "human", "--repeats", "1"]);
     let run = wait_for_run(&w, Duration::from_secs(120));
     let first = attempt_dir(&w, &run, "human-r0", 1);

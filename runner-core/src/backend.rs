@@ -72,6 +72,10 @@ pub struct Capabilities {
     pub source_builds: bool,
     /// Whether it needs network access to fetch builds.
     pub needs_network: bool,
+    /// Whether it runs the native serving client: it fills `{PERF_RUNNER}` with this program,
+    /// run where the server's port is reachable (the local host; not inside an image).
+    #[serde(default)]
+    pub native_client: bool,
 }
 
 /// Read-only health of a backend on this host.

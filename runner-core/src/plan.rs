@@ -2,13 +2,14 @@
 //! differs per variant.
 //!
 //! Argv tokens may contain placeholders that a backend fills per run, and nothing else changes:
-//! [`PYTHON`], [`HOST`], [`PORT`], [`RESULT_DIR`], [`VLLM_SOURCE`], [`DATA_DIR`].
+//! [`PYTHON`], [`HOST`], [`PORT`], [`RESULT_DIR`], [`VLLM_SOURCE`], [`DATA_DIR`],
+//! [`PERF_RUNNER`].
 
 use serde::{Deserialize, Serialize};
 
 use crate::build::{BuildSpec, PatchSpec};
 use crate::failure::Failure;
-use crate::settings::{Settings, Timeouts};
+use crate::settings::{ClientKind, Settings, Timeouts};
 use crate::spec::{BenchmarkSpec, EntryPoint, Flag, Mode, Side};
 use crate::task::{Task, Variant};
 
@@ -24,6 +25,10 @@ pub const RESULT_DIR: &str = "{RESULT_DIR}";
 pub const VLLM_SOURCE: &str = "{VLLM_SOURCE}";
 /// The directory holding the run's dataset files (the same files for every variant).
 pub const DATA_DIR: &str = "{DATA_DIR}";
+
+/// This program, as the native serving client (`{PERF_RUNNER} bench serve …`), filled by
+/// backends that can run it next to the server.
+pub const PERF_RUNNER: &str = "{PERF_RUNNER}";
 
 /// The result file name the plan asks the tool to write.
 pub const RESULT_FILE: &str = "result.json";
@@ -298,7 +303,14 @@ pub fn plan_step(
         out
     };
 
-    let mut client = client_program(&spec.entry);
+    let native = mode
+        .needs_server()
+        .then(|| native_client(spec, &client_flags, settings, warnings))
+        .flatten();
+    let mut client = match native {
+        Some(_) => vec![PERF_RUNNER.into(), "bench".into(), "serve".into()],
+        None => client_program(&spec.entry),
+    };
     let (server, client_build) = if mode.needs_server() {
         let mut argv = vec![
             PYTHON.to_string(),
@@ -318,6 +330,7 @@ pub fn plan_step(
     } else {
         (None, ClientBuild::SameAsVariant)
     };
+    client.extend(native.unwrap_or_default());
     client.extend(flags_for(Side::Client));
     client.extend(spec.positionals.iter().cloned());
 
@@ -366,6 +379,37 @@ pub fn plan_step(
         unclassified_flags: unclassified,
         replaced_flags: replaced,
     }
+}
+
+/// The native client's extra flags when it measures this serving step, else `None`; either
+/// way a note says which client and why.
+fn native_client(
+    spec: &BenchmarkSpec,
+    client_flags: &[Flag],
+    settings: &Settings,
+    warnings: &mut Vec<String>,
+) -> Option<Vec<String>> {
+    let engine = |why: &str| format!("serving client: the engine's own ({why})");
+    let why_not = match (settings.client.kind, settings.client.backend_runs_native) {
+        (ClientKind::Engine, _) => "[client] kind = \"engine\"".to_string(),
+        (_, None) => "the backend is not known when planning".to_string(),
+        (_, Some(false)) => "the backend cannot run perf-runner's native client".to_string(),
+        (ClientKind::Native, Some(true)) => {
+            match crate::command::native::native_client_flags(spec, client_flags) {
+                Ok(extra) => {
+                    warnings.push(
+                        "serving client: native (`perf-runner bench serve`), the same program \
+                         for every variant"
+                            .into(),
+                    );
+                    return Some(extra);
+                }
+                Err(e) => e,
+            }
+        }
+    };
+    warnings.push(engine(&why_not));
+    None
 }
 
 fn flag_text(f: &Flag) -> String {

@@ -35,6 +35,9 @@ pub struct Settings {
     /// provided from, and pinned hashes.
     #[serde(default)]
     pub datasets: crate::catalogue::DatasetSettings,
+    /// Which program measures serving steps.
+    #[serde(default)]
+    pub client: ClientSettings,
     /// Every other top-level entry, by name: the backends' own sections (`[local]`,
     /// `[docker]` …), each read by the backend of that name through [`Settings::section`].
     /// Core does not know which backends exist: the program that registers them warns about
@@ -213,6 +216,42 @@ impl Default for Limits {
             max_result_bytes: MIB_256,
             max_patch_bytes: 64 * 1024 * 1024,
         }
+    }
+}
+
+/// Which serving client a plan uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKind {
+    /// `perf-runner bench serve`, the same program for every variant and engine version, where
+    /// the command's client flags are all supported and the backend can run it.
+    #[default]
+    Native,
+    /// The engine's own client (`vllm bench serve`, `benchmark_serving.py`) from the client
+    /// build.
+    Engine,
+}
+
+/// `[client]`: the serving client.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientSettings {
+    /// `native` (default) or `engine`.
+    #[serde(default)]
+    pub kind: ClientKind,
+    /// Whether the backend of the run can run the native client (its
+    /// [`Capabilities::native_client`](crate::backend::Capabilities)); `None` = not known, and
+    /// plans keep the engine's client. Set by the program through [`Settings::for_backend`],
+    /// never read from a file.
+    #[serde(skip)]
+    pub backend_runs_native: Option<bool>,
+}
+
+impl Settings {
+    /// These settings for planning on a backend with `caps`: whether the native serving client
+    /// can run there decides which client plans use.
+    pub fn for_backend(mut self, caps: &crate::backend::Capabilities) -> Settings {
+        self.client.backend_runs_native = Some(caps.native_client);
+        self
     }
 }
 

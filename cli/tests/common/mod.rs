@@ -116,6 +116,17 @@ impl World {
         .unwrap();
     }
 
+    /// Measure with the engine's own serving client (`[client] kind = "engine"`), e.g. for
+    /// the stand-in client's injected faults.
+    pub fn use_engine_client(&self) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.path("perf-runner.toml"))
+            .unwrap();
+        writeln!(f, "[client]\nkind = \"engine\"").unwrap();
+    }
+
     pub fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
     }

@@ -10,6 +10,7 @@
 mod args;
 mod entry;
 pub mod flags;
+pub mod native;
 mod placeholder;
 pub mod policy;
 mod tokenize;

@@ -27,17 +27,20 @@ pub enum Placeholder {
     VllmSource,
     /// `{DATA_DIR}`: where the step's dataset files are.
     DataDir,
+    /// `{PERF_RUNNER}`: this program (the native serving client, `bench serve`).
+    PerfRunner,
 }
 
 impl Placeholder {
     /// Every placeholder.
-    pub const ALL: [Placeholder; 6] = [
+    pub const ALL: [Placeholder; 7] = [
         Placeholder::Python,
         Placeholder::Host,
         Placeholder::Port,
         Placeholder::ResultDir,
         Placeholder::VllmSource,
         Placeholder::DataDir,
+        Placeholder::PerfRunner,
     ];
 
     /// Its text in an argv token (the constants of [`crate::plan`]).
@@ -49,6 +52,7 @@ impl Placeholder {
             Placeholder::ResultDir => plan::RESULT_DIR,
             Placeholder::VllmSource => plan::VLLM_SOURCE,
             Placeholder::DataDir => plan::DATA_DIR,
+            Placeholder::PerfRunner => plan::PERF_RUNNER,
         }
     }
 
@@ -62,6 +66,8 @@ impl Placeholder {
             // Scripts predating `vllm bench` need the build's source tree.
             Placeholder::VllmSource => Failure::VllmVersion,
             Placeholder::DataDir => Failure::DatasetMissing,
+            // A plan made for a backend that runs the native client, given to one that cannot.
+            Placeholder::PerfRunner => Failure::BadConfig,
         }
     }
 
@@ -76,6 +82,10 @@ impl Placeholder {
                  `vllm bench`), and this build has none: configure the backend's vllm_source"
             }
             Placeholder::DataDir => "the backend gave the process no dataset directory",
+            Placeholder::PerfRunner => {
+                "this backend cannot run perf-runner's native serving client; plan for it (its \
+                 capabilities say so) or set [client] kind = \"engine\""
+            }
         }
     }
 
@@ -122,6 +132,9 @@ pub struct Values {
     pub vllm_source: Option<SourceTree>,
     /// `{DATA_DIR}`.
     pub data_dir: Option<String>,
+    /// `{PERF_RUNNER}`: the path of this program, where the backend can run it next to the
+    /// server (see [`Capabilities::native_client`](crate::backend::Capabilities)).
+    pub perf_runner: Option<String>,
 }
 
 /// A filled argv.
@@ -191,6 +204,7 @@ impl Values {
             Placeholder::ResultDir => self.result_dir.clone(),
             Placeholder::VllmSource => self.vllm_source.as_ref().map(|s| s.path.clone()),
             Placeholder::DataDir => self.data_dir.clone(),
+            Placeholder::PerfRunner => self.perf_runner.clone(),
         }
     }
 
@@ -290,6 +304,7 @@ mod tests {
             result_dir: Some("/a/results".into()),
             vllm_source: src,
             data_dir: Some("/d".into()),
+            perf_runner: Some("/bin/perf-runner".into()),
         }
     }
 
@@ -351,6 +366,7 @@ mod tests {
                 Placeholder::ResultDir => v.result_dir = None,
                 Placeholder::VllmSource => v.vllm_source = None,
                 Placeholder::DataDir => v.data_dir = None,
+                Placeholder::PerfRunner => v.perf_runner = None,
             }
             let token = format!("x{}y", p.token());
             let e = v.fill(&argv(&["prog", &token])).unwrap_err();

@@ -114,6 +114,7 @@ impl StepRuntime for Groups {
                     check: runner_core::stepkit::ScriptCheck::OnHost,
                 }),
             data_dir: Some(self.dir.join("data").display().to_string()),
+            perf_runner: None,
         }
     }
 

@@ -319,3 +319,26 @@ fn plans_say_which_serving_client_and_why() {
             .contains("kind = \\\"engine\\\"")
     );
 }
+
+#[test]
+fn a_patch_next_to_a_dataset_named_by_its_bare_file_name_is_taken() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("known.jsonl"),
+        r#"{"commit_hash": "c0ffee00000000000000000000000000000000aa", "parent_commit": "ba5e0000000000000000000000000000000000bb", "patch": "p.diff", "perf_command": "vllm bench serve --model m/tiny --num-prompts 10"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("p.diff"),
+        "--- a/vllm/x.py\n+++ b/vllm/x.py\n@@ -1 +1 @@\n-a\n+b\n",
+    )
+    .unwrap();
+    let o = bin()
+        .current_dir(d.path())
+        .args(["plan", "known.jsonl", "c0ffee00"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("agent"), "{err}");
+}

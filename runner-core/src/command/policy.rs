@@ -389,6 +389,12 @@ pub fn inside_any(path: &Path, roots: &[PathBuf]) -> bool {
 /// Containment after resolving symlinks: `path` (which must exist) resolves inside `root`.
 /// Used where the files exist (a script in a source tree, a dataset file in a root).
 pub fn resolves_inside(path: &Path, root: &Path) -> bool {
+    // An empty root is the current folder (the parent of a bare file name such as `d.jsonl`).
+    let root = if root.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        root
+    };
     match (path.canonicalize(), root.canonicalize()) {
         (Ok(p), Ok(r)) => p.starts_with(r),
         _ => false,

@@ -135,7 +135,10 @@ pub fn run(
             });
             println!("{}", text::json_pretty(&out)?);
         }
-        Format::Text | Format::Table => print_text(task, &plan),
+        Format::Text | Format::Table => {
+            print_text(task, &plan);
+            print_servers(&plan, settings);
+        }
     }
     Ok(exit::SUCCESS)
 }
@@ -171,6 +174,25 @@ fn argv_text(argv: &[String]) -> String {
     let joined =
         shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "));
     esc(&joined).into_owned()
+}
+
+/// How the task's servers would run (serving steps): warm servers or a restart per job.
+fn print_servers(plan: &TaskPlan, settings: &Settings) {
+    if plan.step.server.is_none() {
+        return;
+    }
+    let e = &settings.engine;
+    match e.servers {
+        runner_core::settings::Servers::Warm => println!(
+            "servers   warm: one server per build, started once{} and switched with sleep mode ({} and {}=1) between jobs; rounds rotate; a build without sleep mode gets a server per job (engine.servers)",
+            if e.burn_in { " with a burn-in run" } else { "" },
+            runner_core::stepkit::warm::SLEEP_FLAG,
+            runner_core::stepkit::warm::DEV_MODE_ENV,
+        ),
+        runner_core::settings::Servers::Restart => {
+            println!("servers   restart: a fresh server for every job (engine.servers)")
+        }
+    }
 }
 
 fn print_text(task: &Task, plan: &TaskPlan) {

@@ -340,5 +340,8 @@ fn a_patch_next_to_a_dataset_named_by_its_bare_file_name_is_taken() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(String::from_utf8_lossy(&o.stdout).contains("agent"), "{err}");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("agent"),
+        "{err}"
+    );
 }

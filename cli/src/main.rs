@@ -38,9 +38,29 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// Results store (SQLite). Default: the user's data dir, perf-runner/results.sqlite.
-    #[arg(long, global = true, value_name = "PATH")]
+    /// Results store (SQLite). Default: $PERF_RUNNER_STORE, else the user's data dir,
+    /// perf-runner/results.sqlite.
+    #[arg(long, global = true, value_name = "PATH", env = "PERF_RUNNER_STORE")]
     store: Option<PathBuf>,
+
+    /// More log lines on stderr (-v info, -vv debug, -vvv trace). PERF_RUNNER_LOG (or
+    /// RUST_LOG) wins when set.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
+    /// Colour on stderr: auto (a terminal, and NO_COLOR unset), always or never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    color: ColorWhen,
 
     #[command(subcommand)]
     command: Command,
@@ -81,6 +101,31 @@ struct RunOpts {
     budget_gpu_hours: Option<f64>,
     #[command(flatten)]
     intake: datasets::Intake,
+}
+
+/// When stderr gets colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether stderr gets colour.
+    pub fn on_stderr(self) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::IsTerminal::is_terminal(&std::io::stderr())
+            }
+        }
+    }
 }
 
 /// Output formats of listing commands.
@@ -260,7 +305,6 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    init_tracing();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -273,6 +317,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
+    init_tracing(&cli);
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -461,7 +506,7 @@ fn toml_of(settings: &runner_core::settings::Settings) -> anyhow::Result<String>
 /// Logs to stderr, one line per event: field values (often dataset strings, paths, log
 /// excerpts) are shown through [`runner_core::text::escape`], so no control, bidi or invisible
 /// character reaches the terminal raw and no value can start a line of its own.
-fn init_tracing() {
+fn init_tracing(cli: &Cli) {
     use std::fmt::Write as _;
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::field::MakeExt;
@@ -479,13 +524,23 @@ fn init_tracing() {
         },
     )
     .delimited(" ");
-    let filter =
-        EnvFilter::try_from_env("PERF_RUNNER_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_env("PERF_RUNNER_LOG")
+        .or_else(|_| EnvFilter::try_from_env("RUST_LOG"))
+        .unwrap_or_else(|_| EnvFilter::new(level));
+    let color = cli.color.on_stderr();
+    say::set_color(color);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only for a terminal: logs kept in a file stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(progress::LogWriter)
+        // Colours only for a terminal (or --color always): logs kept in a file stay plain.
+        .with_ansi(color)
         .with_target(false)
         .fmt_fields(fields)
         .init();

@@ -19,6 +19,7 @@ mod ranges;
 mod report_cmd;
 mod runs_cmd;
 mod settings;
+mod shell_cmd;
 mod signals;
 mod tasks_cmd;
 mod triage_cmd;
@@ -34,8 +35,9 @@ use runner_core::text::escape_lines;
 #[derive(Debug, Parser)]
 #[command(name = "perf-runner", version, about, long_about = None)]
 struct Cli {
-    /// Config file (default: ./perf-runner.toml when present, over the embedded defaults).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Config file over the embedded defaults. Default: $PERF_RUNNER_CONFIG, else
+    /// ./perf-runner.toml when present, else the user's config dir, perf-runner/config.toml.
+    #[arg(long, global = true, value_name = "FILE", env = "PERF_RUNNER_CONFIG")]
     config: Option<PathBuf>,
 
     /// Results store (SQLite). Default: $PERF_RUNNER_STORE, else the user's data dir,
@@ -289,6 +291,14 @@ enum Command {
     /// Benchmark clients of perf-runner's own (`bench serve`: a native `vllm bench serve`).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell), e.g.
+    /// `perf-runner completions bash > /etc/bash_completion.d/perf-runner`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `perf-runner man > perf-runner.1`.
+    Man,
     /// Print the merged configuration (TOML), or the embedded defaults.
     Config {
         /// Print the embedded defaults (core's and every backend's section) rather than the
@@ -330,6 +340,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
+    // Generated from the command line itself: no configuration needed.
+    match &cli.command {
+        Command::Completions { shell } => return shell_cmd::completions::<Cli>(*shell),
+        Command::Man => return shell_cmd::man::<Cli>(),
+        _ => {}
+    }
     let loaded = settings::load(cli.config.as_deref())?;
     for key in &loaded.unknown_keys {
         tracing::warn!(key = %key, "unknown configuration key ignored");
@@ -458,6 +474,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             seed,
         }),
         Command::Bench(cmd) => block_on(bench::run(cmd)),
+        Command::Completions { shell } => shell_cmd::completions::<Cli>(shell),
+        Command::Man => shell_cmd::man::<Cli>(),
         Command::Config { defaults } => {
             if defaults {
                 print!("{}", backends::default_toml());

@@ -1,5 +1,7 @@
-//! Configuration layering: embedded defaults → `perf-runner.toml` (or `--config FILE`) →
-//! `PERF_RUNNER__SECTION__KEY` environment variables → command-line flags.
+//! Configuration layering: embedded defaults → one config file → `PERF_RUNNER__SECTION__KEY`
+//! environment variables → command-line flags. The file is `--config FILE` (or
+//! `$PERF_RUNNER_CONFIG`), else `./perf-runner.toml` when present, else the user's
+//! `<config dir>/perf-runner/config.toml` when present.
 
 use std::path::Path;
 
@@ -11,6 +13,13 @@ use crate::backends::{self, REGISTRY};
 
 /// The optional config file looked up in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "perf-runner.toml";
+
+/// The user's config file (`<config dir>/perf-runner/config.toml`), when it exists.
+pub fn user_config() -> Option<std::path::PathBuf> {
+    dirs::config_dir()
+        .map(|d| d.join("perf-runner").join("config.toml"))
+        .filter(|p| p.is_file())
+}
 
 /// Settings and the unknown keys that were ignored (each worth a warning).
 pub struct Loaded {
@@ -38,9 +47,12 @@ pub fn load(file: Option<&Path>) -> Result<Loaded> {
             }
             builder.add_source(File::from(path).format(FileFormat::Toml).required(true))
         }
-        None => {
-            builder.add_source(File::new(DEFAULT_CONFIG_FILE, FileFormat::Toml).required(false))
-        }
+        None => match user_config().filter(|_| !Path::new(DEFAULT_CONFIG_FILE).is_file()) {
+            Some(user) => builder.add_source(File::from(user).format(FileFormat::Toml)),
+            None => {
+                builder.add_source(File::new(DEFAULT_CONFIG_FILE, FileFormat::Toml).required(false))
+            }
+        },
     };
     builder = builder.add_source(
         Environment::with_prefix("PERF_RUNNER")

@@ -38,7 +38,10 @@ pub fn salloc_args(
 ) -> Vec<String> {
     let run = labels.get("run-id").map(String::as_str);
     let mut comment = String::from(JOB_PREFIX);
-    for (k, v) in [("run", run), ("task", labels.get("task").map(String::as_str))] {
+    for (k, v) in [
+        ("run", run),
+        ("task", labels.get("task").map(String::as_str)),
+    ] {
         if let Some(v) = v {
             comment.push_str(&format!(" {k}={v}"));
         }
@@ -59,7 +62,11 @@ pub fn salloc_args(
     opt(&mut a, "partition", &cfg.partition);
     opt(&mut a, "account", &cfg.account);
     opt(&mut a, "qos", &cfg.qos);
-    opt(&mut a, "cpus-per-task", &cfg.cpus_per_task.map(|c| c.to_string()));
+    opt(
+        &mut a,
+        "cpus-per-task",
+        &cfg.cpus_per_task.map(|c| c.to_string()),
+    );
     opt(&mut a, "mem", &cfg.mem);
     if let Some(g) = gres(cfg, gpu) {
         a.push(format!("--gres={g}"));
@@ -167,7 +174,8 @@ impl Alloc {
                 return Err(lost);
             }
             tracing::warn!(job = g.job, "{}; asking for a new allocation", lost.message);
-            cx.progress.event("lease", &format!("{}; a new allocation", lost.message));
+            cx.progress
+                .event("lease", &format!("{}; a new allocation", lost.message));
             cancel_job(&self.cfg, g.job).await;
         }
         let g = grant(&self.cfg, &self.args, &cx.cancel).await?;
@@ -292,7 +300,10 @@ async fn salloc(
     match (job, granted) {
         (Some(j), true) if cancel.is_cancelled() => {
             cancel_job(cfg, j).await;
-            Err(err(Failure::Cancelled, "cancelled while waiting for an allocation"))
+            Err(err(
+                Failure::Cancelled,
+                "cancelled while waiting for an allocation",
+            ))
         }
         (Some(j), true) => Ok(j),
         (j, _) => {
@@ -306,7 +317,10 @@ async fn salloc(
 
 fn allocation_id(line: &str) -> Option<u64> {
     let rest = &line[line.find("job allocation ")? + "job allocation ".len()..];
-    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Why `salloc` gave no allocation: a request the cluster can never satisfy is `bad_config`;
@@ -362,7 +376,10 @@ async fn describe(
     if !c.status.success() {
         return Err(err(
             Failure::InfraTransient,
-            format!("the first job step of allocation {job} failed: {}", c.combined().trim()),
+            format!(
+                "the first job step of allocation {job} failed: {}",
+                c.combined().trim()
+            ),
         ));
     }
     let var = |k: &str| {
@@ -404,13 +421,23 @@ mod tests {
         };
         let a = salloc_args(&cfg, &gpu, &labels);
         assert!(a.contains(&"--job-name=perf-runner.20240101-000000-abcd".to_string()));
-        assert!(a.contains(&"--comment=perf-runner run=20240101-000000-abcd task=e358".to_string()));
+        assert!(
+            a.contains(&"--comment=perf-runner run=20240101-000000-abcd task=e358".to_string())
+        );
         assert!(a.contains(&"--gres=gpu:h100:2".to_string()));
-        assert!(a.contains(&"--partition=gpu".to_string()) && a.contains(&"--qos=high".to_string()));
+        assert!(
+            a.contains(&"--partition=gpu".to_string()) && a.contains(&"--qos=high".to_string())
+        );
         assert!(!a.iter().any(|x| x.starts_with("--account")));
-        let any = GpuRequest { kind: None, count: 1 };
+        let any = GpuRequest {
+            kind: None,
+            count: 1,
+        };
         assert_eq!(gres(&cfg, &any).as_deref(), Some("gpu:1"));
-        let cpu = SlurmConfig { cpu_only: true, ..cfg };
+        let cpu = SlurmConfig {
+            cpu_only: true,
+            ..cfg
+        };
         assert_eq!(gres(&cpu, &gpu), None);
     }
 
@@ -418,9 +445,18 @@ mod tests {
     fn salloc_lines_and_errors() {
         assert_eq!(allocation_id("salloc: Granted job allocation 12"), Some(12));
         assert_eq!(allocation_id("salloc: Pending job allocation 7"), Some(7));
-        assert_eq!(allocation_id("salloc: job 7 queued and waiting for resources"), None);
-        let e = salloc_error("salloc: error: Job submit/allocate failed: Invalid generic resource (gres) specification", Some(1));
+        assert_eq!(
+            allocation_id("salloc: job 7 queued and waiting for resources"),
+            None
+        );
+        let e = salloc_error(
+            "salloc: error: Job submit/allocate failed: Invalid generic resource (gres) specification",
+            Some(1),
+        );
         assert_eq!(e.kind, Failure::BadConfig);
-        assert!(salloc_error("salloc: error: Unable to contact slurm controller", Some(1)).is_transient());
+        assert!(
+            salloc_error("salloc: error: Unable to contact slurm controller", Some(1))
+                .is_transient()
+        );
     }
 }

@@ -21,7 +21,11 @@ pub fn dry_run(cfg: &SlurmConfig, build: &BuildSpec, step: &StepPlan) -> Value {
     salloc.extend(salloc_args(cfg, &step.gpu, &labels));
     let srun = |role: &str, argv: &[String]| -> Vec<String> {
         let mut a = vec![cfg.program("srun").display().to_string()];
-        a.extend(srun_args(cfg, "<ALLOC>", &format!("{JOB_PREFIX}.{role}.<N>")));
+        a.extend(srun_args(
+            cfg,
+            "<ALLOC>",
+            &format!("{JOB_PREFIX}.{role}.<N>"),
+        ));
         a.extend(argv.iter().cloned());
         a
     };
@@ -38,7 +42,7 @@ pub fn dry_run(cfg: &SlurmConfig, build: &BuildSpec, step: &StepPlan) -> Value {
         "gres": gres(cfg, &step.gpu),
         "steps": steps,
         "environment": {
-            "venv": cfg.env.venv_dir(&&build.identity).display().to_string(),
+            "venv": cfg.env.venv_dir(&build.identity).display().to_string(),
             "find_links": cfg.env.find_links,
         },
         "release": [cfg.program("scancel").display().to_string(), "<ALLOC>".to_string()],

@@ -197,7 +197,11 @@ impl StepRuntime for Steps<'_> {
         );
         // Slurm sets CUDA_VISIBLE_DEVICES for the allocation's GPUs; the step's own value only
         // applies to an allocation without GPUs.
-        let mut env = child_env(self.step, Path::new(&launch.env.handle), &GpuLease::default());
+        let mut env = child_env(
+            self.step,
+            Path::new(&launch.env.handle),
+            &GpuLease::default(),
+        );
         if g.cuda_visible_devices.is_some() {
             env.retain(|(k, _)| k != "CUDA_VISIBLE_DEVICES");
         }
@@ -312,7 +316,9 @@ impl JobStep {
         }
         let tail = AttemptFiles::tail(&self.tail_file, 20);
         let mut v = match sched::step_verdict(&tail) {
-            Some((kind, line)) => Err((kind, format!("job step of allocation {}: {line}", self.job))),
+            Some((kind, line)) => {
+                Err((kind, format!("job step of allocation {}: {line}", self.job)))
+            }
             None => Ok(exit),
         };
         let never = CancellationToken::new();
@@ -393,7 +399,10 @@ impl Running for JobStep {
                 self.sp.signal(libc::SIGTERM);
             }
             if !self.srun_gone_within(grace).await {
-                tracing::warn!(job = self.job, "job step still running after {grace:?}; scancel");
+                tracing::warn!(
+                    job = self.job,
+                    "job step still running after {grace:?}; scancel"
+                );
                 self.scancel(None).await;
                 if !self.srun_gone_within(Duration::from_secs(3)).await {
                     self.sp.signal(libc::SIGKILL);

@@ -51,7 +51,10 @@ pub async fn collect(
     run_id: Option<&str>,
 ) -> Result<Vec<Leftover>, BackendError> {
     let never = CancellationToken::new();
-    let args: Vec<String> = ["-h", "-o", "%i|%j|%k"].iter().map(|s| s.to_string()).collect();
+    let args: Vec<String> = ["-h", "-o", "%i|%j|%k"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let c = sched::run(cfg, "squeue", &args, &never).await?;
     if !c.status.success() {
         return Err(sched::err(

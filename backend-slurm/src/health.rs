@@ -65,7 +65,10 @@ pub(crate) async fn health(cfg: &SlurmConfig) -> Health {
         ok
     };
     let never = CancellationToken::new();
-    let args: Vec<String> = ["-h", "-o", "%P|%a|%T|%G"].iter().map(|s| s.to_string()).collect();
+    let args: Vec<String> = ["-h", "-o", "%P|%a|%T|%G"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let sinfo = sched::run(cfg, "sinfo", &args, &never).await;
     let version = sched::run(cfg, "sinfo", &["--version".to_string()], &never)
         .await
@@ -102,12 +105,20 @@ pub(crate) async fn health(cfg: &SlurmConfig) -> Health {
             false,
             format!(
                 "{want} not found among {}",
-                parts.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                parts
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ),
     };
     let gpu_ok = if cfg.cpu_only {
-        check("gpus", true, "cpu_only = true: allocations without GPUs".into())
+        check(
+            "gpus",
+            true,
+            "cpu_only = true: allocations without GPUs".into(),
+        )
     } else {
         let gres: Vec<String> = part.map(|p| p.gres.clone()).unwrap_or_default();
         let gpus: Vec<&String> = gres.iter().filter(|g| g.starts_with("gpu")).collect();
@@ -117,7 +128,10 @@ pub(crate) async fn health(cfg: &SlurmConfig) -> Health {
             if gpus.is_empty() {
                 format!("no GPU gres in {want} (gres: {})", gres.join(", "))
             } else {
-                gpus.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
+                gpus.iter()
+                    .map(|g| g.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             },
         )
     };
@@ -149,7 +163,9 @@ mod tests {
 
     #[test]
     fn sinfo_lines_group_by_partition() {
-        let p = partitions("test*|up|idle|gpu:h100:2\ntest*|up|mixed|gpu:h100:2\ncpu|down|idle|(null)\n");
+        let p = partitions(
+            "test*|up|idle|gpu:h100:2\ntest*|up|mixed|gpu:h100:2\ncpu|down|idle|(null)\n",
+        );
         assert_eq!(p.len(), 2);
         assert!(p[0].default && p[0].name == "test" && p[0].states == ["idle", "mixed"]);
         assert_eq!(p[0].gres, ["gpu:h100:2"]);

@@ -72,7 +72,12 @@ impl SlurmBackend {
         self.inner
             .leases
             .lock()
-            .map(|m| m.values().filter_map(|a| a.current()).map(|g| g.job).collect())
+            .map(|m| {
+                m.values()
+                    .filter_map(|a| a.current())
+                    .map(|g| g.job)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -130,10 +135,8 @@ impl Backend for SlurmBackend {
     async fn acquire(&self, gpu: &GpuRequest, cx: &RunContext) -> Result<GpuLease, BackendError> {
         let cfg = &self.inner.config;
         let args = alloc::salloc_args(cfg, gpu, &cx.labels);
-        cx.progress.event(
-            "lease",
-            &format!("salloc {}", args.join(" ")),
-        );
+        cx.progress
+            .event("lease", &format!("salloc {}", args.join(" ")));
         let a = Alloc::acquire(cfg, args, &cx.cancel).await?;
         let g = a.current().unwrap_or_default();
         let id = format!(
@@ -184,10 +187,11 @@ impl Backend for SlurmBackend {
         build: &BuildSpec,
         cx: &RunContext,
     ) -> Result<PreparedEnv, BackendError> {
-        self.inner.envs.prepare(build, cx).await.map_err(|e| BackendError {
-            backend: NAME,
-            ..e
-        })
+        self.inner
+            .envs
+            .prepare(build, cx)
+            .await
+            .map_err(|e| BackendError { backend: NAME, ..e })
     }
 
     async fn execute(

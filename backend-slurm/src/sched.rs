@@ -27,17 +27,19 @@ pub async fn run(
     let mut cmd = Command::new(cfg.program(program));
     cmd.args(args);
     let deadline = Some(Instant::now() + std::time::Duration::from_secs(60));
-    run_captured(cmd, cancel, deadline).await.map_err(|e| match e {
-        RunError::Spawn(e) => err(
-            Failure::EnvironmentBroken,
-            format!("cannot run {program}: {e} (is Slurm's client installed?)"),
-        ),
-        RunError::Cancelled => err(Failure::Cancelled, format!("cancelled during {program}")),
-        RunError::TimedOut => err(
-            Failure::InfraTransient,
-            format!("{program} did not answer within 60 s"),
-        ),
-    })
+    run_captured(cmd, cancel, deadline)
+        .await
+        .map_err(|e| match e {
+            RunError::Spawn(e) => err(
+                Failure::EnvironmentBroken,
+                format!("cannot run {program}: {e} (is Slurm's client installed?)"),
+            ),
+            RunError::Cancelled => err(Failure::Cancelled, format!("cancelled during {program}")),
+            RunError::TimedOut => err(
+                Failure::InfraTransient,
+                format!("{program} did not answer within 60 s"),
+            ),
+        })
 }
 
 /// `key=value` fields of one `scontrol show … -o` line (values run to the next ` key=`).
@@ -45,7 +47,11 @@ pub fn fields(line: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for tok in line.split_whitespace() {
         match tok.split_once('=') {
-            Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "_:/".contains(c)) => {
+            Some((k, v))
+                if !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_:/".contains(c)) =>
+            {
                 out.insert(k.to_string(), v.to_string());
             }
             _ => {}
@@ -189,9 +195,13 @@ pub fn step_verdict(tail: &str) -> Option<(Failure, String)> {
         if !(l.starts_with("srun:") || l.starts_with("slurmstepd:")) {
             continue;
         }
-        let kind = if l.contains("Node failure") || l.contains("DUE TO NODE FAILURE") {
-            Failure::InfraTransient
-        } else if l.contains("DUE TO PREEMPTION") || l.contains("requeue") {
+        let transient = [
+            "Node failure",
+            "DUE TO NODE FAILURE",
+            "DUE TO PREEMPTION",
+            "requeue",
+        ];
+        let kind = if transient.iter().any(|t| l.contains(t)) {
             Failure::InfraTransient
         } else if l.contains("DUE TO TIME LIMIT") {
             Failure::Timeout
@@ -219,7 +229,10 @@ mod tests {
         assert!(j.running() && j.live());
         assert_eq!(j.nodes, "vm");
         assert_eq!(j.gpu_indices, [0, 1]);
-        assert_eq!(gpu_indices("GRES=gpu:a:1(IDX:3),gpu:b:2(IDX:0,5)"), [3, 0, 5]);
+        assert_eq!(
+            gpu_indices("GRES=gpu:a:1(IDX:3),gpu:b:2(IDX:0,5)"),
+            [3, 0, 5]
+        );
         assert_eq!(gpu_indices("GRES=gpu(IDX:x-)"), Vec::<u32>::new());
         assert!(parse_job("slurm_load_jobs error: Invalid job id specified").is_none());
     }
@@ -236,17 +249,23 @@ mod tests {
         assert_eq!(ended(1, Some(&info("OUT_OF_MEMORY"))).kind, Failure::Oom);
         assert_eq!(ended(1, Some(&info("TIMEOUT"))).kind, Failure::Timeout);
         assert_eq!(
-            step_verdict("x\nsrun: error: Node failure on vm\n").unwrap().0,
+            step_verdict("x\nsrun: error: Node failure on vm\n")
+                .unwrap()
+                .0,
             Failure::InfraTransient
         );
         assert_eq!(
-            step_verdict("slurmstepd: error: *** STEP 3.1 ON vm CANCELLED AT 2024 DUE TO TIME LIMIT ***")
-                .unwrap()
-                .0,
+            step_verdict(
+                "slurmstepd: error: *** STEP 3.1 ON vm CANCELLED AT 2024 DUE TO TIME LIMIT ***"
+            )
+            .unwrap()
+            .0,
             Failure::Timeout
         );
         assert_eq!(
-            step_verdict("slurmstepd: error: Detected 1 oom-kill event(s) in StepId=3.1").unwrap().0,
+            step_verdict("slurmstepd: error: Detected 1 oom-kill event(s) in StepId=3.1")
+                .unwrap()
+                .0,
             Failure::Oom
         );
         assert!(step_verdict("srun: error: vm: task 0: Exited with exit code 1").is_none());

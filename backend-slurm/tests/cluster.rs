@@ -3,6 +3,10 @@
 //! never be satisfied, `doctor` and `gc`. Skipped without a cluster, failed where CI promises
 //! one (`PERF_RUNNER_TEST_REQUIRE`).
 
+// Each test holds the cluster's lock for its whole body, across awaits of its own runtime:
+// the lock serialises tests on separate threads, never tasks of one runtime.
+#![allow(clippy::await_holding_lock)]
+
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -83,7 +87,11 @@ async fn two_tasks_get_distinct_gpus_and_a_third_waits_for_one() {
         poll_ms: 50,
         ..SlurmConfig::default()
     });
-    let (d1, d2, d3) = (dir.path().join("1"), dir.path().join("2"), dir.path().join("3"));
+    let (d1, d2, d3) = (
+        dir.path().join("1"),
+        dir.path().join("2"),
+        dir.path().join("3"),
+    );
     let t = Instant::now();
     let one = b.acquire(&h100(1), &cx(&run, &d1)).await.unwrap();
     let first = t.elapsed();
@@ -103,7 +111,10 @@ async fn two_tasks_get_distinct_gpus_and_a_third_waits_for_one() {
         Some(one.devices[0].index.to_string().as_str()),
         "{rec}"
     );
-    assert_eq!(rec["gpu_indices"][0].as_u64(), Some(u64::from(one.devices[0].index)));
+    assert_eq!(
+        rec["gpu_indices"][0].as_u64(),
+        Some(u64::from(one.devices[0].index))
+    );
     eprintln!(
         "allocation granted in {:.0} ms (salloc {:.3} s), first job step {:.0} ms after the grant",
         first.as_secs_f64() * 1000.0,
@@ -115,7 +126,10 @@ async fn two_tasks_get_distinct_gpus_and_a_third_waits_for_one() {
     let cx3 = cx(&run, &d3);
     let third = tokio::spawn(async move { b3.acquire(&h100(1), &cx3).await });
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(!third.is_finished(), "the third waits while both GPUs are held");
+    assert!(
+        !third.is_finished(),
+        "the third waits while both GPUs are held"
+    );
     assert_eq!(queued(&run).len(), 3, "two running, one pending");
     let freed = one.devices[0].index;
     b.release(one).await.unwrap();
@@ -127,7 +141,11 @@ async fn two_tasks_get_distinct_gpus_and_a_third_waits_for_one() {
     assert_eq!(three.devices[0].index, freed, "it gets the freed GPU");
     b.release(two).await.unwrap();
     b.release(three).await.unwrap();
-    assert!(queued(&run).is_empty(), "released = cancelled: {:?}", queued(&run));
+    assert!(
+        queued(&run).is_empty(),
+        "released = cancelled: {:?}",
+        queued(&run)
+    );
 }
 
 #[tokio::test]
@@ -139,7 +157,10 @@ async fn a_request_the_cluster_never_satisfies_is_refused_at_once() {
     let run = run_id("never");
     let b = SlurmBackend::new(SlurmConfig::default());
     let t = Instant::now();
-    let e = b.acquire(&h100(3), &cx(&run, dir.path())).await.unwrap_err();
+    let e = b
+        .acquire(&h100(3), &cx(&run, dir.path()))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, Failure::BadConfig, "{e}");
     let e = b
         .acquire(
@@ -158,7 +179,8 @@ async fn a_request_the_cluster_never_satisfies_is_refused_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_wait_leaves_nothing_in_the_queue_and_gc_collects_leftovers() {
-    let Some(_g) = cluster("a_cancelled_wait_leaves_nothing_in_the_queue_and_gc_collects_leftovers")
+    let Some(_g) =
+        cluster("a_cancelled_wait_leaves_nothing_in_the_queue_and_gc_collects_leftovers")
     else {
         return;
     };

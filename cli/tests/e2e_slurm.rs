@@ -270,14 +270,17 @@ fn ctrl_c_leaves_no_job_in_the_queue() {
     use_slurm(&w);
     let mut extra = slurm_args().to_vec();
     extra.extend(["--repeats", "3"]);
+    let log = std::fs::File::create(w.path("runner.log")).unwrap();
     let mut child = w.cmd();
     let mut child = child
+        .env("PERF_RUNNER_LOG", "info")
         .args(w.run_args())
         .args(&extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(log))
         .spawn()
         .unwrap();
+    let log = || std::fs::read_to_string(w.path("runner.log")).unwrap_or_default();
     let run = wait_for_run(&w, Duration::from_secs(60));
     wait_until("a job step", Duration::from_secs(60), || {
         steps_named("perf-runner.") > 0
@@ -287,9 +290,16 @@ fn ctrl_c_leaves_no_job_in_the_queue() {
     let status = wait_exit(&mut child, Duration::from_secs(30));
     assert_eq!(status.code(), Some(130));
     let t = Instant::now();
-    wait_until("an empty queue", Duration::from_secs(10), || {
-        queued(&run.0).is_empty()
-    });
+    let t0 = Instant::now();
+    while !queued(&run.0).is_empty() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        queued(&run.0).is_empty(),
+        "queue not empty: {:?}\n{}",
+        queued(&run.0),
+        log()
+    );
     eprintln!(
         "queue empty {:.2} s after the runner exited",
         t.elapsed().as_secs_f64()

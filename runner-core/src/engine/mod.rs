@@ -29,6 +29,9 @@ use warm::Exec;
 
 pub use retry::RetryPolicy;
 
+/// How long a cancelled `acquire` gets to undo what it started before it is dropped.
+const ACQUIRE_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// How the engine runs a batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EngineOptions {
@@ -285,9 +288,19 @@ impl Engine {
             ),
         );
         let cx = self.context(run, plan, &GpuLease::default(), cancel, task_dir.clone());
+        let acquire = self.backend.acquire(&plan.step.gpu, &cx);
+        tokio::pin!(acquire);
         let lease = tokio::select! {
-            r = self.backend.acquire(&plan.step.gpu, &cx) => r,
+            r = &mut acquire => r,
             _ = cancel.cancelled() => {
+                // The backend sees the cancellation too: let it undo what it started (a
+                // scheduler's allocation granted meanwhile) instead of dropping it half-way,
+                // and give back a lease it got anyway.
+                if let Ok(Ok(lease)) = tokio::time::timeout(ACQUIRE_GRACE, &mut acquire).await {
+                    if let Err(e) = self.backend.release(lease).await {
+                        tracing::warn!(error = %e, "releasing GPUs failed");
+                    }
+                }
                 t.cancel_all(&jobs, &mut summary)?;
                 return Ok(summary);
             }

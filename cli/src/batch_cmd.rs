@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::progress::CliProgress;
+use crate::route::Router;
 use crate::{backends, datasets, plan_cmd, triage_cmd};
 
 /// Everything a batch was started with; stored with the run so `--resume` redoes the same.
@@ -33,8 +34,11 @@ pub struct BatchSpec {
     pub adhoc: Option<serde_json::Value>,
     /// Only these commits (prefixes), in this order; empty = every task.
     pub commits: Vec<String>,
-    /// Backend name.
+    /// Backend name, or `auto`.
     pub backend: String,
+    /// The configuration profile applied, if any (recorded with the run).
+    #[serde(default)]
+    pub profile: Option<String>,
     /// Variants, comma-separated.
     pub variants: Option<String>,
     /// Measured repeats per variant.
@@ -108,15 +112,47 @@ fn not_verifiable(report: &TriageReport, commit: &str) -> Option<String> {
     t.primary().map(|r| format!("{}: {}", r.code, r.detail))
 }
 
+/// The backend of a run: a registered one, or the `auto` router (also returned, to route the
+/// tasks as they are planned).
+fn make_backend(
+    name: &str,
+    settings: &Settings,
+) -> Result<(Arc<dyn runner_core::Backend>, Option<Arc<Router>>)> {
+    if name == runner_core::settings::AUTO_BACKEND {
+        let router = Arc::new(Router::new(settings)?);
+        return Ok((router.clone(), Some(router)));
+    }
+    Ok((backends::make(name, settings)?, None))
+}
+
+/// Plan a task for the run's backend; with `auto`, for the backend that takes it
+/// (`Ok(Err(why))`: none can, with every backend's reason).
+async fn plan_for(
+    router: Option<&Router>,
+    task: &Task,
+    variants: &[Variant],
+    settings: &Settings,
+    patch: Option<runner_core::build::PatchSpec>,
+) -> Result<Result<TaskPlan, String>, runner_core::plan::PlanError> {
+    match router {
+        Some(r) => r.plan(task, variants, settings, patch).await,
+        None => plan_task(task, variants, settings, patch).map(Ok),
+    }
+}
+
 /// Plan every task; record planned/skipped/failed tasks and the jobs of planned ones. Triage
-/// runs first: what it calls not verifiable is skipped with its reason unless `--force`.
+/// runs first: what it calls not verifiable is skipped with its reason unless `--force`; with
+/// `auto`, so is a task no backend can take here. Returns the plans and how many tasks no
+/// backend could take.
 async fn plan_all(
     store: &Store,
     run: &RunId,
     spec: &BatchSpec,
     tasks: &[Task],
     settings: &Settings,
-) -> Result<Vec<TaskPlan>> {
+    router: Option<&Router>,
+) -> Result<(Vec<TaskPlan>, usize)> {
+    let mut unroutable = 0;
     let skip = match &spec.skip_list {
         Some(p) => read_skip_list(p, &settings.limits)?,
         None => BTreeSet::new(),
@@ -183,8 +219,20 @@ async fn plan_all(
         };
         let mut t = t.clone();
         runner_core::catalogue::inject(&mut t, &settings.datasets);
-        match plan_task(&t, &variants, settings, patch) {
-            Ok(p) => {
+        match plan_for(router, &t, &variants, settings, patch).await {
+            Ok(Err(why)) => {
+                unroutable += 1;
+                errln!("skip {}: not verifiable here: {}", t.short(), esc(&why));
+                store.put_task(
+                    run,
+                    &row(
+                        TaskStatus::Skipped,
+                        format!("not verifiable here: {why}"),
+                        None,
+                    ),
+                )?;
+            }
+            Ok(Ok(p)) => {
                 let planned = TaskRow {
                     plan: Some(serde_json::to_string(&p)?),
                     ..row(
@@ -200,6 +248,13 @@ async fn plan_all(
                 )?;
                 for w in &p.warnings {
                     errln!("warning {}: {}", t.short(), esc(&w.to_string()));
+                }
+                if let Some(r) = router {
+                    errln!(
+                        "task {}: backend {}",
+                        t.short(),
+                        runner_core::Backend::backend_of(r, &p.commit)
+                    );
                 }
                 plans.push(p);
             }
@@ -217,7 +272,7 @@ async fn plan_all(
             }
         }
     }
-    Ok(plans)
+    Ok((plans, unroutable))
 }
 
 /// Start a new batch or resume one, then run it.
@@ -237,6 +292,7 @@ pub async fn run(
     let lock;
     // The backend is made before a run is created or taken up, so that unreadable settings
     // leave no run behind that never ends.
+    let mut unroutable = 0;
     let (run, plans, backend) = match resume {
         Some(id) => {
             let run: RunId = id.parse().map_err(|e: String| anyhow!("--resume: {e}"))?;
@@ -246,7 +302,7 @@ pub async fn run(
                 Err(code) => return Ok(code),
             };
             spec = serde_json::from_value(meta).context("the run's stored options")?;
-            let backend = backends::make(&spec.backend, settings)?;
+            let (backend, router) = make_backend(&spec.backend, settings)?;
             if !usable(backend.as_ref()).await? {
                 return Ok(exit::BACKEND_UNAVAILABLE);
             }
@@ -268,7 +324,11 @@ pub async fn run(
                 let patch = plan.builds.iter().find_map(|b| b.patch.clone());
                 let mut task = task.clone();
                 runner_core::catalogue::inject(&mut task, &settings.datasets);
-                let fresh = plan_task(&task, &variants, settings, patch)?;
+                let fresh =
+                    match plan_for(router.as_deref(), &task, &variants, settings, patch).await? {
+                        Ok(p) => p,
+                        Err(why) => bail!("--resume {run}: {}: {why}", row.commit),
+                    };
                 if fresh.step_fingerprint != plan.step_fingerprint {
                     bail!(
                         "--resume {run}: the plan of {} changed since the run started (dataset or settings edited); start a new run",
@@ -286,7 +346,7 @@ pub async fn run(
             if let Some(d) = &spec.dataset {
                 spec.dataset = Some(std::path::absolute(d).unwrap_or_else(|_| d.clone()));
             }
-            let backend = backends::make(&spec.backend, settings)?;
+            let (backend, router) = make_backend(&spec.backend, settings)?;
             if !usable(backend.as_ref()).await? {
                 return Ok(exit::BACKEND_UNAVAILABLE);
             }
@@ -309,7 +369,9 @@ pub async fn run(
                 tasks.len(),
                 esc(&ds.origin)
             );
-            let plans = plan_all(&store, &run, &spec, &tasks, settings).await?;
+            let (plans, none) =
+                plan_all(&store, &run, &spec, &tasks, settings, router.as_deref()).await?;
+            unroutable = none;
             (run, plans, backend)
         }
     };
@@ -388,6 +450,9 @@ pub async fn run(
     Ok(if summary.cancelled {
         errln!("interrupted: resume with `perf-runner batch --resume {run}`");
         exit::INTERRUPTED
+    } else if unroutable > 0 && plans.is_empty() {
+        errln!("no backend can take any task of this run here (see above)");
+        exit::BACKEND_UNAVAILABLE
     } else if summary.failed > 0 || summary.not_run > 0 || unplanned > 0 {
         exit::TASKS_FAILED
     } else {

@@ -74,6 +74,22 @@ impl Route {
             .collect()
     }
 
+    /// As JSON: the backend that takes it (`null`: none) and each backend's verdict.
+    pub fn to_json(&self) -> serde_json::Value {
+        let backends: Vec<serde_json::Value> = self
+            .verdicts
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "name": v.backend,
+                    "can_take": v.outcome.is_ok(),
+                    "reason": v.outcome.as_ref().err(),
+                })
+            })
+            .collect();
+        serde_json::json!({"backend": self.backend(), "backends": backends})
+    }
+
     /// Why no backend can take the task: every backend's reason.
     pub fn why_none(&self) -> String {
         let reasons: Vec<String> = self.lines();
@@ -134,6 +150,7 @@ impl Router {
     }
 
     /// The backends it chooses from, in order.
+    #[cfg(test)]
     pub fn order(&self) -> Vec<&'static str> {
         self.candidates.iter().map(|c| c.name).collect()
     }
@@ -228,6 +245,40 @@ impl Router {
         let settings = settings.clone().for_backend(&backend.capabilities());
         plan_task(task, variants, &settings, patch).map(Ok)
     }
+}
+
+/// The GPUs a task asks for: its plan's request, or (a task that cannot be planned) its
+/// `gpu_config`, else one GPU of any kind.
+pub fn gpu_request(task: &Task, settings: &Settings) -> GpuRequest {
+    let variants = [Variant::Baseline, Variant::Human];
+    match plan_task(task, &variants, settings, None) {
+        Ok(p) => p.step.gpu,
+        Err(_) => match &task.gpu {
+            Some(g) => GpuRequest {
+                kind: Some(g.kind.clone()),
+                count: g.count,
+            },
+            None => GpuRequest {
+                kind: None,
+                count: 1,
+            },
+        },
+    }
+}
+
+/// With `backend = "auto"` in `settings`: per task, where it would go and why each other
+/// backend would not take it (every backend is asked).
+pub async fn explain(tasks: &[Task], settings: &Settings) -> Result<Option<Vec<(String, Route)>>> {
+    if settings.backend != AUTO_BACKEND {
+        return Ok(None);
+    }
+    let router = Router::new(settings)?;
+    let mut out = Vec::new();
+    for t in tasks {
+        let route = router.route(&gpu_request(t, settings), true).await;
+        out.push((t.commit.clone(), route));
+    }
+    Ok(Some(out))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -10,7 +10,7 @@ use runner_core::dataset::Dataset;
 use runner_core::engine::{Engine, EngineOptions, RetryPolicy, interleaved_jobs};
 use runner_core::exit;
 use runner_core::failure::Failure;
-use runner_core::plan::{TaskPlan, plan_task};
+use runner_core::plan::TaskPlan;
 use runner_core::record::{RunId, RunStatus, TaskStatus};
 use runner_core::settings::{Limits, Settings};
 use runner_core::stats::median;
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::progress::CliProgress;
-use crate::route::Router;
+use crate::route::{self, Router};
 use crate::{backends, datasets, plan_cmd, triage_cmd};
 
 /// Everything a batch was started with; stored with the run so `--resume` redoes the same.
@@ -112,34 +112,6 @@ fn not_verifiable(report: &TriageReport, commit: &str) -> Option<String> {
     t.primary().map(|r| format!("{}: {}", r.code, r.detail))
 }
 
-/// The backend of a run: a registered one, or the `auto` router (also returned, to route the
-/// tasks as they are planned).
-fn make_backend(
-    name: &str,
-    settings: &Settings,
-) -> Result<(Arc<dyn runner_core::Backend>, Option<Arc<Router>>)> {
-    if name == runner_core::settings::AUTO_BACKEND {
-        let router = Arc::new(Router::new(settings)?);
-        return Ok((router.clone(), Some(router)));
-    }
-    Ok((backends::make(name, settings)?, None))
-}
-
-/// Plan a task for the run's backend; with `auto`, for the backend that takes it
-/// (`Ok(Err(why))`: none can, with every backend's reason).
-async fn plan_for(
-    router: Option<&Router>,
-    task: &Task,
-    variants: &[Variant],
-    settings: &Settings,
-    patch: Option<runner_core::build::PatchSpec>,
-) -> Result<Result<TaskPlan, String>, runner_core::plan::PlanError> {
-    match router {
-        Some(r) => r.plan(task, variants, settings, patch).await,
-        None => plan_task(task, variants, settings, patch).map(Ok),
-    }
-}
-
 /// Plan every task; record planned/skipped/failed tasks and the jobs of planned ones. Triage
 /// runs first: what it calls not verifiable is skipped with its reason unless `--force`; with
 /// `auto`, so is a task no backend can take here. Returns the plans and how many tasks no
@@ -219,7 +191,7 @@ async fn plan_all(
         };
         let mut t = t.clone();
         runner_core::catalogue::inject(&mut t, &settings.datasets);
-        match plan_for(router, &t, &variants, settings, patch).await {
+        match route::plan_for(router, &t, &variants, settings, patch).await {
             Ok(Err(why)) => {
                 unroutable += 1;
                 errln!("skip {}: not verifiable here: {}", t.short(), esc(&why));
@@ -301,8 +273,18 @@ pub async fn run(
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
+            let profile = spec.profile.take();
             spec = serde_json::from_value(meta).context("the run's stored options")?;
-            let (backend, router) = make_backend(&spec.backend, settings)?;
+            if spec.profile != profile {
+                // The run keeps its backend; the settings are today's, of this profile.
+                errln!(
+                    "warning: run {run} was started with profile {}, resumed with {} (its backend stays {})",
+                    spec.profile.as_deref().unwrap_or("none"),
+                    profile.as_deref().unwrap_or("none"),
+                    esc(&spec.backend)
+                );
+            }
+            let (backend, router) = route::make(&spec.backend, settings)?;
             if !usable(backend.as_ref()).await? {
                 return Ok(exit::BACKEND_UNAVAILABLE);
             }
@@ -325,7 +307,9 @@ pub async fn run(
                 let mut task = task.clone();
                 runner_core::catalogue::inject(&mut task, &settings.datasets);
                 let fresh =
-                    match plan_for(router.as_deref(), &task, &variants, settings, patch).await? {
+                    match route::plan_for(router.as_deref(), &task, &variants, settings, patch)
+                        .await?
+                    {
                         Ok(p) => p,
                         Err(why) => bail!("--resume {run}: {}: {why}", row.commit),
                     };
@@ -346,7 +330,7 @@ pub async fn run(
             if let Some(d) = &spec.dataset {
                 spec.dataset = Some(std::path::absolute(d).unwrap_or_else(|_| d.clone()));
             }
-            let (backend, router) = make_backend(&spec.backend, settings)?;
+            let (backend, router) = route::make(&spec.backend, settings)?;
             if !usable(backend.as_ref()).await? {
                 return Ok(exit::BACKEND_UNAVAILABLE);
             }

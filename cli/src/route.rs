@@ -247,6 +247,34 @@ impl Router {
     }
 }
 
+/// The backend of a run, and the router when it is `auto` (kept to route tasks as they are
+/// planned).
+pub type RunBackend = (Arc<dyn Backend>, Option<Arc<Router>>);
+
+/// The backend of a run: a registered one, or the `auto` router.
+pub fn make(name: &str, settings: &Settings) -> Result<RunBackend> {
+    if name == AUTO_BACKEND {
+        let router = Arc::new(Router::new(settings)?);
+        return Ok((router.clone(), Some(router)));
+    }
+    Ok((backends::make(name, settings)?, None))
+}
+
+/// Plan a task for the run's backend; with `auto`, for the backend that takes it
+/// (`Ok(Err(why))`: none can, with every backend's reason).
+pub async fn plan_for(
+    router: Option<&Router>,
+    task: &Task,
+    variants: &[Variant],
+    settings: &Settings,
+    patch: Option<runner_core::build::PatchSpec>,
+) -> Result<Result<TaskPlan, String>, PlanError> {
+    match router {
+        Some(r) => r.plan(task, variants, settings, patch).await,
+        None => plan_task(task, variants, settings, patch).map(Ok),
+    }
+}
+
 /// The GPUs a task asks for: its plan's request, or (a task that cannot be planned) its
 /// `gpu_config`, else one GPU of any kind.
 pub fn gpu_request(task: &Task, settings: &Settings) -> GpuRequest {

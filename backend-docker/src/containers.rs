@@ -77,12 +77,18 @@ fn label<'a>(labels: &'a BTreeMap<String, String>, key: &str, default: &'a str) 
 /// a run whose commits share a prefix never share a name (the leftover-name retry would
 /// otherwise remove the other task's container).
 pub(crate) fn container_name(labels: &BTreeMap<String, String>, role: Role) -> String {
+    // The job within its task (`r2-aa`), where the engine says it: a task's jobs share
+    // variant and attempt numbers, and a warm server's jobs may overlap their cleanup.
+    let attempt = match labels.get("job") {
+        Some(job) => format!("{job}-{}", label(labels, "attempt", "0")),
+        None => label(labels, "attempt", "0").to_string(),
+    };
     format!(
         "pr-{}-{}-{}-{}-{}",
         sanitize(label(labels, "run-id", "norun"), 40),
         sanitize(label(labels, "task", "notask"), 64),
         sanitize(label(labels, "variant", "any"), 16),
-        sanitize(label(labels, "attempt", "0"), 8),
+        sanitize(&attempt, 32),
         role.as_str()
     )
 }

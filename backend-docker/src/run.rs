@@ -59,10 +59,15 @@ pub(crate) async fn warm_kit<'a>(
     cx: &'a RunContext,
 ) -> WarmKit<'a> {
     let guard = Arc::new(Guard::new(d.clone(), b.config.keep_containers));
-    let rt = containers_of(b, d, guard, step, cx, true).await;
+    let rt = containers_of(b, d, guard.clone(), step, cx, true).await;
     WarmKit {
         runtime: Box::new(Redacted(rt)),
         policy: policy(b),
+        // The job's client containers go before the next job's are made (their names are
+        // the job's), not in the background when the kit is dropped.
+        cleanup: Some(Box::new(move || {
+            Box::pin(async move { guard.cleanup().await })
+        })),
     }
 }
 

@@ -67,6 +67,8 @@ pub fn warm_kit<'a>(cfg: &LocalConfig, step: &'a StepPlan, cx: &'a RunContext) -
     WarmKit {
         runtime: Box::new(Processes { step, cx }),
         policy: policy(cfg),
+        // Every process is stopped by its own handle.
+        cleanup: None,
     }
 }
 

@@ -90,6 +90,19 @@ pub const REGISTRY: &[Registered] = &[
         gc: None,
         dry_run: Some(modal_dry_run),
     },
+    Registered {
+        name: "slurm",
+        about: "a Slurm cluster: an allocation per task, job steps, venvs on a shared filesystem",
+        default_toml: backend_slurm::DEFAULT_TOML,
+        check_section: unknown_keys::<backend_slurm::SlurmConfig>,
+        make: |t| {
+            Ok(Arc::new(backend_slurm::SlurmBackend::new(read(
+                "slurm", t,
+            )?)))
+        },
+        gc: Some(slurm_gc),
+        dry_run: Some(slurm_dry_run),
+    },
     #[cfg(feature = "dummy-backend")]
     Registered {
         name: "dummy",
@@ -243,6 +256,37 @@ fn modal_dry_run<'a>(t: &'a toml::Table, plan: &'a TaskPlan) -> Fut<'a, Vec<serd
     })
 }
 
+fn slurm_gc<'a>(t: &'a toml::Table, run_id: Option<&'a str>, _: Duration) -> Fut<'a, Vec<String>> {
+    Box::pin(async move {
+        let slurm = backend_slurm::SlurmBackend::new(read("slurm", t)?);
+        let found = slurm.gc(run_id).await?;
+        let mut lines: Vec<String> = found
+            .iter()
+            .map(|l| {
+                format!(
+                    "cancelled Slurm job {} ({}): {}",
+                    text::escape(&l.job),
+                    text::escape(&l.name),
+                    text::escape(&l.comment)
+                )
+            })
+            .collect();
+        lines.push(format!("{} leftover Slurm job(s) cancelled", found.len()));
+        Ok(lines)
+    })
+}
+
+fn slurm_dry_run<'a>(t: &'a toml::Table, plan: &'a TaskPlan) -> Fut<'a, Vec<serde_json::Value>> {
+    Box::pin(async move {
+        let slurm = backend_slurm::SlurmBackend::new(read("slurm", t)?);
+        Ok(plan
+            .builds
+            .iter()
+            .map(|b| slurm.dry_run(b, &plan.step))
+            .collect())
+    })
+}
+
 /// perf-runner's cache root (artifacts, datasets, environments).
 pub fn cache_dir() -> PathBuf {
     dirs_cache().join("perf-runner")
@@ -304,6 +348,6 @@ mod tests {
         .unwrap();
         assert_eq!(unknown, ["colour", "hf_cache.x"]);
         let e = find("gpu").err().unwrap().to_string();
-        assert!(e.contains("local, docker, modal"), "{e}");
+        assert!(e.contains("local, docker, modal, slurm"), "{e}");
     }
 }

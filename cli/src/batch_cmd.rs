@@ -13,7 +13,6 @@ use runner_core::failure::Failure;
 use runner_core::plan::TaskPlan;
 use runner_core::record::{RunId, RunStatus, TaskStatus};
 use runner_core::settings::{Limits, Settings};
-use runner_core::stats::median;
 use runner_core::store::{LockError, RunLock, Store, TaskRow};
 use runner_core::task::{Task, Variant, parse_variant_list};
 use runner_core::text::escape as esc;
@@ -388,7 +387,12 @@ pub async fn run(
         servers: e.servers,
         burn_in: e.burn_in,
     };
-    let progress = Arc::new(CliProgress::new());
+    let unfinished = store
+        .jobs(&run)?
+        .iter()
+        .filter(|(_, s)| s.needs_resume())
+        .count() as u64;
+    let progress = Arc::new(CliProgress::new(unfinished));
     let engine = Engine::new(backend, store.clone(), opts)
         .with_progress(progress.clone())
         .with_limits(settings.limits);
@@ -402,7 +406,7 @@ pub async fn run(
         RunStatus::Finished
     };
     store.set_run_status(&run, status)?;
-    print_summary(&store, &run, &plans)?;
+    print_summary(&store, &run, settings.engine.noise_floor)?;
     if summary.not_needed > 0 {
         outln!(
             "adaptive repeats: {} job(s) not needed (verdicts decided early)",
@@ -504,37 +508,69 @@ fn take_lock(store: &Arc<Store>, run: &RunId, break_lock: bool) -> Result<Result
     }
 }
 
-fn print_summary(store: &Store, run: &RunId, plans: &[TaskPlan]) -> Result<()> {
-    let attempts = store.attempts(run)?;
-    for p in plans {
-        let primary = runner_core::primary::for_step(&p.step);
-        let key = primary.metric.as_str();
-        let short = &p.commit[..p.commit.len().min(8)];
-        for b in &p.builds {
-            let mine: Vec<_> = attempts
-                .iter()
-                .filter(|a| a.job.commit == p.commit && a.job.variant == b.variant && !a.job.aa)
-                .collect();
-            let values: Vec<f64> = mine.iter().filter_map(|a| a.metrics.get(key)).collect();
-            let failures: BTreeSet<String> = mine
-                .iter()
-                .filter_map(|a| a.failure.map(|f| f.code().to_string()))
-                .collect();
-            let med = median(&values)
-                .map(|m| format!("{m:.4}"))
-                .unwrap_or_else(|| "-".into());
-            let fail = if failures.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "  failed attempts: {}",
-                    failures.into_iter().collect::<Vec<_>>().join(", ")
-                )
+fn print_summary(store: &Store, run: &RunId, floor: f64) -> Result<()> {
+    use runner_core::report::{ReportOptions, build};
+    let opts = ReportOptions {
+        configured_floor: floor,
+        ..ReportOptions::default()
+    };
+    let report = build(store, run, &opts)?;
+    for t in report.tasks.iter().filter(|t| t.mode.is_some()) {
+        let short = &t.commit[..t.commit.len().min(8)];
+        let metric = t.primary_metric.as_deref().unwrap_or("?");
+        outln!(
+            "{short} {} — decides on {metric}{}",
+            esc(t.subject.as_deref().unwrap_or("")),
+            t.primary_why
+                .as_deref()
+                .map(|w| format!(" ({})", esc(w)))
+                .unwrap_or_default()
+        );
+        for v in &t.variants {
+            let shown = match &v.summary {
+                Some(s) => format!("{:.4} [{:.4}, {:.4}] n={}", s.median, s.ci[0], s.ci[1], s.n),
+                None => format!("- (n={})", v.samples.len()),
             };
+            outln!("  {:<12} {shown}", v.label());
+        }
+        if let Some(m) = t.metrics.first() {
+            for c in &m.comparisons {
+                let cmp = &c.comparison;
+                let ratio = cmp
+                    .ratio
+                    .as_ref()
+                    .map(|r| format!("{:.3} [{:.3}, {:.3}]", r.value, r.ci[0], r.ci[1]))
+                    .unwrap_or_else(|| "-".into());
+                let why = cmp
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({})", esc(r)))
+                    .unwrap_or_default();
+                let scored = if c.scored {
+                    ""
+                } else {
+                    " (unscored: the human speedup did not reproduce)"
+                };
+                outln!(
+                    "  {:<15} {ratio} {}{why}{scored}; noise floor {}",
+                    c.pair.label(),
+                    cmp.verdict.as_str(),
+                    esc(&cmp.noise_floor.to_string())
+                );
+            }
+        }
+        for f in &t.failures {
+            let code: Option<Failure> = f.code.parse().ok();
             outln!(
-                "{short} {:<9} {key} median {med} (n={}){fail}",
-                b.variant.as_str(),
-                values.len()
+                "  failed {} r{}: {} — {}{}",
+                runner_core::report::label(f.variant, f.aa),
+                f.repeat,
+                f.code,
+                code.map(|c| c.describe()).unwrap_or(""),
+                f.detail
+                    .as_deref()
+                    .map(|d| format!(": {}", esc(d.lines().next().unwrap_or(""))))
+                    .unwrap_or_default()
             );
         }
     }

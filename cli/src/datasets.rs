@@ -92,6 +92,17 @@ pub fn load(path: Option<&Path>, settings: &Settings, intake: &Intake) -> Result
         }
     }
     if let Some(repo) = intake.local_clone() {
+        // A clone that is not there is a mistake in the command line, said at once (not a
+        // triage that silently reads nothing from it).
+        if !repo.join(".git").exists() && !repo.join("HEAD").is_file() {
+            return Err(crate::errors::coded(
+                runner_core::exit::USAGE,
+                format!(
+                    "--vllm-source {}: not a git clone (no such folder, or no .git in it); give a local clone of vLLM or a URL",
+                    escape(&repo.display().to_string())
+                ),
+            ));
+        }
         if ds.tasks.iter().any(|t| t.parent.is_none()) {
             let r = ds
                 .resolve_parents(repo)

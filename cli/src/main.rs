@@ -20,6 +20,7 @@ mod report_cmd;
 mod route;
 mod runs_cmd;
 mod settings;
+mod shell_cmd;
 mod signals;
 mod tasks_cmd;
 mod triage_cmd;
@@ -35,8 +36,9 @@ use runner_core::text::escape_lines;
 #[derive(Debug, Parser)]
 #[command(name = "perf-runner", version, about, long_about = None)]
 struct Cli {
-    /// Config file (default: ./perf-runner.toml when present, over the embedded defaults).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Config file over the embedded defaults. Default: $PERF_RUNNER_CONFIG, else
+    /// ./perf-runner.toml when present, else the user's config dir, perf-runner/config.toml.
+    #[arg(long, global = true, value_name = "FILE", env = "PERF_RUNNER_CONFIG")]
     config: Option<PathBuf>,
 
     /// The profile (`[profile.NAME]` of the configuration) applied over the settings; without
@@ -44,9 +46,29 @@ struct Cli {
     #[arg(long, global = true, value_name = "NAME", env = "PERF_RUNNER_PROFILE")]
     profile: Option<String>,
 
-    /// Results store (SQLite). Default: the user's data dir, perf-runner/results.sqlite.
-    #[arg(long, global = true, value_name = "PATH")]
+    /// Results store (SQLite). Default: $PERF_RUNNER_STORE, else the user's data dir,
+    /// perf-runner/results.sqlite.
+    #[arg(long, global = true, value_name = "PATH", env = "PERF_RUNNER_STORE")]
     store: Option<PathBuf>,
+
+    /// More log lines on stderr (-v info, -vv debug, -vvv trace). PERF_RUNNER_LOG (or
+    /// RUST_LOG) wins when set.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
+    /// Colour on stderr: auto (a terminal, and NO_COLOR unset), always or never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    color: ColorWhen,
 
     #[command(subcommand)]
     command: Command,
@@ -89,6 +111,31 @@ struct RunOpts {
     budget_gpu_hours: Option<f64>,
     #[command(flatten)]
     intake: datasets::Intake,
+}
+
+/// When stderr gets colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether stderr gets colour.
+    pub fn on_stderr(self) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::IsTerminal::is_terminal(&std::io::stderr())
+            }
+        }
+    }
 }
 
 /// Output formats of listing commands.
@@ -252,6 +299,14 @@ enum Command {
     /// Benchmark clients of perf-runner's own (`bench serve`: a native `vllm bench serve`).
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell), e.g.
+    /// `perf-runner completions bash > /etc/bash_completion.d/perf-runner`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `perf-runner man > perf-runner.1`.
+    Man,
     /// Print the merged configuration (TOML) with the profile applied and where each value
     /// came from, or the embedded defaults.
     Config {
@@ -269,7 +324,6 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    init_tracing();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -282,6 +336,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
+    init_tracing(&cli);
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -294,6 +349,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
+    // Generated from the command line itself: no configuration needed.
+    match &cli.command {
+        Command::Completions { shell } => return shell_cmd::completions::<Cli>(*shell),
+        Command::Man => return shell_cmd::man::<Cli>(),
+        _ => {}
+    }
     let loaded = settings::load(cli.config.as_deref(), cli.profile.as_deref())?;
     for key in &loaded.unknown_keys {
         tracing::warn!(key = %key, "unknown configuration key ignored");
@@ -422,6 +483,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             seed,
         }),
         Command::Bench(cmd) => block_on(bench::run(cmd)),
+        Command::Completions { shell } => shell_cmd::completions::<Cli>(shell),
+        Command::Man => shell_cmd::man::<Cli>(),
         Command::Config { defaults } => {
             if defaults {
                 print!("{}", backends::default_toml());
@@ -471,7 +534,7 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<i32>>>(f: F) -> anyho
 /// Logs to stderr, one line per event: field values (often dataset strings, paths, log
 /// excerpts) are shown through [`runner_core::text::escape`], so no control, bidi or invisible
 /// character reaches the terminal raw and no value can start a line of its own.
-fn init_tracing() {
+fn init_tracing(cli: &Cli) {
     use std::fmt::Write as _;
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::field::MakeExt;
@@ -489,13 +552,23 @@ fn init_tracing() {
         },
     )
     .delimited(" ");
-    let filter =
-        EnvFilter::try_from_env("PERF_RUNNER_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_env("PERF_RUNNER_LOG")
+        .or_else(|_| EnvFilter::try_from_env("RUST_LOG"))
+        .unwrap_or_else(|_| EnvFilter::new(level));
+    let color = cli.color.on_stderr();
+    say::set_color(color);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only for a terminal: logs kept in a file stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(progress::LogWriter)
+        // Colours only for a terminal (or --color always): logs kept in a file stay plain.
+        .with_ansi(color)
         .with_target(false)
         .fmt_fields(fields)
         .init();

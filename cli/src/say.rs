@@ -17,3 +17,15 @@ macro_rules! errln {
         let _ = writeln!(std::io::stderr(), $($arg)*);
     }};
 }
+
+static COLOR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether stderr gets colour (`--color`, `NO_COLOR`, a terminal); set once at start.
+pub fn set_color(on: bool) {
+    COLOR.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether stderr gets colour.
+pub fn color() -> bool {
+    COLOR.load(std::sync::atomic::Ordering::Relaxed)
+}

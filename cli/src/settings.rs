@@ -1,6 +1,8 @@
-//! Configuration layering: embedded defaults → `perf-runner.toml` (or `--config FILE`) → the
-//! selected profile (`[profile.NAME]`) → `PERF_RUNNER__SECTION__KEY` environment variables →
-//! command-line flags. Every value remembers where it came from (`config` shows it).
+//! Configuration layering: embedded defaults → one config file → the selected profile
+//! (`[profile.NAME]`) → `PERF_RUNNER__SECTION__KEY` environment variables → command-line flags.
+//! The file is `--config FILE` (or `$PERF_RUNNER_CONFIG`), else `./perf-runner.toml` when
+//! present, else the user's `<config dir>/perf-runner/config.toml` when present. Every value
+//! remembers where it came from (`config` shows it).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,6 +16,13 @@ use crate::backends::{self, REGISTRY};
 
 /// The optional config file looked up in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "perf-runner.toml";
+
+/// The user's config file (`<config dir>/perf-runner/config.toml`), when it exists.
+pub fn user_config() -> Option<std::path::PathBuf> {
+    dirs::config_dir()
+        .map(|d| d.join("perf-runner").join("config.toml"))
+        .filter(|p| p.is_file())
+}
 
 /// The profile applied when none is named (when the configuration has one of that name).
 pub const DEFAULT_PROFILE: &str = "default";
@@ -129,9 +138,12 @@ fn base_layers(file: Option<&Path>) -> Result<ConfigBuilder<DefaultState>> {
             }
             builder.add_source(File::from(path).format(FileFormat::Toml).required(true))
         }
-        None => {
-            builder.add_source(File::new(DEFAULT_CONFIG_FILE, FileFormat::Toml).required(false))
-        }
+        None => match user_config().filter(|_| !Path::new(DEFAULT_CONFIG_FILE).is_file()) {
+            Some(user) => builder.add_source(File::from(user).format(FileFormat::Toml)),
+            None => {
+                builder.add_source(File::new(DEFAULT_CONFIG_FILE, FileFormat::Toml).required(false))
+            }
+        },
     })
 }
 

@@ -114,7 +114,7 @@ fn plan_backend_takes_only_backends_with_a_dry_run() {
     let o = run_in(dir.path(), &["plan", "310aca88", "--backend", "local"]);
     let e = err(&o);
     assert_eq!(o.status.code(), Some(exit::USAGE), "{e}");
-    assert!(e.contains("[possible values: modal]"), "{e}");
+    assert!(e.contains("[possible values: modal, slurm]"), "{e}");
 }
 
 #[test]

@@ -52,12 +52,17 @@ fn the_dummy_backend_runs_a_commit_from_the_command_line() {
     );
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     assert!(out.contains("4 job(s) succeeded, 0 failed"), "{out}");
+    assert!(out.contains("decides on output_throughput_tps"), "{out}");
     assert!(
-        out.contains("baseline  output_throughput_tps median 1280.0000 (n=2)"),
+        out.contains("  baseline     1280.0000 [1280.0000, 1280.0000] n=2"),
         "{out}"
     );
     assert!(
-        out.contains("human     output_throughput_tps median 1600.0000 (n=2)"),
+        out.contains("  human        1600.0000 [1600.0000, 1600.0000] n=2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  human/baseline  1.250 [1.250, 1.250] inconclusive"),
         "{out}"
     );
     let runs = json(&run_in(d, &["runs", "--format", "json"]));

@@ -20,7 +20,8 @@ fn add_mirror(w: &World) -> Vec<u8> {
     use std::io::Write;
     let mirror = w.path("mirror");
     std::fs::create_dir_all(&mirror).unwrap();
-    let body = br#"[{"id": "a", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}]"#;
+    // Conversations long enough for a serving client's filter (prompt and reply ≥ 4 tokens).
+    let body = br#"[{"id": "a", "conversations": [{"from": "human", "value": "tell me a short story about a cat"}, {"from": "gpt", "value": "once upon a time a cat sat on a mat and slept"}]}, {"id": "b", "conversations": [{"from": "human", "value": "what is the capital of france please"}, {"from": "gpt", "value": "the capital of france is paris of course"}]}]"#;
     std::fs::write(mirror.join(FILE), body).unwrap();
     let mut f = std::fs::OpenOptions::new()
         .append(true)

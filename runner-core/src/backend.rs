@@ -153,6 +153,11 @@ pub struct JobEnvs {
 pub trait ProgressSink: Send + Sync + std::fmt::Debug {
     /// A phase started or advanced (`prepare`, `server`, `benchmark` …).
     fn event(&self, phase: &str, message: &str);
+
+    /// A job ended with `status` (counts and ETAs). Default: nothing.
+    fn job_finished(&self, job: &crate::record::JobKey, status: crate::record::JobStatus) {
+        let _ = (job, status);
+    }
 }
 
 /// A sink that drops everything.

@@ -326,6 +326,11 @@ impl<'a> TaskRun<'a> {
                 .context(self.run, self.plan, &self.lease, cancel, dir.clone());
             cx.labels.insert("variant".into(), job.variant.to_string());
             cx.labels.insert("attempt".into(), attempt.to_string());
+            // The job within its task: names made from labels differ between jobs.
+            cx.labels.insert(
+                "job".into(),
+                format!("r{}{}", job.repeat, if job.aa { "-aa" } else { "" }),
+            );
             self.engine
                 .progress
                 .event("benchmark", &format!("{job} attempt {attempt}"));

@@ -212,6 +212,12 @@ impl Engine {
         Ok(total)
     }
 
+    fn finished_all(&self, jobs: &[JobKey], status: JobStatus) {
+        for j in jobs {
+            self.progress.job_finished(j, status);
+        }
+    }
+
     fn budget_left(&self) -> bool {
         match self.opts.budget_gpu_seconds {
             Some(b) => (self.spent_millis.load(Ordering::Relaxed) as f64 / 1000.0) < b,
@@ -265,6 +271,7 @@ impl Engine {
             Ok(d) => d,
             Err(msg) => {
                 t.fail_all(&jobs, Failure::DatasetMissing, &msg, &mut summary)?;
+                self.finished_all(&jobs, JobStatus::Failed);
                 return Ok(summary);
             }
         };
@@ -289,6 +296,7 @@ impl Engine {
             Ok(l) => l,
             Err(e) => {
                 t.fail_all(&jobs, e.kind, &e.message, &mut summary)?;
+                self.finished_all(&jobs, JobStatus::Failed);
                 return Ok(summary);
             }
         };
@@ -436,6 +444,7 @@ impl Engine {
                     JobStatus::Failed
                 }
             };
+            self.progress.job_finished(job, status);
             if status == JobStatus::Cancelled {
                 t.cancel_all(&jobs[i + 1..], summary)?;
                 return Ok(());

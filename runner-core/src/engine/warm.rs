@@ -211,6 +211,7 @@ impl Pool {
                         (r, _) => break r,
                     }
                 };
+                kit.finish().await;
                 match r {
                     Ok(s) => {
                         tracing::info!(variant = %v, start_s = s.start_s, capacity = ?s.capacity, "warm server asleep");
@@ -305,7 +306,9 @@ impl Pool {
             let Some(kit) = engine.backend.warm_kit(&self.step, &scx).await else {
                 return (Err(no_server("the backend has no warm kit".into())), rec);
             };
-            match WarmServer::start(&kit, &slot.envs, &self.step, &scx, self.burn_in).await {
+            let started = WarmServer::start(&kit, &slot.envs, &self.step, &scx, self.burn_in).await;
+            kit.finish().await;
+            match started {
                 Ok(s) => {
                     slot.capacity = s.capacity.clone();
                     slot.server = Some(s);
@@ -322,6 +325,7 @@ impl Pool {
             return (Err(no_server("the warm server is gone".into())), rec);
         };
         let (r, switch) = stepkit::run_warm(&kit, server, envs, &self.step, cx).await;
+        kit.finish().await;
         if !server.alive().await {
             slot.server = None;
         }

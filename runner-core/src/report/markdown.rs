@@ -7,7 +7,7 @@ use super::{
     FailureReport, MetricReport, Pair, PairComparison, Report, TaskReport, Validity, verdict_name,
 };
 use crate::metrics::Unit;
-use crate::stats::{FloorSource, NoiseFloor, Summary};
+use crate::stats::{NoiseFloor, Summary};
 use crate::task::Variant;
 
 /// A number with about four significant digits.
@@ -39,11 +39,7 @@ pub(super) fn summary_text(s: &Summary) -> String {
 
 /// `±2.0 % (A/A)`.
 pub(super) fn floor_text(f: &NoiseFloor) -> String {
-    let src = match f.source {
-        FloorSource::AaMeasured => "A/A-measured",
-        FloorSource::Configured => "configured",
-    };
-    format!("±{:.1} % ({src})", f.value * 100.0)
+    f.to_string()
 }
 
 /// Seconds as `1h02m`, `3m05s` or `12.0s`.

@@ -116,6 +116,17 @@ impl NoiseFloor {
     }
 }
 
+impl std::fmt::Display for NoiseFloor {
+    /// `±2.0 % (configured)` or `±3.1 % (A/A-measured)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let src = match self.source {
+            FloorSource::AaMeasured => "A/A-measured",
+            FloorSource::Configured => "configured",
+        };
+        write!(f, "±{:.1} % ({src})", self.value * 100.0)
+    }
+}
+
 /// The median of finite values (`None` when there are none).
 pub fn median(xs: &[f64]) -> Option<f64> {
     let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();

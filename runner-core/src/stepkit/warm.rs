@@ -35,12 +35,32 @@ pub const DEV_MODE_ENV: &str = "VLLM_SERVER_DEV_MODE";
 /// The most a server's start-up log is read for its capacity.
 const START_LOG_CAP: u64 = 4 * 1024 * 1024;
 
+/// What a kit does when the caller is done with it (e.g. remove the containers of a job's
+/// clients), awaited by [`WarmKit::finish`].
+pub type Cleanup<'a> = Box<
+    dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>
+        + Send
+        + 'a,
+>;
+
 /// A backend's primitives for processes that may outlive one job, and its lifecycle policy.
 pub struct WarmKit<'a> {
     /// Starts and watches processes.
     pub runtime: Box<dyn StepRuntime + 'a>,
     /// Grace periods, polling, port attempts.
     pub policy: StepPolicy,
+    /// Run by [`WarmKit::finish`]: what the kit's job left that is not a warm server.
+    pub cleanup: Option<Cleanup<'a>>,
+}
+
+impl WarmKit<'_> {
+    /// Done with the kit: its cleanup runs now (before the next job starts), not whenever
+    /// the kit is dropped.
+    pub async fn finish(self) {
+        if let Some(c) = self.cleanup {
+            c().await;
+        }
+    }
 }
 
 impl std::fmt::Debug for WarmKit<'_> {

@@ -213,6 +213,7 @@ impl Backend for SlurmBackend {
         Some(runner_core::stepkit::WarmKit {
             runtime: Box::new(execute::Steps::new(&self.inner.config, a, step, cx)),
             policy: execute::policy(&self.inner.config),
+            cleanup: None,
         })
     }
 }

@@ -141,6 +141,19 @@ pub fn parser() -> PossibleValuesParser {
     possible(REGISTRY.iter())
 }
 
+/// The `run`/`batch --backend` value parser: a registered name, or `auto` (per task, the first
+/// backend of the setting `auto.order` that can take it).
+pub fn run_parser() -> PossibleValuesParser {
+    let auto = PossibleValue::new(runner_core::settings::AUTO_BACKEND)
+        .help("per task, the first backend of the setting auto.order that can take it");
+    PossibleValuesParser::new(
+        REGISTRY
+            .iter()
+            .map(|r| PossibleValue::new(r.name).help(r.about))
+            .chain([auto]),
+    )
+}
+
 /// The `plan --backend` value parser: a backend that has a dry run.
 pub fn dry_run_parser() -> PossibleValuesParser {
     possible(REGISTRY.iter().filter(|r| r.dry_run.is_some()))

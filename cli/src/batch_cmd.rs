@@ -10,7 +10,7 @@ use runner_core::dataset::Dataset;
 use runner_core::engine::{Engine, EngineOptions, RetryPolicy, interleaved_jobs};
 use runner_core::exit;
 use runner_core::failure::Failure;
-use runner_core::plan::{TaskPlan, plan_task};
+use runner_core::plan::TaskPlan;
 use runner_core::record::{RunId, RunStatus, TaskStatus};
 use runner_core::settings::{Limits, Settings};
 use runner_core::store::{LockError, RunLock, Store, TaskRow};
@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::progress::CliProgress;
+use crate::route::{self, Router};
 use crate::{backends, datasets, plan_cmd, triage_cmd};
 
 /// Everything a batch was started with; stored with the run so `--resume` redoes the same.
@@ -32,8 +33,11 @@ pub struct BatchSpec {
     pub adhoc: Option<serde_json::Value>,
     /// Only these commits (prefixes), in this order; empty = every task.
     pub commits: Vec<String>,
-    /// Backend name.
+    /// Backend name, or `auto`.
     pub backend: String,
+    /// The configuration profile applied, if any (recorded with the run).
+    #[serde(default)]
+    pub profile: Option<String>,
     /// Variants, comma-separated.
     pub variants: Option<String>,
     /// Measured repeats per variant.
@@ -108,14 +112,18 @@ fn not_verifiable(report: &TriageReport, commit: &str) -> Option<String> {
 }
 
 /// Plan every task; record planned/skipped/failed tasks and the jobs of planned ones. Triage
-/// runs first: what it calls not verifiable is skipped with its reason unless `--force`.
+/// runs first: what it calls not verifiable is skipped with its reason unless `--force`; with
+/// `auto`, so is a task no backend can take here. Returns the plans and how many tasks no
+/// backend could take.
 async fn plan_all(
     store: &Store,
     run: &RunId,
     spec: &BatchSpec,
     tasks: &[Task],
     settings: &Settings,
-) -> Result<Vec<TaskPlan>> {
+    router: Option<&Router>,
+) -> Result<(Vec<TaskPlan>, usize)> {
+    let mut unroutable = 0;
     let skip = match &spec.skip_list {
         Some(p) => read_skip_list(p, &settings.limits)?,
         None => BTreeSet::new(),
@@ -182,8 +190,20 @@ async fn plan_all(
         };
         let mut t = t.clone();
         runner_core::catalogue::inject(&mut t, &settings.datasets);
-        match plan_task(&t, &variants, settings, patch) {
-            Ok(p) => {
+        match route::plan_for(router, &t, &variants, settings, patch).await {
+            Ok(Err(why)) => {
+                unroutable += 1;
+                errln!("skip {}: not verifiable here: {}", t.short(), esc(&why));
+                store.put_task(
+                    run,
+                    &row(
+                        TaskStatus::Skipped,
+                        format!("not verifiable here: {why}"),
+                        None,
+                    ),
+                )?;
+            }
+            Ok(Ok(p)) => {
                 let planned = TaskRow {
                     plan: Some(serde_json::to_string(&p)?),
                     ..row(
@@ -199,6 +219,13 @@ async fn plan_all(
                 )?;
                 for w in &p.warnings {
                     errln!("warning {}: {}", t.short(), esc(&w.to_string()));
+                }
+                if let Some(r) = router {
+                    errln!(
+                        "task {}: backend {}",
+                        t.short(),
+                        runner_core::Backend::backend_of(r, &p.commit)
+                    );
                 }
                 plans.push(p);
             }
@@ -216,7 +243,7 @@ async fn plan_all(
             }
         }
     }
-    Ok(plans)
+    Ok((plans, unroutable))
 }
 
 /// Start a new batch or resume one, then run it.
@@ -236,6 +263,7 @@ pub async fn run(
     let lock;
     // The backend is made before a run is created or taken up, so that unreadable settings
     // leave no run behind that never ends.
+    let mut unroutable = 0;
     let (run, plans, backend) = match resume {
         Some(id) => {
             let run: RunId = id.parse().map_err(|e: String| anyhow!("--resume: {e}"))?;
@@ -244,8 +272,18 @@ pub async fn run(
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
+            let profile = spec.profile.take();
             spec = serde_json::from_value(meta).context("the run's stored options")?;
-            let backend = backends::make(&spec.backend, settings)?;
+            if spec.profile != profile {
+                // The run keeps its backend; the settings are today's, of this profile.
+                errln!(
+                    "warning: run {run} was started with profile {}, resumed with {} (its backend stays {})",
+                    spec.profile.as_deref().unwrap_or("none"),
+                    profile.as_deref().unwrap_or("none"),
+                    esc(&spec.backend)
+                );
+            }
+            let (backend, router) = route::make(&spec.backend, settings)?;
             if !usable(backend.as_ref()).await? {
                 return Ok(exit::BACKEND_UNAVAILABLE);
             }
@@ -267,7 +305,13 @@ pub async fn run(
                 let patch = plan.builds.iter().find_map(|b| b.patch.clone());
                 let mut task = task.clone();
                 runner_core::catalogue::inject(&mut task, &settings.datasets);
-                let fresh = plan_task(&task, &variants, settings, patch)?;
+                let fresh =
+                    match route::plan_for(router.as_deref(), &task, &variants, settings, patch)
+                        .await?
+                    {
+                        Ok(p) => p,
+                        Err(why) => bail!("--resume {run}: {}: {why}", row.commit),
+                    };
                 if fresh.step_fingerprint != plan.step_fingerprint {
                     bail!(
                         "--resume {run}: the plan of {} changed since the run started (dataset or settings edited); start a new run",
@@ -285,7 +329,7 @@ pub async fn run(
             if let Some(d) = &spec.dataset {
                 spec.dataset = Some(std::path::absolute(d).unwrap_or_else(|_| d.clone()));
             }
-            let backend = backends::make(&spec.backend, settings)?;
+            let (backend, router) = route::make(&spec.backend, settings)?;
             if !usable(backend.as_ref()).await? {
                 return Ok(exit::BACKEND_UNAVAILABLE);
             }
@@ -308,7 +352,9 @@ pub async fn run(
                 tasks.len(),
                 esc(&ds.origin)
             );
-            let plans = plan_all(&store, &run, &spec, &tasks, settings).await?;
+            let (plans, none) =
+                plan_all(&store, &run, &spec, &tasks, settings, router.as_deref()).await?;
+            unroutable = none;
             (run, plans, backend)
         }
     };
@@ -392,6 +438,9 @@ pub async fn run(
     Ok(if summary.cancelled {
         errln!("interrupted: resume with `perf-runner batch --resume {run}`");
         exit::INTERRUPTED
+    } else if unroutable > 0 && plans.is_empty() {
+        errln!("no backend can take any task of this run here (see above)");
+        exit::BACKEND_UNAVAILABLE
     } else if summary.failed > 0 || summary.not_run > 0 || unplanned > 0 {
         exit::TASKS_FAILED
     } else {

@@ -17,6 +17,7 @@ mod plan_cmd;
 mod progress;
 mod ranges;
 mod report_cmd;
+mod route;
 mod runs_cmd;
 mod settings;
 mod shell_cmd;
@@ -39,6 +40,11 @@ struct Cli {
     /// ./perf-runner.toml when present, else the user's config dir, perf-runner/config.toml.
     #[arg(long, global = true, value_name = "FILE", env = "PERF_RUNNER_CONFIG")]
     config: Option<PathBuf>,
+
+    /// The profile (`[profile.NAME]` of the configuration) applied over the settings; without
+    /// it, `default` when the configuration has one.
+    #[arg(long, global = true, value_name = "NAME", env = "PERF_RUNNER_PROFILE")]
+    profile: Option<String>,
 
     /// Results store (SQLite). Default: $PERF_RUNNER_STORE, else the user's data dir,
     /// perf-runner/results.sqlite.
@@ -71,9 +77,11 @@ struct Cli {
 /// Options shared by `run` and `batch`.
 #[derive(Debug, Clone, Args)]
 struct RunOpts {
-    /// Where the jobs run (`perf-runner doctor` says what each backend needs here).
-    #[arg(long, default_value = "local", value_parser = backends::parser())]
-    backend: String,
+    /// Where the jobs run (`perf-runner doctor` says what each backend needs here); `auto`:
+    /// per task, the first backend of the setting `auto.order` that can take it. Default: the
+    /// setting `backend` (of the profile, if one applies).
+    #[arg(long, value_parser = backends::run_parser())]
+    backend: Option<String>,
     /// Variants, comma-separated (baseline,human,agent). Default: baseline,human (+agent with
     /// a patch).
     #[arg(long)]
@@ -299,7 +307,8 @@ enum Command {
     },
     /// Print the man page (roff), e.g. `perf-runner man > perf-runner.1`.
     Man,
-    /// Print the merged configuration (TOML), or the embedded defaults.
+    /// Print the merged configuration (TOML) with the profile applied and where each value
+    /// came from, or the embedded defaults.
     Config {
         /// Print the embedded defaults (core's and every backend's section) rather than the
         /// merged settings.
@@ -346,7 +355,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Man => return shell_cmd::man::<Cli>(),
         _ => {}
     }
-    let loaded = settings::load(cli.config.as_deref())?;
+    let loaded = settings::load(cli.config.as_deref(), cli.profile.as_deref())?;
     for key in &loaded.unknown_keys {
         tracing::warn!(key = %key, "unknown configuration key ignored");
     }
@@ -357,7 +366,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             "unknown configuration key ignored: no setting and no backend has this section"
         );
     }
-    let settings = loaded.settings;
+    let settings = loaded.settings.clone();
     let store = cli
         .store
         .clone()
@@ -401,7 +410,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             gpu,
             opts,
         } => {
-            let mut spec = batch_spec(&opts, &settings);
+            let mut spec = batch_spec(&opts, &loaded);
             match (commit, args.as_slice()) {
                 (Some(c), _) => {
                     spec.adhoc = Some(serde_json::json!({
@@ -430,7 +439,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             break_lock,
             opts,
         } => {
-            let mut spec = batch_spec(&opts, &settings);
+            let mut spec = batch_spec(&opts, &loaded);
             spec.dataset = dataset;
             spec.concurrency = concurrency;
             spec.force = force;
@@ -480,16 +489,21 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             if defaults {
                 print!("{}", backends::default_toml());
             } else {
-                print!("{}", toml_of(&settings)?);
+                print!("{}", settings::describe(&loaded)?);
             }
             Ok(exit::SUCCESS)
         }
     }
 }
 
-fn batch_spec(o: &RunOpts, settings: &runner_core::settings::Settings) -> batch_cmd::BatchSpec {
+fn batch_spec(o: &RunOpts, loaded: &settings::Loaded) -> batch_cmd::BatchSpec {
+    let settings = &loaded.settings;
     batch_cmd::BatchSpec {
-        backend: o.backend.clone(),
+        backend: o
+            .backend
+            .clone()
+            .unwrap_or_else(|| settings.backend.clone()),
+        profile: loaded.profile.clone(),
         variants: o.variants.clone(),
         repeats: o
             .repeats
@@ -515,10 +529,6 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<i32>>>(f: F) -> anyho
         .enable_all()
         .build()?
         .block_on(f)
-}
-
-fn toml_of(settings: &runner_core::settings::Settings) -> anyhow::Result<String> {
-    Ok(toml::to_string_pretty(settings)?)
 }
 
 /// Logs to stderr, one line per event: field values (often dataset strings, paths, log

@@ -126,21 +126,47 @@ pub fn run(
         return Ok(exit::TASKS_FAILED);
     };
     let task = &task;
+    let route = route_of(&plan, settings)?;
     match format {
         Format::Json => {
-            let out = json!({
+            let mut out = json!({
                 "schema_version": SCHEMA_VERSION,
                 "task": task_json(task),
                 "plan": plan,
             });
+            if let Some(r) = &route {
+                out["route"] = r.to_json();
+            }
             println!("{}", text::json_pretty(&out)?);
         }
         Format::Text | Format::Table => {
             print_text(task, &plan);
             print_servers(&plan, settings);
+            if let Some(r) = &route {
+                match r.backend() {
+                    Some(b) => println!("backend   auto: {b}"),
+                    None => println!("backend   auto: none: not verifiable here"),
+                }
+                for line in r.lines() {
+                    println!("          {}", esc(&line));
+                }
+            }
         }
     }
     Ok(exit::SUCCESS)
+}
+
+/// With `backend = "auto"`: which backend would take the plan's task, and why the others would
+/// not (every backend is asked).
+fn route_of(plan: &TaskPlan, settings: &Settings) -> Result<Option<crate::route::Route>> {
+    if settings.backend != runner_core::settings::AUTO_BACKEND {
+        return Ok(None);
+    }
+    let router = crate::route::Router::new(settings)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(Some(rt.block_on(router.route(&plan.step.gpu, true))))
 }
 
 /// The agent patch at `path` (at most `limits.max_patch_bytes`, a regular file) with its

@@ -57,10 +57,23 @@ pub async fn run(a: Args, settings: &Settings) -> Result<i32> {
     let ds = datasets::load(a.dataset.as_deref(), settings, &a.intake)?;
     let opts = options(settings, a.online, a.intake.vllm_source.as_deref());
     let report = triage(&ds.tasks, &opts).await;
+    let routes = crate::route::explain(&ds.tasks, settings).await?;
     match a.format {
-        TriageFormat::Md => print!("{}", report.to_markdown()),
+        TriageFormat::Md => {
+            print!("{}", report.to_markdown());
+            if let Some(routes) = &routes {
+                print!("{}", routes_markdown(routes));
+            }
+        }
         TriageFormat::Json => {
             let mut v = report.to_json();
+            if let Some(routes) = &routes {
+                v["backends"] = routes
+                    .iter()
+                    .map(|(c, r)| (c.clone(), r.to_json()))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
+            }
             v["origin"] = ds.origin.clone().into();
             v["rejected_rows"] = serde_json::to_value(&ds.errors)?;
             println!("{}", runner_core::text::json_pretty(&v)?);
@@ -78,6 +91,24 @@ pub async fn run(a: Args, settings: &Settings) -> Result<i32> {
     } else {
         exit::INPUT
     })
+}
+
+/// `backend = "auto"`: per task, the backend that would take it and why the others would not.
+fn routes_markdown(routes: &[(String, crate::route::Route)]) -> String {
+    let mut out = String::from("\n## Backends (backend = \"auto\")\n\n");
+    for (commit, route) in routes {
+        let short = &commit[..commit.len().min(8)];
+        match route.backend() {
+            Some(b) => out.push_str(&format!("- `{short}`: **{b}**\n")),
+            None => out.push_str(&format!(
+                "- `{short}`: **not verifiable here**: no backend can take it\n"
+            )),
+        }
+        for line in route.lines() {
+            out.push_str(&format!("  - {}\n", runner_core::text::escape(&line)));
+        }
+    }
+    out
 }
 
 fn write_skip_list(path: &Path, report: &TriageReport) -> Result<()> {

@@ -323,7 +323,8 @@ fn report_markdown_json_and_html() {
     for line in md.lines().filter(|l| l.starts_with("| `")) {
         let s = line.replace("\\\\", "").replace("\\|", "");
         assert!(
-            s.matches('|').count() <= 10,
+            // The widest table (tasks) has 10 columns.
+            s.matches('|').count() <= 11,
             "a row keeps its columns: {line}"
         );
     }

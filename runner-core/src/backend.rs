@@ -229,6 +229,14 @@ pub trait Backend: std::fmt::Debug + Send + Sync + 'static {
     /// What it can do.
     fn capabilities(&self) -> Capabilities;
 
+    /// The backend that runs `task`'s jobs (by its commit), as its attempts record it: this
+    /// one, unless it hands each task to one of several backends (the CLI's `auto`), which
+    /// then names the one it chose.
+    fn backend_of(&self, task: &str) -> &'static str {
+        let _ = task;
+        self.name()
+    }
+
     /// Read-only health check: is it usable here?
     async fn check(&self) -> Result<Health, BackendError>;
 

@@ -17,6 +17,11 @@ pub const DEFAULT_TOML: &str = include_str!("default-config.toml");
 /// All settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
+    /// Where `run` and `batch` run their jobs (`--backend` overrides it): a backend's name, or
+    /// `auto` (per task, the first backend of [`AutoSettings::order`] that is usable here and
+    /// has the GPUs the task asks for).
+    #[serde(default = "default_backend")]
+    pub backend: String,
     /// Where per-commit builds come from.
     pub artifacts: ArtifactSources,
     /// Per-phase deadlines.
@@ -38,12 +43,41 @@ pub struct Settings {
     /// Which program measures serving steps.
     #[serde(default)]
     pub client: ClientSettings,
+    /// `backend = "auto"`: which backends are tried, in which order.
+    #[serde(default)]
+    pub auto: AutoSettings,
+    /// Named profiles (`[profile.NAME]`): tables of any settings — `backend`, a core section,
+    /// a backend's section — that the program applies over the configuration when the profile
+    /// is selected (`default` when none is named). Kept as written; core never reads them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub profile: BTreeMap<String, toml::Value>,
     /// Every other top-level entry, by name: the backends' own sections (`[local]`,
     /// `[docker]` …), each read by the backend of that name through [`Settings::section`].
     /// Core does not know which backends exist: the program that registers them warns about
     /// entries here that none of them claims, and adds each backend's defaults.
     #[serde(flatten)]
     pub backends: BTreeMap<String, toml::Value>,
+}
+
+/// The backend of the embedded defaults.
+pub const DEFAULT_BACKEND: &str = "local";
+
+fn default_backend() -> String {
+    DEFAULT_BACKEND.to_string()
+}
+
+/// The name that asks for per-task routing (`backend = "auto"`, `--backend auto`).
+pub const AUTO_BACKEND: &str = "auto";
+
+/// `[auto]`: how `backend = "auto"` chooses a backend per task.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AutoSettings {
+    /// Backends tried in this order (a list, or one comma-separated string); for each task the
+    /// first one that is usable here and whose GPUs satisfy the task's request takes all its
+    /// variants. Empty: every backend the program has, in its own order.
+    #[serde(deserialize_with = "string_or_list")]
+    pub order: Vec<String>,
 }
 
 /// How the engine schedules and retries.
@@ -471,7 +505,29 @@ mod tests {
 
     #[test]
     fn embedded_defaults_name_no_backend() {
-        assert!(Settings::embedded().backends.is_empty());
+        let s = Settings::embedded();
+        assert!(s.backends.is_empty());
+        assert_eq!(s.backend, DEFAULT_BACKEND);
+        assert!(s.auto.order.is_empty() && s.profile.is_empty());
+    }
+
+    #[test]
+    fn profiles_and_the_auto_order_are_settings_not_backend_sections() {
+        let text = format!(
+            "{DEFAULT_TOML}\n[profile.lab]\nbackend = \"auto\"\n[profile.lab.plan]\nrepeats = 3\n"
+        )
+        .replace("order = []", "order = \"local, modal\"");
+        let s: Settings = toml::from_str(&text).unwrap();
+        assert!(s.backends.is_empty(), "{:?}", s.backends);
+        assert_eq!(s.auto.order, ["local", "modal"]);
+        assert_eq!(s.profile["lab"]["backend"].as_str(), Some("auto"));
+        // The printed form (backend first, before any table) reads back the same.
+        let printed = toml::to_string_pretty(&s).unwrap();
+        assert_eq!(
+            toml::from_str::<Settings>(&printed).unwrap(),
+            s,
+            "{printed}"
+        );
     }
 
     #[test]

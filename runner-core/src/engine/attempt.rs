@@ -108,7 +108,11 @@ impl<'a> TaskRun<'a> {
             attempt,
             started_at: started.0,
             finished_at: now(),
-            backend: self.engine.backend.name().to_string(),
+            backend: self
+                .engine
+                .backend
+                .backend_of(&self.plan.commit)
+                .to_string(),
             host: out.output.as_ref().and_then(|o| o.host.clone()),
             gpu_names: out
                 .output

@@ -69,6 +69,12 @@ pub fn build(store: &Store, run: &RunId, opts: &ReportOptions) -> Result<Report,
             created_at: info.created_at,
             status: info.status,
             backend: info.backend,
+            // Recorded by the program with the run's options, where one applied.
+            profile: store
+                .run_meta(run)?
+                .get("profile")
+                .and_then(|p| p.as_str())
+                .map(String::from),
             origin: info.origin,
         },
         options: *opts,
@@ -231,7 +237,14 @@ fn task_report(
             c.scored = c.pair == Pair::HumanVsBaseline || validity == Validity::Reproduced;
         }
     }
+    let mut backends: Vec<String> = Vec::new();
+    for a in attempts {
+        if !backends.contains(&a.backend) {
+            backends.push(a.backend.clone());
+        }
+    }
     TaskReport {
+        backends,
         commit: row.commit.clone(),
         line: row.line,
         subject: row.subject.clone(),

@@ -136,7 +136,7 @@ pub fn html(r: &Report) -> String {
         esc(&r.run.id),
         esc(&r.run.created_at),
         esc(r.run.status.as_str()),
-        esc(&r.run.backend),
+        esc(&r.run.backend_text()),
         esc(&r.run.origin),
         r.tasks.len(),
         r.options.resamples,
@@ -154,7 +154,7 @@ pub fn html(r: &Report) -> String {
     );
     out.push_str("<h2>Speedup distribution</h2>");
     out.push_str(&speedup_plot(r));
-    out.push_str("<h2>Summary</h2><table><tr><th>commit</th><th>subject</th><th>mode</th><th>metric</th><th>baseline</th><th>human</th><th>agent</th><th>human/baseline</th><th>agent/human</th><th>validity</th><th>GPU·s</th></tr>");
+    out.push_str("<h2>Summary</h2><table><tr><th>commit</th><th>subject</th><th>mode</th><th>backend</th><th>metric</th><th>baseline</th><th>human</th><th>agent</th><th>human/baseline</th><th>agent/human</th><th>validity</th><th>GPU·s</th></tr>");
     for t in &r.tasks {
         let m = t.metrics.first();
         let med = |v: Variant| {
@@ -170,7 +170,7 @@ pub fn html(r: &Report) -> String {
         };
         let _ = write!(
             out,
-            r##"<tr><td><a href="#c{0}"><code>{0}</code></a></td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5}</td><td>{6}</td><td>{7}</td><td>{8}</td><td>{9}</td><td>{10:.0}</td></tr>"##,
+            r##"<tr><td><a href="#c{0}"><code>{0}</code></a></td><td>{1}</td><td>{2}</td><td>{11}</td><td>{3}</td><td>{4}</td><td>{5}</td><td>{6}</td><td>{7}</td><td>{8}</td><td>{9}</td><td>{10:.0}</td></tr>"##,
             esc(short(&t.commit)),
             esc(t.subject.as_deref().unwrap_or("")),
             t.mode.map(|m| m.as_str()).unwrap_or("–"),
@@ -182,6 +182,11 @@ pub fn html(r: &Report) -> String {
             esc(&pair(Pair::AgentVsHuman)),
             validity_html(&t.validity),
             t.cost.gpu_seconds,
+            esc(&if t.backends.is_empty() {
+                "–".to_string()
+            } else {
+                t.backends.join(", ")
+            }),
         );
     }
     out.push_str("</table><h2>Tasks</h2>");

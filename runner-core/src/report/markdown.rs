@@ -215,7 +215,7 @@ pub fn markdown(r: &Report) -> String {
         "- created {} · status {} · backend {} · dataset {}",
         cell(&r.run.created_at),
         cell(r.run.status.as_str()),
-        cell(&r.run.backend),
+        cell(&r.run.backend_text()),
         cell(&r.run.origin)
     );
     let _ = writeln!(
@@ -248,7 +248,7 @@ pub fn markdown(r: &Report) -> String {
     );
 
     out.push_str("## Tasks\n\n");
-    out.push_str("| commit | subject | mode | validity | noise floor | jobs ok/total | attempts (retries) | GPU·s | wall |\n|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| commit | subject | mode | backend | validity | noise floor | jobs ok/total | attempts (retries) | GPU·s | wall |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for t in &r.tasks {
         let (ok, total) = t
             .variants
@@ -256,10 +256,15 @@ pub fn markdown(r: &Report) -> String {
             .fold((0, 0), |(a, b), v| (a + v.succeeded, b + v.jobs));
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {ok}/{total} | {} ({}) | {:.0} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {ok}/{total} | {} ({}) | {:.0} | {} |",
             code_cell(short(&t.commit)),
             cell(&trunc(t.subject.as_deref().unwrap_or(""), 60)),
             t.mode.map(|m| m.as_str()).unwrap_or("–"),
+            if t.backends.is_empty() {
+                "–".to_string()
+            } else {
+                cell(&t.backends.join(", ")).into_owned()
+            },
             cell(&t.validity.text()),
             if t.metrics.is_empty() {
                 "–".to_string()

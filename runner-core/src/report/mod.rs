@@ -98,10 +98,23 @@ pub struct RunInfo {
     pub created_at: String,
     /// Where the run stands.
     pub status: crate::record::RunStatus,
-    /// Backend name.
+    /// Backend name (`auto`: each task's own is in [`TaskReport::backends`]).
     pub backend: String,
+    /// The configuration profile the run was started with, if one applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     /// Dataset origin.
     pub origin: String,
+}
+
+impl RunInfo {
+    /// The backend, with the profile where one applied (`auto · profile lab`).
+    pub fn backend_text(&self) -> String {
+        match &self.profile {
+            Some(p) => format!("{} · profile {p}", self.backend),
+            None => self.backend.clone(),
+        }
+    }
 }
 
 /// One task's report.
@@ -138,6 +151,10 @@ pub struct TaskReport {
     pub failures: Vec<FailureReport>,
     /// Cost of the task.
     pub cost: Cost,
+    /// The backends its attempts ran on, as they recorded them (one, unless it is an old run of
+    /// several); empty when nothing ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<String>,
     /// How its servers ran (serving): sleep mode or restarts, starts, allotted capacity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub servers: Option<servers::ServersReport>,

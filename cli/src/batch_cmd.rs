@@ -258,6 +258,7 @@ pub async fn run(
     break_lock: bool,
     store_path: &Path,
     settings: &Settings,
+    json: bool,
 ) -> Result<i32> {
     let store = Arc::new(Store::open(store_path)?);
     let lock;
@@ -406,6 +407,40 @@ pub async fn run(
         RunStatus::Finished
     };
     store.set_run_status(&run, status)?;
+    let unplanned = store
+        .tasks(&run)?
+        .iter()
+        .filter(|t| t.status != TaskStatus::Planned)
+        .count();
+    lock.release();
+    let code = if summary.cancelled {
+        errln!("interrupted: resume with `perf-runner batch --resume {run}`");
+        exit::INTERRUPTED
+    } else if unroutable > 0 && plans.is_empty() {
+        errln!("no backend can take any task of this run here (see above)");
+        exit::BACKEND_UNAVAILABLE
+    } else if summary.failed > 0 || summary.not_run > 0 || unplanned > 0 {
+        exit::TASKS_FAILED
+    } else {
+        exit::SUCCESS
+    };
+    if json {
+        let opts = runner_core::report::ReportOptions {
+            configured_floor: settings.engine.noise_floor,
+            ..runner_core::report::ReportOptions::default()
+        };
+        let out = serde_json::json!({
+            "schema_version": 1,
+            "run_id": run.0,
+            "status": status.as_str(),
+            "exit_code": code,
+            "summary": summary,
+            "unplanned_tasks": unplanned,
+            "report": runner_core::report::build(&store, &run, &opts)?,
+        });
+        outln!("{}", runner_core::text::json_pretty(&out)?);
+        return Ok(code);
+    }
     print_summary(&store, &run, settings.engine.noise_floor)?;
     if summary.not_needed > 0 {
         outln!(
@@ -426,26 +461,10 @@ pub async fn run(
             ""
         }
     );
-    let unplanned = store
-        .tasks(&run)?
-        .iter()
-        .filter(|t| t.status != TaskStatus::Planned)
-        .count();
     if unplanned > 0 {
         outln!("{unplanned} task(s) skipped or not plannable (see above)");
     }
-    lock.release();
-    Ok(if summary.cancelled {
-        errln!("interrupted: resume with `perf-runner batch --resume {run}`");
-        exit::INTERRUPTED
-    } else if unroutable > 0 && plans.is_empty() {
-        errln!("no backend can take any task of this run here (see above)");
-        exit::BACKEND_UNAVAILABLE
-    } else if summary.failed > 0 || summary.not_run > 0 || unplanned > 0 {
-        exit::TASKS_FAILED
-    } else {
-        exit::SUCCESS
-    })
+    Ok(code)
 }
 
 /// Whether the backend can run jobs here; when not, says why on stderr (before any run is

@@ -75,29 +75,41 @@ pub async fn doctor(settings: &Settings, only: Option<&str>, format: Format) -> 
 
 /// `gc`: every registered backend's leftovers (of `run_id`, or of every run). A backend that
 /// cannot be checked here (no Docker Engine, unreadable settings) says so and the others go on.
-pub async fn gc(settings: &Settings, run_id: Option<&str>, grace_s: u64) -> Result<i32> {
+pub async fn gc(
+    settings: &Settings,
+    run_id: Option<&str>,
+    grace_s: u64,
+    format: Format,
+) -> Result<i32> {
     let grace = Duration::from_secs(grace_s);
+    let mut found = Vec::new();
     for r in REGISTRY {
         let Some(collect) = r.gc else { continue };
-        let section = match backends::section(r, settings) {
-            Ok(t) => t,
-            Err(e) => {
-                println!(
-                    "{}: not checked ({})",
-                    r.name,
-                    text::escape(&format!("{e:#}"))
-                );
-                continue;
-            }
+        let outcome = match backends::section(r, settings) {
+            Ok(section) => collect(&section, run_id, grace)
+                .await
+                .map_err(|e| format!("{e:#}")),
+            Err(e) => Err(format!("{e:#}")),
         };
-        match collect(&section, run_id, grace).await {
-            Ok(lines) => lines.iter().for_each(|l| println!("{}: {l}", r.name)),
-            Err(e) => println!(
-                "{}: not checked ({})",
-                r.name,
-                text::escape(&format!("{e:#}"))
-            ),
+        match (&outcome, format) {
+            (_, Format::Json) => {}
+            (Ok(lines), _) => lines.iter().for_each(|l| println!("{}: {l}", r.name)),
+            (Err(e), _) => println!("{}: not checked ({})", r.name, text::escape(e)),
         }
+        found.push((r.name, outcome));
+    }
+    if format == Format::Json {
+        let backends: Vec<serde_json::Value> = found
+            .into_iter()
+            .map(|(name, o)| match o {
+                Ok(lines) => {
+                    serde_json::json!({"backend": name, "checked": true, "stopped": lines})
+                }
+                Err(e) => serde_json::json!({"backend": name, "checked": false, "error": e}),
+            })
+            .collect();
+        let out = serde_json::json!({"schema_version": 1, "run_id": run_id, "backends": backends});
+        println!("{}", text::json_pretty(&out)?);
     }
     Ok(exit::SUCCESS)
 }

@@ -77,6 +77,10 @@ struct Cli {
 /// Options shared by `run` and `batch`.
 #[derive(Debug, Clone, Args)]
 struct RunOpts {
+    /// What the end of the run prints on stdout: text (per task medians, ratios with CIs,
+    /// verdicts, failures) or json (the run's summary and its whole report).
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
     /// Where the jobs run (`perf-runner doctor` says what each backend needs here); `auto`:
     /// per task, the first backend of the setting `auto.order` that can take it. Default: the
     /// setting `backend` (of the profile, if one applies).
@@ -248,6 +252,9 @@ enum Command {
         /// Seconds between SIGTERM and SIGKILL, 0 to 3600.
         #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = ranges::grace_s())]
         grace_s: u64,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
     /// List runs in the results store.
     Runs {
@@ -428,7 +435,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     "run takes [DATASET] COMMIT, or --commit SHA --parent SHA --perf-command '…'"
                 ),
             }
-            block_on(batch_cmd::run(spec, None, false, &store, &settings))
+            block_on(batch_cmd::run(
+                spec,
+                None,
+                false,
+                &store,
+                &settings,
+                opts.format == Format::Json,
+            ))
         }
         Command::Batch {
             dataset,
@@ -450,15 +464,23 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 break_lock,
                 &store,
                 &settings,
+                opts.format == Format::Json,
             ))
         }
         Command::Triage(args) => block_on(triage_cmd::run(args, &settings)),
         Command::Doctor { backend, format } => {
             block_on(doctor_cmd::doctor(&settings, backend.as_deref(), format))
         }
-        Command::Gc { run_id, grace_s } => {
-            block_on(doctor_cmd::gc(&settings, run_id.as_deref(), grace_s))
-        }
+        Command::Gc {
+            run_id,
+            grace_s,
+            format,
+        } => block_on(doctor_cmd::gc(
+            &settings,
+            run_id.as_deref(),
+            grace_s,
+            format,
+        )),
         Command::Runs { format } => runs_cmd::run(&store, format),
         Command::Parse {
             files,

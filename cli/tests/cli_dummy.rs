@@ -76,3 +76,51 @@ fn the_dummy_backend_runs_a_commit_from_the_command_line() {
     let defaults: toml::Table = toml::from_str(&String::from_utf8_lossy(&o.stdout)).unwrap();
     assert!(defaults.contains_key("dummy"));
 }
+
+#[test]
+fn run_and_gc_print_json_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("perf-runner.toml"),
+        "[dummy]\nspeed = { human = 1.25 }\n",
+    )
+    .unwrap();
+    let o = run_in(
+        d,
+        &[
+            "run",
+            "e3580537",
+            "--backend",
+            "dummy",
+            "--variants",
+            "baseline,human",
+            "--repeats",
+            "3",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = json(&o);
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["status"], "finished");
+    assert_eq!(v["exit_code"], 0);
+    assert_eq!(v["summary"]["succeeded"], 6, "{v}");
+    let task = &v["report"]["tasks"][0];
+    assert_eq!(task["primary_metric"], "output_throughput_tps", "{task}");
+    let cmp = &task["metrics"][0]["comparisons"][0]["comparison"];
+    assert_eq!(cmp["verdict"], "improved", "{cmp}");
+    let o = run_in(d, &["gc", "--format", "json", "--grace-s", "0"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v = json(&o);
+    assert!(
+        v["backends"].as_array().is_some_and(|b| !b.is_empty()),
+        "{v}"
+    );
+}

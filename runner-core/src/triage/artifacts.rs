@@ -32,6 +32,16 @@ pub struct OnlineResults {
 }
 
 impl OnlineResults {
+    /// URLs asked, and how many of them answered (found or absent, not "unknown").
+    pub fn answered(&self) -> (usize, usize) {
+        let ok = self
+            .by_url
+            .values()
+            .filter(|o| !matches!(o, HttpOutcome::Unknown { .. }))
+            .count();
+        (self.by_url.len(), ok)
+    }
+
     /// The vLLM version the commit's wheel index lists, and the index URL.
     pub fn version_of(&self, commit: &str) -> Option<(String, String)> {
         self.versions.get(commit).cloned()
@@ -60,6 +70,23 @@ fn commits(task: &Task) -> impl Iterator<Item = (&'static str, &str)> {
 }
 
 /// Probe every task's commits (deduplicated), `opts.concurrency` at a time.
+/// Whether the artifact servers answer at all: one probe (the first commit's wheel index)
+/// before hundreds, so that a machine without a network learns it in one timeout.
+pub(crate) async fn reachable(
+    tasks: &[Task],
+    opts: &TriageOptions,
+    http: &Http,
+) -> Result<(), String> {
+    let Some(c) = tasks.iter().flat_map(|t| commits(t).map(|(_, c)| c)).next() else {
+        return Ok(());
+    };
+    let u = url(&opts.sources.wheel_index, c);
+    match http.get(&u).await {
+        HttpOutcome::Unknown { why } => Err(format!("{u}: {why}")),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) async fn probe_all(tasks: &[Task], opts: &TriageOptions, http: &Http) -> OnlineResults {
     let all: BTreeSet<&str> = tasks
         .iter()

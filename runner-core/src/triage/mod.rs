@@ -383,7 +383,27 @@ pub async fn triage_dataset(tasks: &[Task], opts: &TriageOptions) -> TriageRepor
         }
     };
     let online = match (&http, opts.online) {
-        (Some(h), true) => Some(artifacts::probe_all(tasks, opts, h).await),
+        (Some(h), true) => match artifacts::reachable(tasks, opts, h).await {
+            Err(why) => {
+                notes.push(format!(
+                    "online probes skipped: the artifact servers do not answer ({}); artifacts judged by date",
+                    crate::text::escape(&why)
+                ));
+                None
+            }
+            Ok(()) => {
+                let r = artifacts::probe_all(tasks, opts, h).await;
+                match r.answered() {
+                    (asked, 0) if asked > 0 => {
+                        notes.push(format!(
+                            "online probes: none of {asked} URL(s) answered; artifacts judged by date"
+                        ));
+                        None
+                    }
+                    _ => Some(r),
+                }
+            }
+        },
         _ => None,
     };
     let needs: Vec<engine::Needs> = tasks.iter().map(|t| engine::Needs::of(t, &cx)).collect();
@@ -413,5 +433,10 @@ pub async fn triage_dataset(tasks: &[Task], opts: &TriageOptions) -> TriageRepor
         relevance::check(task, &cx, &mut f);
         triaged.push(TaskTriage::from_findings(task, f));
     }
-    TriageReport::new(triaged, notes, opts)
+    // The report says "online" only where the probes answered.
+    let shown = TriageOptions {
+        online: online.is_some(),
+        ..opts.clone()
+    };
+    TriageReport::new(triaged, notes, &shown)
 }

@@ -19,6 +19,7 @@ mod ranges;
 mod report_cmd;
 mod route;
 mod runs_cmd;
+mod schema_cmd;
 mod settings;
 mod shell_cmd;
 mod signals;
@@ -302,6 +303,15 @@ enum Command {
         /// Bootstrap seed.
         #[arg(long, default_value_t = runner_core::stats::DEFAULT_SEED)]
         seed: u64,
+        /// The metric the tables and verdicts use (e.g. ttft_p99_ms) instead of each task's
+        /// primary metric.
+        #[arg(long, value_name = "KEY")]
+        metric: Option<String>,
+    },
+    /// Print the JSON Schema of a JSON output (`perf-runner schema report`), or list them.
+    Schema {
+        /// The output; omit to list the names.
+        name: Option<String>,
     },
     /// Benchmark clients of perf-runner's own (`bench serve`: a native `vllm bench serve`).
     #[command(subcommand)]
@@ -344,6 +354,8 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&cli);
+    // Records and reports name the program that wrote them.
+    runner_core::provenance::set_program(env!("CARGO_PKG_VERSION"), env!("PERF_RUNNER_GIT_COMMIT"));
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -360,6 +372,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Completions { shell } => return shell_cmd::completions::<Cli>(*shell),
         Command::Man => return shell_cmd::man::<Cli>(),
+        Command::Schema { name } => return schema_cmd::run(name.as_deref()),
         _ => {}
     }
     let loaded = settings::load(cli.config.as_deref(), cli.profile.as_deref())?;
@@ -495,6 +508,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             noise_floor,
             no_aa_floor,
             seed,
+            metric,
         } => report_cmd::run(report_cmd::Args {
             run_id,
             format,
@@ -503,7 +517,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             noise_floor: noise_floor.or(Some(settings.engine.noise_floor)),
             no_aa_floor,
             seed,
+            metric,
         }),
+        Command::Schema { name } => schema_cmd::run(name.as_deref()),
         Command::Bench(cmd) => block_on(bench::run(cmd)),
         Command::Completions { shell } => shell_cmd::completions::<Cli>(shell),
         Command::Man => shell_cmd::man::<Cli>(),

@@ -64,6 +64,17 @@ pub struct Args {
     pub no_aa_floor: bool,
     /// Bootstrap seed.
     pub seed: u64,
+    /// The metric the tables and verdicts use instead of each task's primary one.
+    pub metric: Option<String>,
+}
+
+/// The metric keys the run's successful attempts reported, sorted.
+fn reported_metrics(store: &Store, run: &RunId) -> Result<Vec<String>> {
+    let mut keys = std::collections::BTreeSet::new();
+    for a in store.attempts(run)?.iter().filter(|a| a.succeeded()) {
+        keys.extend(a.metrics.values().into_keys());
+    }
+    Ok(keys.into_iter().collect())
 }
 
 /// The configured floor: the flag, else the run's recorded `noise_floor`, else 0.02.
@@ -118,8 +129,24 @@ pub fn run(a: Args) -> Result<i32> {
         seed: a.seed,
         configured_floor: configured_floor(a.noise_floor, &meta)?,
         aa_floor: !a.no_aa_floor,
+        metric: a.metric.clone(),
         ..ReportOptions::default()
     };
+    if let Some(metric) = &a.metric {
+        let known = reported_metrics(&store, &run)?;
+        if !known.contains(metric) {
+            let list = if known.is_empty() {
+                "the run has no successful attempt".to_string()
+            } else {
+                format!("its attempts reported: {}", known.join(", "))
+            };
+            eprintln!(
+                "error: --metric {}: no attempt of run {run} reported it ({list})",
+                text::escape(metric)
+            );
+            return Ok(exit::USAGE);
+        }
+    }
     let report = match build(&store, &run, &opts) {
         Ok(r) => r,
         Err(ReportError::Store(StoreError::NoSuchRun(id))) => {

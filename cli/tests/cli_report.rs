@@ -121,8 +121,8 @@ fn html_and_vllm_files_to_a_directory_render_in_chromium() {
     let page = std::fs::read_to_string(&page_path).unwrap();
     assert_eq!(
         page.matches("<svg").count(),
-        3 + 1,
-        "3 task plots + the distribution"
+        3 + 1 + 1,
+        "3 task plots + the distribution + the agent comparison"
     );
     assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("<script"));
 

@@ -89,7 +89,7 @@ pub struct Health {
 }
 
 /// One line of a health report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HealthCheck {
     /// What was checked.
     pub name: String,

@@ -21,6 +21,7 @@ pub mod parse;
 pub mod patch;
 pub mod plan;
 pub mod primary;
+pub mod provenance;
 pub mod record;
 pub mod report;
 pub mod samples;

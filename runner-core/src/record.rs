@@ -11,7 +11,9 @@ use crate::metrics::Metrics;
 use crate::task::Variant;
 
 /// A run id: `YYYYMMDD-HHMMSS-xxxx` (UTC time plus 4 random hex digits).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct RunId(pub String);
 
@@ -126,7 +128,7 @@ impl JobStatus {
 }
 
 /// Where a task of a run stands after planning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     /// Planned: its jobs are in the run.
@@ -165,7 +167,7 @@ impl fmt::Display for TaskStatus {
 }
 
 /// Where a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Started (or resumed) and not ended; a crash leaves it here.
@@ -273,7 +275,7 @@ pub struct AttemptRecord {
 }
 
 /// How the server of a serving attempt was run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ServeMode {
     /// The variant's warm server, woken for this job and put to sleep after it.
@@ -294,7 +296,7 @@ impl ServeMode {
 
 /// What the engine allotted to a server, from its log (`GPU KV cache size: N tokens`, or
 /// `# GPU blocks: N` in older builds).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Capacity {
     /// The amount.
     pub amount: u64,

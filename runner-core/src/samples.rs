@@ -31,7 +31,7 @@ pub fn primary_metric(mode: Mode) -> String {
 }
 
 /// What the values inside one run stand for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SampleKind {
     /// One value per run (the replicate).
@@ -43,7 +43,7 @@ pub enum SampleKind {
 }
 
 /// The spread of a metric inside one run: descriptive, never a replicate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Within {
     /// Per request or per iteration.
     pub kind: SampleKind,
@@ -56,7 +56,7 @@ pub struct Within {
 }
 
 /// One run of one side: where it came from and its value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Run {
     /// The file, with `:LINE` for a line of an appended file.
     pub source: String,

@@ -8,7 +8,19 @@ use serde::{Deserialize, Serialize};
 
 /// The benchmark mode, decided by the command's entry point (a dataset's `benchmark_mode` is
 /// only advisory).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Online serving: a server plus a load-generating client.

@@ -44,7 +44,7 @@ pub enum StoreError {
 }
 
 /// One run as listed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunSummary {
     /// Run id.
     pub id: RunId,
@@ -61,7 +61,9 @@ pub struct RunSummary {
 }
 
 /// The jobs of a run, counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct JobCounts {
     /// Every job.
     pub total: u32,
@@ -173,7 +175,8 @@ impl Store {
         f(&mut conn).map_err(|e| sql(&self.path, e))
     }
 
-    /// Record a new run.
+    /// Record a new run. An object `meta` gets a `perf_runner` key (version and commit of the
+    /// running program, [`crate::provenance::program`]) unless it has one.
     pub fn create_run(
         &self,
         id: &RunId,
@@ -182,6 +185,14 @@ impl Store {
         meta: &serde_json::Value,
     ) -> Result<(), StoreError> {
         let now = chrono::Utc::now().to_rfc3339();
+        let mut meta = meta.clone();
+        if let Some(m) = meta.as_object_mut() {
+            if !m.contains_key("perf_runner") {
+                let program = serde_json::to_value(crate::provenance::program())
+                    .unwrap_or(serde_json::Value::Null);
+                m.insert("perf_runner".into(), program);
+            }
+        }
         self.with(|c| {
             c.execute(
                 "INSERT INTO runs (id, created_at, status, backend, origin, meta_json) VALUES (?1, ?2, 'running', ?3, ?4, ?5)",

@@ -101,7 +101,9 @@ fn html_is_self_contained_with_one_plot_per_task_and_the_distribution() {
         .filter(|t| t.variants.iter().any(|v| !v.samples.is_empty()))
         .count();
     assert_eq!(plotted, 3);
-    assert_eq!(page.matches("<svg").count(), plotted + 1, "{page}");
+    // One plot per task, the distribution, and the agent comparison.
+    assert_eq!(page.matches("<svg").count(), plotted + 2, "{page}");
+    assert!(page.contains("agent/baseline and agent/human speedup"));
     for banned in [
         "http://", "https://", "<script", "<link", "src=", "url(", "@import",
     ] {
@@ -116,9 +118,9 @@ fn html_is_self_contained_with_one_plot_per_task_and_the_distribution() {
     assert!(page.contains("human/baseline speedup"));
     // Every repeat is a dot: 6 repeats × 4 sides + 6 × 3 + 6 baseline-only.
     assert_eq!(
-        page.matches("<circle").count() - 4 - 2,
+        page.matches("<circle").count() - 4 - 2 - 4,
         24 + 18 + 6,
-        "dots + legend + 2 speedup dots"
+        "dots + legend + 2 speedup dots + 2 × 2 agent dots"
     );
 }
 

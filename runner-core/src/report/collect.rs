@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Cost, FailureReport, MedianRun, MetricReport, Pair, PairComparison, REPORT_SCHEMA_VERSION,
-    Report, ReportError, ReportOptions, RunInfo, Sample, TaskReport, Validity, VariantReport,
+    Cost, FailureReport, LatencyPercentiles, MedianRun, MetricReport, Pair, PairComparison,
+    REPORT_SCHEMA_VERSION, Report, ReportError, ReportOptions, RunInfo, RunProvenance, Sample,
+    TaskReport, Validity, VariantProvenance, VariantReport,
 };
 use crate::metrics::higher_is_better;
 use crate::plan::TaskPlan;
@@ -19,7 +20,7 @@ use crate::task::Variant;
 /// Secondary metrics reported for serving tasks.
 /// Secondary serving metrics: reported, descriptive only (no verdict is drawn from them beside
 /// the primary one, so no correction for multiplicity is needed).
-const SERVING_EXTRA: [&str; 8] = [
+const SERVING_EXTRA: [&str; 9] = [
     "output_throughput_tps",
     "tpot_median_ms",
     "tpot_p99_ms",
@@ -28,7 +29,11 @@ const SERVING_EXTRA: [&str; 8] = [
     "itl_median_ms",
     "itl_p99_ms",
     "e2el_median_ms",
+    "e2el_p99_ms",
 ];
+
+/// The latency families whose P50 and P99 are reported per variant.
+const LATENCY_FAMILIES: [&str; 4] = ["ttft", "tpot", "itl", "e2el"];
 
 /// The four sides of a task, in display order.
 const SIDES: [(Variant, bool); 4] = [
@@ -62,6 +67,7 @@ pub fn build(store: &Store, run: &RunId, opts: &ReportOptions) -> Result<Report,
         tasks.push(task_report(row, &own, &own_jobs, opts));
     }
     let all: Vec<&AttemptRecord> = attempts.iter().collect();
+    let meta = store.run_meta(run)?;
     Ok(Report {
         schema_version: REPORT_SCHEMA_VERSION,
         run: RunInfo {
@@ -70,16 +76,22 @@ pub fn build(store: &Store, run: &RunId, opts: &ReportOptions) -> Result<Report,
             status: info.status,
             backend: info.backend,
             // Recorded by the program with the run's options, where one applied.
-            profile: store
-                .run_meta(run)?
+            profile: meta
                 .get("profile")
                 .and_then(|p| p.as_str())
                 .map(String::from),
             origin: info.origin,
         },
-        options: *opts,
+        options: opts.clone(),
         tasks,
         cost: cost(&all),
+        provenance: RunProvenance {
+            // Recorded by the store when the run was created.
+            run_by: meta
+                .get("perf_runner")
+                .and_then(|p| serde_json::from_value(p.clone()).ok()),
+            report_by: Some(crate::provenance::program()),
+        },
     })
 }
 
@@ -154,9 +166,23 @@ fn task_report(
         .filter(|_| mode == Some(Mode::Serving))
         .map(|a| crate::primary::Load::from_argv(&a.client_argv));
     let chosen = mode.map(|m| crate::primary::choose(m, load));
+    let ok = successes(attempts);
+    let chosen = match (&opts.metric, chosen) {
+        (Some(metric), Some(_)) => {
+            let reported = ok.values().any(|a| a.metrics.get(metric).is_some());
+            Some(crate::primary::Primary {
+                metric: metric.clone(),
+                why: if reported {
+                    "chosen for this report (--metric)".into()
+                } else {
+                    "chosen for this report (--metric); no successful repeat of this task reported it".into()
+                },
+            })
+        }
+        (_, chosen) => chosen,
+    };
     let primary_why = chosen.as_ref().map(|p| p.why.clone());
     let primary = chosen.map(|p| p.metric);
-    let ok = successes(attempts);
     let mut variants = Vec::new();
     for side in SIDES {
         let n_jobs = jobs
@@ -190,6 +216,8 @@ fn task_report(
             summary: summarize(&plain(&samples), opts.resamples, opts.seed),
             median_run: median_run(&ok, side, &samples),
             samples,
+            latency: latency(&ok, side),
+            provenance: variant_provenance(attempts, side),
         });
     }
     let (noise_floor, aa) = floor(&ok, primary.as_deref(), opts);
@@ -262,6 +290,92 @@ fn task_report(
         cost: cost(attempts),
         servers: super::servers::servers(attempts),
     }
+}
+
+/// The median of finite values, `None` when there are none.
+fn median_of(mut xs: Vec<f64>) -> Option<f64> {
+    xs.retain(|x| x.is_finite());
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    Some(if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    })
+}
+
+/// P50 and P99 per latency family over a side's successful repeats (families no repeat
+/// reported are left out).
+fn latency(
+    ok: &BTreeMap<JobKey, &AttemptRecord>,
+    side: (Variant, bool),
+) -> Vec<LatencyPercentiles> {
+    let runs: Vec<&AttemptRecord> = ok
+        .iter()
+        .filter(|(k, _)| k.variant == side.0 && k.aa == side.1)
+        .map(|(_, a)| *a)
+        .collect();
+    LATENCY_FAMILIES
+        .iter()
+        .filter_map(|family| {
+            let p50 = |a: &AttemptRecord| {
+                a.metrics
+                    .get(&format!("{family}_p50_ms"))
+                    .or_else(|| a.metrics.get(&format!("{family}_median_ms")))
+            };
+            let p99 = |a: &AttemptRecord| a.metrics.get(&format!("{family}_p99_ms"));
+            let p50s: Vec<f64> = runs.iter().filter_map(|a| p50(a)).collect();
+            let p99s: Vec<f64> = runs.iter().filter_map(|a| p99(a)).collect();
+            let n = runs
+                .iter()
+                .filter(|a| p50(a).is_some() || p99(a).is_some())
+                .count() as u32;
+            (n > 0).then(|| LatencyPercentiles {
+                family: family.to_string(),
+                p50_ms: median_of(p50s),
+                p99_ms: median_of(p99s),
+                n,
+            })
+        })
+        .collect()
+}
+
+/// Every distinct build, GPU, host, backend and argv digest a side's attempts recorded, in
+/// the order first seen.
+fn variant_provenance(attempts: &[&AttemptRecord], side: (Variant, bool)) -> VariantProvenance {
+    fn add(list: &mut Vec<String>, v: Option<&str>) {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            if !list.iter().any(|x| x == v) {
+                list.push(v.to_string());
+            }
+        }
+    }
+    let mut p = VariantProvenance::default();
+    for a in attempts
+        .iter()
+        .filter(|a| a.job.variant == side.0 && a.job.aa == side.1)
+    {
+        add(&mut p.engine_versions, a.engine_version.as_deref());
+        add(&mut p.build_identities, Some(&a.build_identity));
+        add(&mut p.build_digests, a.build_digest.as_deref());
+        for g in &a.gpu_names {
+            add(&mut p.gpu_names, Some(g));
+        }
+        add(&mut p.hosts, a.host.as_deref());
+        add(&mut p.backends, Some(&a.backend));
+        if !a.client_argv.is_empty() {
+            let d = crate::provenance::argv_sha256(&a.client_argv);
+            add(&mut p.client_argv_sha256, Some(&d));
+        }
+        if let Some(argv) = &a.server_argv {
+            let d = crate::provenance::argv_sha256(argv);
+            add(&mut p.server_argv_sha256, Some(&d));
+        }
+    }
+    p
 }
 
 fn is_failed(s: JobStatus) -> bool {

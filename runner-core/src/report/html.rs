@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use super::agent_plot::agent_plot;
 use super::markdown::{
     counts, duration, floor_text, grouped_failures, metric_summary, num, pair_text, prefix,
     repeats_text, summary_text,
@@ -154,6 +155,10 @@ pub fn html(r: &Report) -> String {
     );
     out.push_str("<h2>Speedup distribution</h2>");
     out.push_str(&speedup_plot(r));
+    if let Some(svg) = agent_plot(r) {
+        out.push_str("<h2>Agent comparison</h2>");
+        out.push_str(&svg);
+    }
     out.push_str("<h2>Summary</h2><table><tr><th>commit</th><th>subject</th><th>mode</th><th>backend</th><th>metric</th><th>baseline</th><th>human</th><th>agent</th><th>human/baseline</th><th>agent/human</th><th>validity</th><th>GPU·s</th></tr>");
     for t in &r.tasks {
         let m = t.metrics.first();
@@ -189,7 +194,9 @@ pub fn html(r: &Report) -> String {
             }),
         );
     }
-    out.push_str("</table><h2>Tasks</h2>");
+    out.push_str("</table>");
+    super::details::html(&mut out, r);
+    out.push_str("<h2>Tasks</h2>");
     for t in r
         .tasks
         .iter()

@@ -351,6 +351,8 @@ pub fn markdown(r: &Report) -> String {
         }
     }
 
+    super::details::markdown(&mut out, r);
+
     let failures: Vec<_> = r
         .tasks
         .iter()

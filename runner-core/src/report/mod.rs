@@ -7,7 +7,9 @@
 //! JSON report); [`markdown`], [`html`] and [`vllm_results`] render it. Every bootstrap is
 //! seeded, so the same store and options give byte-identical reports.
 
+mod agent_plot;
 mod collect;
+mod details;
 mod html;
 mod markdown;
 pub mod servers;
@@ -22,6 +24,7 @@ pub use html::html;
 pub use markdown::markdown;
 pub use vllm::{VllmResultFile, vllm_result, vllm_results, write_vllm_results};
 
+use crate::provenance::Program;
 use crate::spec::Mode;
 use crate::stats::{Comparison, DEFAULT_RESAMPLES, DEFAULT_SEED, NoiseFloor, Summary, Verdict};
 use crate::store::StoreError;
@@ -48,7 +51,7 @@ pub enum ReportError {
 }
 
 /// How a report is computed.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReportOptions {
     /// Bootstrap resamples.
     pub resamples: usize,
@@ -60,6 +63,9 @@ pub struct ReportOptions {
     pub aa_floor: bool,
     /// The smallest floor an A/A measurement may give.
     pub aa_floor_minimum: f64,
+    /// The metric the tables and verdicts use instead of each task's primary one (`--metric`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
 }
 
 impl Default for ReportOptions {
@@ -70,12 +76,13 @@ impl Default for ReportOptions {
             configured_floor: 0.02,
             aa_floor: true,
             aa_floor_minimum: 0.01,
+            metric: None,
         }
     }
 }
 
 /// A whole run's report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Report {
     /// [`REPORT_SCHEMA_VERSION`].
     pub schema_version: u32,
@@ -87,10 +94,59 @@ pub struct Report {
     pub tasks: Vec<TaskReport>,
     /// Cost of the whole run.
     pub cost: Cost,
+    /// Which perf-runner ran the run and which wrote this report.
+    #[serde(default)]
+    pub provenance: RunProvenance,
+}
+
+/// Which perf-runner ran a run and which computed its report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RunProvenance {
+    /// The program that ran the run, as the run recorded it (`None` for runs recorded before
+    /// perf-runner recorded itself).
+    pub run_by: Option<Program>,
+    /// The program that computed this report.
+    pub report_by: Option<Program>,
+}
+
+/// What a variant's attempts ran on and with: every distinct value its attempts recorded, so
+/// a variant that ran on two engine builds or two GPU kinds shows both.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VariantProvenance {
+    /// Engine versions installed (`0.6.4.post1`).
+    pub engine_versions: Vec<String>,
+    /// Build identities (wheel URL, image reference or source commit + patch).
+    pub build_identities: Vec<String>,
+    /// Build digests: wheel sha256 or image digest.
+    pub build_digests: Vec<String>,
+    /// GPU names.
+    pub gpu_names: Vec<String>,
+    /// Hosts.
+    pub hosts: Vec<String>,
+    /// Backends.
+    pub backends: Vec<String>,
+    /// sha256 of each client argv as run ([`crate::provenance::argv_sha256`]).
+    pub client_argv_sha256: Vec<String>,
+    /// sha256 of each server argv as run (serving).
+    pub server_argv_sha256: Vec<String>,
+}
+
+/// One latency family's P50 and P99 for a variant: the median over its successful repeats
+/// of each repeat's own percentile (each repeat's percentile is over its requests).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LatencyPercentiles {
+    /// `ttft`, `tpot`, `itl` or `e2el`.
+    pub family: String,
+    /// Median over repeats of the per-repeat P50 (`{family}_p50_ms`, else `_median_ms`), ms.
+    pub p50_ms: Option<f64>,
+    /// Median over repeats of the per-repeat P99 (`{family}_p99_ms`), ms.
+    pub p99_ms: Option<f64>,
+    /// Repeats that reported the family.
+    pub n: u32,
 }
 
 /// The run as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunInfo {
     /// Run id.
     pub id: String,
@@ -118,7 +174,7 @@ impl RunInfo {
 }
 
 /// One task's report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskReport {
     /// Full commit hash.
     pub commit: String,
@@ -177,7 +233,7 @@ impl TaskReport {
 }
 
 /// One variant of a task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VariantReport {
     /// The variant.
     pub variant: Variant,
@@ -195,6 +251,12 @@ pub struct VariantReport {
     pub summary: Option<Summary>,
     /// The repeat whose primary metric is the median (the lower middle for even counts).
     pub median_run: Option<MedianRun>,
+    /// P50 and P99 of the latency families its repeats reported (serving).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency: Vec<LatencyPercentiles>,
+    /// What its attempts ran on and with.
+    #[serde(default)]
+    pub provenance: VariantProvenance,
 }
 
 impl VariantReport {
@@ -214,7 +276,7 @@ pub fn label(variant: Variant, aa: bool) -> String {
 }
 
 /// One repeat's value.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Sample {
     /// 0-based repeat.
     pub repeat: u32,
@@ -223,7 +285,7 @@ pub struct Sample {
 }
 
 /// The median repeat of a variant, with every metric it produced.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MedianRun {
     /// Repeat index.
     pub repeat: u32,
@@ -240,7 +302,7 @@ pub struct MedianRun {
 }
 
 /// Which two variants a comparison is between (`other / base`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Pair {
     /// Human over baseline: the commit's claim.
@@ -276,7 +338,7 @@ impl Pair {
 }
 
 /// One metric of a task across variants.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MetricReport {
     /// Metric key.
     pub metric: String,
@@ -297,7 +359,7 @@ impl MetricReport {
 }
 
 /// A comparison of a pair of variants.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PairComparison {
     /// The pair.
     pub pair: Pair,
@@ -308,7 +370,7 @@ pub struct PairComparison {
 }
 
 /// Whether a commit's human speedup reproduced on this hardware.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Validity {
     /// Human vs baseline on the primary metric is `improved`.
@@ -349,7 +411,7 @@ pub fn verdict_name(v: Verdict) -> &'static str {
 }
 
 /// A job that ended without metrics.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FailureReport {
     /// The variant.
     pub variant: Variant,
@@ -368,7 +430,7 @@ pub struct FailureReport {
 }
 
 /// GPU time, wall time and attempts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Cost {
     /// Sum of the attempts' GPU·seconds.
     pub gpu_seconds: f64,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::record::{AttemptRecord, Capacity, ServeMode};
 
 /// The servers of one task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServersReport {
     /// `sleep`, `restart`, or `sleep+restart` when the task's attempts used both.
     pub mode: String,

@@ -69,7 +69,7 @@ fn nice_step(range: f64, target: f64) -> f64 {
 }
 
 /// Padded `[lo, hi]` of the values (never empty or inverted).
-fn domain(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+pub(super) fn domain(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
@@ -86,7 +86,7 @@ fn domain(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     Some((lo - span * 0.08, hi + span * 0.08))
 }
 
-fn ticks(lo: f64, hi: f64, target: f64) -> Vec<f64> {
+pub(super) fn ticks(lo: f64, hi: f64, target: f64) -> Vec<f64> {
     let step = nice_step(hi - lo, target);
     let first = (lo / step).ceil() as i64;
     let last = (hi / step).floor() as i64;

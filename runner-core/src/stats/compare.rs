@@ -49,7 +49,7 @@ impl Default for CompareOptions {
 }
 
 /// One metric compared between `base` and `other`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Comparison {
     /// Metric key (unit-bearing).
     pub metric: String,

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The result of a one-sided Mann–Whitney test of "other is better than base".
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MannWhitney {
     /// U statistic of `other` (pairs where other is better, ties counting ½).
     pub u: f64,

@@ -27,7 +27,7 @@ pub const DEFAULT_SEED: u64 = 0x005e_ed0f_be7c;
 pub const MIN_MW_SAMPLES: usize = 10;
 
 /// A sample's median with its 95 % bootstrap confidence interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {
     /// Sample size.
     pub n: usize,
@@ -38,7 +38,7 @@ pub struct Summary {
 }
 
 /// The ratio `median(other) / median(base)` with its 95 % bootstrap CI.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Ratio {
     /// Point estimate.
     pub value: f64,
@@ -47,7 +47,7 @@ pub struct Ratio {
 }
 
 /// The outcome of comparing one metric between two sides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// The CI lies entirely beyond the noise floor, in the good direction.
@@ -78,7 +78,7 @@ impl Verdict {
 }
 
 /// Where the noise floor came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FloorSource {
     /// Measured by an A/A comparison (the same build run twice in the same lease).
@@ -88,7 +88,7 @@ pub enum FloorSource {
 }
 
 /// A relative noise floor (e.g. 0.02 = ±2 %) and its source.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NoiseFloor {
     /// Relative half-width.
     pub value: f64,

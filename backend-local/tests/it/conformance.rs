@@ -25,7 +25,10 @@ fn world() -> &'static PathBuf {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
-        let d = DIR.get_or_init(|| tempfile::tempdir().unwrap()).path().to_path_buf();
+        let d = DIR
+            .get_or_init(|| tempfile::tempdir().unwrap())
+            .path()
+            .to_path_buf();
         for (sub, version) in [("wb", "0.6.3.dev1+gf508e03"), ("wh", "0.6.3.dev2+ge358053")] {
             let config = StandinConfig {
                 version: version.into(),

@@ -30,6 +30,8 @@ struct Attempt {
     result: Result<StepOutput, BackendError>,
     leftovers: Vec<String>,
     cancelled_at: Option<Instant>,
+    /// What the leftover finder saw just before the cancellation.
+    seen_running: usize,
 }
 
 async fn attempt(
@@ -51,6 +53,7 @@ async fn attempt(
     let files = AttemptFiles::of(&cx);
     let backend = s.backend();
     let mut cancelled_at = None;
+    let mut seen_running = 0;
     let result = {
         let exec = backend.execute(&envs, step, &cx);
         tokio::pin!(exec);
@@ -64,6 +67,9 @@ async fn attempt(
                     }
                     if let (Some(seen), Some(after)) = (client_seen, cancel_after) {
                         if seen.elapsed() >= after {
+                            // The finder must see the run while it runs, or its "nothing
+                            // left" below would prove nothing.
+                            seen_running = s.leftovers(&cx).await.len();
                             cx.cancel.cancel();
                             cancelled_at = Some(Instant::now());
                         }
@@ -80,6 +86,7 @@ async fn attempt(
         result,
         leftovers,
         cancelled_at,
+        seen_running,
     })
 }
 
@@ -223,6 +230,11 @@ pub async fn cancel_mid_client(s: &dyn Subject) -> Result<Report, String> {
     };
     let msg = expect_error(name, &a, Failure::Cancelled)?;
     let after = at.elapsed();
+    if a.seen_running == 0 {
+        return Err(format!(
+            "{name}: the leftover finder saw nothing of the run while its client ran"
+        ));
+    }
     nothing_left(name, &a)?;
     if after > Duration::from_secs(30) {
         return Err(format!("{name}: took {after:?} after the cancellation"));
@@ -231,7 +243,8 @@ pub async fn cancel_mid_client(s: &dyn Subject) -> Result<Report, String> {
         scenario: name,
         seconds: t0.elapsed().as_secs_f64(),
         detail: format!(
-            "{msg}; returned {:.1} s after the cancellation",
+            "{msg}; {} running before, none after; returned {:.1} s after the cancellation",
+            a.seen_running,
             after.as_secs_f64()
         ),
     })

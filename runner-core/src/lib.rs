@@ -6,6 +6,8 @@ pub mod benchmark;
 pub mod build;
 pub mod catalogue;
 pub mod command;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod dataset;
 pub mod digest;
 pub mod engine;

@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod conformance;
 mod faults;
 mod images;
 mod inspect;

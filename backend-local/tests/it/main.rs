@@ -4,6 +4,7 @@
 
 mod agent;
 mod common;
+mod conformance;
 mod execute;
 mod gpu_host;
 mod lease;

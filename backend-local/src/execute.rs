@@ -36,18 +36,7 @@ pub async fn execute(
     cx: &RunContext,
 ) -> Result<StepOutput, BackendError> {
     let serving = step.server.is_some();
-    let client_env = if serving { &envs.client } else { &envs.engine };
-    for env in [&envs.engine, client_env] {
-        if !venv::python(Path::new(&env.handle)).exists() {
-            return Err(err(
-                Failure::EnvironmentBroken,
-                format!(
-                    "the environment {} ({}) has no python",
-                    env.identity, env.handle
-                ),
-            ));
-        }
-    }
+    venv::check_envs(NAME, envs, serving)?;
     let _ = std::fs::create_dir_all(&cx.artifact_dir);
     step::snapshots(cfg, installer, envs, serving, cx).await;
     run_step(&Processes { step, cx }, envs, step, cx, &policy(cfg)).await

@@ -369,6 +369,29 @@ pub fn record_digest(venv: &Path) -> Option<String> {
         .map(|h| format!("record-sha256:{h}"))
 }
 
+/// Every environment a step runs in has its interpreter: the variant's build, and the client's
+/// when the step serves (`backend` names the caller in the error).
+pub fn check_envs(
+    backend: &'static str,
+    envs: &runner_core::backend::JobEnvs,
+    serving: bool,
+) -> Result<(), runner_core::BackendError> {
+    let client_env = if serving { &envs.client } else { &envs.engine };
+    for env in [&envs.engine, client_env] {
+        if !python(Path::new(&env.handle)).exists() {
+            return Err(runner_core::BackendError::new(
+                backend,
+                runner_core::Failure::EnvironmentBroken,
+                format!(
+                    "the environment {} ({}) has no python",
+                    env.identity, env.handle
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

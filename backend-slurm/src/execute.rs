@@ -52,18 +52,7 @@ pub async fn execute(
     cx: &RunContext,
 ) -> Result<StepOutput, BackendError> {
     let serving = step.server.is_some();
-    let client_env = if serving { &envs.client } else { &envs.engine };
-    for env in [&envs.engine, client_env] {
-        if !venv::python(Path::new(&env.handle)).exists() {
-            return Err(err(
-                Failure::EnvironmentBroken,
-                format!(
-                    "the environment {} ({}) has no python",
-                    env.identity, env.handle
-                ),
-            ));
-        }
-    }
+    venv::check_envs(crate::NAME, envs, serving)?;
     let _ = std::fs::create_dir_all(&cx.artifact_dir);
     let rt = Steps::new(cfg, alloc, step, cx);
     run_step(&rt, envs, step, cx, &policy(cfg)).await

@@ -31,18 +31,8 @@ pub struct ServersReport {
     pub capacity_differs: Vec<String>,
 }
 
-fn median(mut xs: Vec<f64>) -> Option<f64> {
-    xs.retain(|x| x.is_finite());
-    if xs.is_empty() {
-        return None;
-    }
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    Some(if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    })
+fn median(xs: Vec<f64>) -> Option<f64> {
+    crate::stats::median(&xs)
 }
 
 /// The servers of a task's attempts; `None` when none had a server (offline modes).

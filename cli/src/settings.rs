@@ -98,9 +98,22 @@ pub fn load(file: Option<&Path>, profile: Option<&str>) -> Result<Loaded> {
     }
     let value: serde_json::Value = merged.try_deserialize().context("reading configuration")?;
     let mut unknown_keys = Vec::new();
-    let settings: Settings =
-        serde_ignored::deserialize(value, |path| unknown_keys.push(path.to_string()))
-            .context("invalid configuration value")?;
+    let settings: Settings = {
+        let mut note = |path: serde_ignored::Path| unknown_keys.push(path.to_string());
+        let ignored = serde_ignored::Deserializer::new(value, &mut note);
+        serde_path_to_error::deserialize(ignored).map_err(|e| {
+            // Name the key, and the environment variable that may have set it.
+            let key = e.path().to_string();
+            let env = format!(
+                "PERF_RUNNER__{}",
+                key.to_ascii_uppercase().replace('.', "__")
+            );
+            anyhow::anyhow!(
+                "invalid configuration value for {key} (from a config file or ${env}): {}",
+                e.inner()
+            )
+        })?
+    };
     settings.validate().context("invalid configuration value")?;
     let mut unknown_sections = Vec::new();
     for name in settings.backends.keys() {

@@ -136,3 +136,20 @@ fn a_run_without_gpus_is_refused_before_it_is_written() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_bad_setting_names_its_key_and_variable() {
+    let d = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_perf-runner"))
+        .current_dir(d.path())
+        .env("PERF_RUNNER__ENGINE__CONCURRENCY", "abc")
+        .args(["config"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(exit::USAGE));
+    let e = stderr(&o);
+    assert!(
+        e.contains("engine.concurrency") && e.contains("PERF_RUNNER__ENGINE__CONCURRENCY"),
+        "{e}"
+    );
+}

@@ -48,6 +48,11 @@ pub(crate) async fn apply_engine(
         &format!("patch: applying {} to the installed vllm", paths.join(", ")),
     );
     patch::apply(&file, &sp, &p.decision, cx).await?;
+    // A patched module must not be imported from bytecode compiled before the patch (a pyc
+    // whose recorded mtime and size still match, within a second, would be reused).
+    for path in &paths {
+        drop_bytecode(&sp, path);
+    }
     for f in p.decision.files_for(Target::Engine) {
         let Some(path) = &f.new_path else { continue };
         let sha = crate::wheel::sha256_file(&sp.join(path)).map_err(|e| {
@@ -110,4 +115,60 @@ pub(crate) async fn apply_benchmarks(
         return Err(e);
     }
     Ok(Some(dir.display().to_string()))
+}
+
+/// Remove the cached bytecode of `rel` (a `.py` path under `root`):
+/// `__pycache__/<stem>.*.pyc` beside it, and a legacy `<file>c`.
+fn drop_bytecode(root: &std::path::Path, rel: &str) {
+    let file = root.join(rel);
+    let (Some(dir), Some(stem)) = (file.parent(), file.file_stem()) else {
+        return;
+    };
+    if file.extension().is_none_or(|e| e != "py") {
+        return;
+    }
+    let prefix = format!("{}.", stem.to_string_lossy());
+    if let Ok(entries) = std::fs::read_dir(dir.join("__pycache__")) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) && name.ends_with(".pyc") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_file(file.with_extension("pyc"));
+}
+
+#[cfg(test)]
+mod bytecode_tests {
+    use super::drop_bytecode;
+
+    #[test]
+    fn a_patched_modules_bytecode_goes_and_its_neighbours_stay() {
+        let d = tempfile::tempdir().unwrap();
+        let pkg = d.path().join("vllm/core");
+        std::fs::create_dir_all(pkg.join("__pycache__")).unwrap();
+        for f in ["sched.py", "other.py"] {
+            std::fs::write(pkg.join(f), "x = 1\n").unwrap();
+        }
+        for f in [
+            "sched.cpython-311.pyc",
+            "sched.cpython-312.opt-1.pyc",
+            "other.cpython-311.pyc",
+            "scheduler.cpython-311.pyc",
+        ] {
+            std::fs::write(pkg.join("__pycache__").join(f), b"pyc").unwrap();
+        }
+        drop_bytecode(d.path(), "vllm/core/sched.py");
+        let mut left: Vec<String> = std::fs::read_dir(pkg.join("__pycache__"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["other.cpython-311.pyc", "scheduler.cpython-311.pyc"]);
+        // Paths that are not modules, or do not exist, are left alone.
+        drop_bytecode(d.path(), "vllm/core/missing.py");
+        drop_bytecode(d.path(), "README.md");
+    }
 }

@@ -235,7 +235,12 @@ pub fn install_command(cfg: &LocalConfig, installer: &Installer, dir: &Path) -> 
 }
 
 /// Run a helper command for `what`, mapping cancellation, deadline and spawn errors.
-pub async fn run(cmd: Command, what: &str, cx: &RunContext) -> Result<Captured, BackendError> {
+pub async fn run(mut cmd: Command, what: &str, cx: &RunContext) -> Result<Captured, BackendError> {
+    // Labelled with the run like every process of a step, so that `gc RUN` finds an installer
+    // left behind by a runner that was killed.
+    if let Some((k, v)) = crate::gc::run_label(cx) {
+        cmd.env(k, v);
+    }
     let started = Instant::now();
     let r = run_captured(cmd, &cx.cancel, cx.deadline).await;
     tracing::debug!(what, elapsed = ?started.elapsed(), "helper command finished");
@@ -394,6 +399,24 @@ pub fn check_envs(
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn helper_commands_carry_the_run_label() {
+        let mut cx = runner_core::RunContext {
+            cancel: tokio_util::sync::CancellationToken::new(),
+            deadline: None,
+            artifact_dir: std::env::temp_dir(),
+            data_dir: std::env::temp_dir(),
+            lease: Default::default(),
+            labels: Default::default(),
+            progress: std::sync::Arc::new(runner_core::backend::NoProgress),
+        };
+        cx.labels.insert("run-id".into(), "r-label-test".into());
+        let mut cmd = super::Command::new("sh");
+        cmd.args(["-c", "echo $PERF_RUNNER_RUN_ID"]);
+        let out = super::run(cmd, "echo", &cx).await.unwrap();
+        assert_eq!(out.stdout.trim(), "r-label-test");
+    }
+
     use super::*;
 
     #[test]

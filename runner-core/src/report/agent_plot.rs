@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::markdown::prefix;
-use super::svg::{domain, esc, ticks, verdict_colour};
+use super::svg::{domain, esc, verdict_colour};
 use super::{Pair, Report, TaskReport, verdict_name};
 use crate::stats::Verdict;
 
@@ -76,25 +76,7 @@ pub(super) fn agent_plot(r: &Report) -> Option<String> {
     let (lo, hi) = domain(bounds)?;
     let pw = w - left - right;
     let x = |v: f64| left + pw * (v - lo) / (hi - lo);
-    let _ = write!(
-        s,
-        r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#d1d5db"/>"##
-    );
-    for v in ticks(lo, hi, 8.0) {
-        let xx = x(v);
-        let _ = write!(
-            s,
-            r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{top}" y2="{:.1}" stroke="#e5e7eb"/><text x="{xx:.1}" y="{:.1}" font-size="11" text-anchor="middle">{v:.2}</text>"##,
-            top + ph,
-            top + ph + 16.0
-        );
-    }
-    let _ = write!(
-        s,
-        r##"<line x1="{0:.1}" x2="{0:.1}" y1="{top}" y2="{1:.1}" stroke="#111827" stroke-dasharray="4 3"/>"##,
-        x(1.0),
-        top + ph
-    );
+    super::svg::ratio_frame(&mut s, (left, top, pw, ph), (lo, hi));
     for (i, row) in rows.iter().enumerate() {
         let cy = top + row_h * (i as f64 + 0.5);
         let f = row.task.noise_floor.value;

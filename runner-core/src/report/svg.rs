@@ -261,25 +261,7 @@ pub(super) fn speedup_plot(r: &Report) -> String {
     let pw = w - left - right;
     let x = |v: f64| left + pw * (v - lo) / (hi - lo);
     let ph = row_h * rows.len().max(1) as f64;
-    let _ = write!(
-        s,
-        r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#d1d5db"/>"##
-    );
-    for v in ticks(lo, hi, 8.0) {
-        let xx = x(v);
-        let _ = write!(
-            s,
-            r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{top}" y2="{:.1}" stroke="#e5e7eb"/><text x="{xx:.1}" y="{:.1}" font-size="11" text-anchor="middle">{v:.2}</text>"##,
-            top + ph,
-            top + ph + 16.0
-        );
-    }
-    let _ = write!(
-        s,
-        r##"<line x1="{0:.1}" x2="{0:.1}" y1="{top}" y2="{1:.1}" stroke="#111827" stroke-dasharray="4 3"/>"##,
-        x(1.0),
-        top + ph
-    );
+    ratio_frame(&mut s, (left, top, pw, ph), (lo, hi));
     if rows.is_empty() {
         let _ = write!(
             s,
@@ -326,4 +308,30 @@ pub(super) fn speedup_plot(r: &Report) -> String {
     }
     s.push_str("</svg>");
     s
+}
+
+/// The frame of a ratio plot: the plot area at `(left, top, width, height)`, vertical grid
+/// lines with their values over `(lo, hi)`, and a dashed line at 1 (no change).
+pub(super) fn ratio_frame(s: &mut String, area: (f64, f64, f64, f64), (lo, hi): (f64, f64)) {
+    let (left, top, pw, ph) = area;
+    let x = |v: f64| left + pw * (v - lo) / (hi - lo);
+    let _ = write!(
+        s,
+        r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#d1d5db"/>"##
+    );
+    for v in ticks(lo, hi, 8.0) {
+        let xx = x(v);
+        let _ = write!(
+            s,
+            r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{top}" y2="{:.1}" stroke="#e5e7eb"/><text x="{xx:.1}" y="{:.1}" font-size="11" text-anchor="middle">{v:.2}</text>"##,
+            top + ph,
+            top + ph + 16.0
+        );
+    }
+    let _ = write!(
+        s,
+        r##"<line x1="{0:.1}" x2="{0:.1}" y1="{top}" y2="{1:.1}" stroke="#111827" stroke-dasharray="4 3"/>"##,
+        x(1.0),
+        top + ph
+    );
 }

@@ -35,7 +35,12 @@ use runner_core::text::escape_lines;
 
 /// Reproduce performance commits of LLM-inference engines: baseline vs human vs agent.
 #[derive(Debug, Parser)]
-#[command(name = "perf-runner", version, about, long_about = None)]
+#[command(
+    name = "perf-runner",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PERF_RUNNER_GIT_COMMIT"), ")"),
+    about,
+    long_about = None
+)]
 struct Cli {
     /// Config file over the embedded defaults. Default: $PERF_RUNNER_CONFIG, else
     /// ./perf-runner.toml when present, else the user's config dir, perf-runner/config.toml.

@@ -94,3 +94,20 @@ fn the_store_comes_from_perf_runner_store() {
         "the store named by PERF_RUNNER_STORE is used"
     );
 }
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let d = tempfile::tempdir().unwrap();
+    let o = perf_runner(d.path(), &[], &["--version"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v = out(&o);
+    let inner = v
+        .split_once('(')
+        .and_then(|(_, r)| r.split_once(')'))
+        .map(|(c, _)| c.to_string())
+        .unwrap_or_default();
+    assert!(
+        inner == "unknown" || (inner.len() >= 7 && inner.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{v}"
+    );
+}

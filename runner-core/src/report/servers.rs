@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::record::{AttemptRecord, Capacity, ServeMode};
+use crate::stats::median;
 
 /// The servers of one task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -29,10 +30,6 @@ pub struct ServersReport {
     /// Variants whose capacity differs from the baseline's: their comparison is not like for
     /// like (a larger cache admits more concurrent requests).
     pub capacity_differs: Vec<String>,
-}
-
-fn median(xs: Vec<f64>) -> Option<f64> {
-    crate::stats::median(&xs)
 }
 
 /// The servers of a task's attempts; `None` when none had a server (offline modes).
@@ -88,8 +85,8 @@ pub fn servers(attempts: &[&AttemptRecord]) -> Option<ServersReport> {
         why,
         starts: warm_starts.len() as u32 + restarts,
         attempts: served.len() as u32,
-        wake_ms: median(wake),
-        sleep_ms: median(sleep),
+        wake_ms: median(&wake),
+        sleep_ms: median(&sleep),
         capacity,
         capacity_differs: differs,
     })

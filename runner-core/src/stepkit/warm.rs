@@ -410,7 +410,7 @@ fn copy_from(src: &Path, from: u64, dst: &Path) {
     let copied = std::fs::File::open(src).and_then(|mut f| {
         f.seek(SeekFrom::Start(from))?;
         let mut out = std::fs::File::create(dst)?;
-        std::io::copy(&mut (&mut f).take(u64::MAX), &mut out)
+        std::io::copy(&mut f, &mut out)
     });
     if let Err(e) = copied {
         tracing::warn!(file = %dst.display(), "cannot copy the server's log: {e}");

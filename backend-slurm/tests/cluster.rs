@@ -9,34 +9,15 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backend_slurm::{SlurmBackend, SlurmConfig};
-use perf_runner_tests::require::skip_or_fail;
+use perf_runner_tests::require::slurm_cluster as cluster;
 use runner_core::backend::NoProgress;
 use runner_core::plan::GpuRequest;
 use runner_core::{Backend, Failure, RunContext};
 use tokio_util::sync::CancellationToken;
-
-/// The cluster has two GPUs: one test at a time holds them.
-static CLUSTER: Mutex<()> = Mutex::new(());
-
-fn cluster(test: &str) -> Option<MutexGuard<'static, ()>> {
-    let up = Command::new("sinfo")
-        .args(["-h", "-o", "%G"])
-        .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("gpu"));
-    if !up {
-        skip_or_fail(
-            "slurm",
-            test,
-            "no Slurm cluster with GPU gres answers sinfo (scripts/start-test-slurm.sh starts one)",
-        );
-        return None;
-    }
-    Some(CLUSTER.lock().unwrap_or_else(|e| e.into_inner()))
-}
 
 fn cx(run: &str, dir: &std::path::Path) -> RunContext {
     let mut labels = BTreeMap::new();

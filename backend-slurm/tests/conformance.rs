@@ -11,59 +11,18 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use backend_local::LocalConfig;
 use backend_slurm::{SlurmBackend, SlurmConfig};
-use perf_runner_tests::require::skip_or_fail;
-use perf_runner_tests::standin::{StandinBuild, StandinConfig, build_standin_wheel};
+use perf_runner_tests::require::slurm_cluster as cluster;
+use perf_runner_tests::standin::shared_wheels;
 use runner_core::backend::{GpuLease, JobEnvs, NoProgress};
 use runner_core::conformance::{self, Report, Subject};
 use runner_core::plan::{GpuRequest, StepPlan, TaskPlan};
 use runner_core::{Backend, BackendError, RunContext, Variant};
 use tokio_util::sync::CancellationToken;
-
-static CLUSTER: Mutex<()> = Mutex::new(());
-
-fn cluster(test: &str) -> Option<MutexGuard<'static, ()>> {
-    let up = Command::new("sinfo")
-        .args(["-h", "-o", "%G"])
-        .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("gpu"));
-    if !up {
-        skip_or_fail(
-            "slurm",
-            test,
-            "no Slurm cluster with GPU gres answers sinfo (scripts/start-test-slurm.sh starts one)",
-        );
-        return None;
-    }
-    Some(CLUSTER.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-/// The wheels and venv cache, shared by the scenarios of this binary (prepared once).
-fn world() -> &'static PathBuf {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let d = DIR
-            .get_or_init(|| tempfile::tempdir().unwrap())
-            .path()
-            .to_path_buf();
-        for (sub, version) in [("wb", "0.6.3.dev1+gf508e03"), ("wh", "0.6.3.dev2+ge358053")] {
-            let config = StandinConfig {
-                version: version.into(),
-                startup_ms: 200,
-                log_interval_ms: 200,
-                state_dir: Some(d.join(format!("state-{sub}"))),
-                ..StandinConfig::default()
-            };
-            build_standin_wheel(&d.join(sub), &StandinBuild::new(config)).unwrap();
-        }
-        d
-    })
-}
 
 struct Steps {
     backend: SlurmBackend,
@@ -72,22 +31,13 @@ struct Steps {
 
 impl Steps {
     fn new() -> Steps {
-        let root = world().clone();
-        let wheel = |sub: &str| {
-            std::fs::read_dir(root.join(sub))
-                .unwrap()
-                .flatten()
-                .map(|e| e.path())
-                .find(|p| p.extension().is_some_and(|x| x == "whl"))
-                .unwrap()
-                .display()
-                .to_string()
-        };
+        let wheels = shared_wheels();
+        let root = wheels.root.clone();
         let env = LocalConfig {
             cache_dir: Some(root.join("cache")),
             wheels: BTreeMap::from([
-                (Variant::Baseline, wheel("wb")),
-                (Variant::Human, wheel("wh")),
+                (Variant::Baseline, wheels.baseline.display().to_string()),
+                (Variant::Human, wheels.human.display().to_string()),
             ]),
             ..LocalConfig::default()
         };

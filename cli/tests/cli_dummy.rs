@@ -24,15 +24,21 @@ fn json(o: &Output) -> serde_json::Value {
     })
 }
 
-#[test]
-fn the_dummy_backend_runs_a_commit_from_the_command_line() {
+/// A folder whose config makes the dummy's human build 1.25× the baseline.
+fn human_faster_by_a_quarter() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
     std::fs::write(
-        d.join("perf-runner.toml"),
+        dir.path().join("perf-runner.toml"),
         "[dummy]\nspeed = { human = 1.25 }\n",
     )
     .unwrap();
+    dir
+}
+
+#[test]
+fn the_dummy_backend_runs_a_commit_from_the_command_line() {
+    let dir = human_faster_by_a_quarter();
+    let d = dir.path();
     let o = run_in(
         d,
         &[
@@ -79,13 +85,8 @@ fn the_dummy_backend_runs_a_commit_from_the_command_line() {
 
 #[test]
 fn run_and_gc_print_json_on_request() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = human_faster_by_a_quarter();
     let d = dir.path();
-    std::fs::write(
-        d.join("perf-runner.toml"),
-        "[dummy]\nspeed = { human = 1.25 }\n",
-    )
-    .unwrap();
     let o = run_in(
         d,
         &[

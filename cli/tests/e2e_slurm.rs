@@ -8,33 +8,13 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::{World, labelled, text, wait_exit, wait_for_run, wait_until};
-use perf_runner_tests::require::skip_or_fail;
+use perf_runner_tests::require::slurm_cluster as cluster;
 use runner_core::Variant;
 use runner_core::failure::Failure;
 use runner_core::record::JobStatus;
-
-/// The cluster has two GPUs and one node: one test at a time uses it.
-static CLUSTER: Mutex<()> = Mutex::new(());
-
-fn cluster(test: &str) -> Option<MutexGuard<'static, ()>> {
-    let up = Command::new("sinfo")
-        .args(["-h", "-o", "%G"])
-        .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("gpu"));
-    if !up {
-        skip_or_fail(
-            "slurm",
-            test,
-            "no Slurm cluster with GPU gres answers sinfo (scripts/start-test-slurm.sh starts one)",
-        );
-        return None;
-    }
-    Some(CLUSTER.lock().unwrap_or_else(|e| e.into_inner()))
-}
 
 /// The world's `[local]` settings (wheels, cache) become `[slurm.env]`; short polls.
 fn use_slurm(w: &World) {

@@ -30,6 +30,26 @@ pub fn skip_or_fail(dep: &str, test: &str, why: &str) -> bool {
     false
 }
 
+/// One test at a time on the Slurm test cluster (one node, two GPUs): the guard of this
+/// binary's lock while the cluster answers `sinfo` with GPU gres; `None` after
+/// [`skip_or_fail`] when it does not.
+pub fn slurm_cluster(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
+    static CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let up = std::process::Command::new("sinfo")
+        .args(["-h", "-o", "%G"])
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("gpu"));
+    if !up {
+        skip_or_fail(
+            "slurm",
+            test,
+            "no Slurm cluster with GPU gres answers sinfo (scripts/start-test-slurm.sh starts one)",
+        );
+        return None;
+    }
+    Some(CLUSTER.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,11 +7,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use backend_local::{LocalBackend, LocalConfig};
-use perf_runner_tests::standin::{StandinBuild, StandinConfig, build_standin_wheel};
+use perf_runner_tests::standin::shared_wheels;
 use runner_core::backend::{JobEnvs, NoProgress};
 use runner_core::conformance::{self, Report, Subject};
 use runner_core::plan::TaskPlan;
@@ -20,29 +20,6 @@ use tokio_util::sync::CancellationToken;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// The wheel and venv cache, shared by the scenarios of this binary (prepared once).
-fn world() -> &'static PathBuf {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let d = DIR
-            .get_or_init(|| tempfile::tempdir().unwrap())
-            .path()
-            .to_path_buf();
-        for (sub, version) in [("wb", "0.6.3.dev1+gf508e03"), ("wh", "0.6.3.dev2+ge358053")] {
-            let config = StandinConfig {
-                version: version.into(),
-                startup_ms: 200,
-                log_interval_ms: 200,
-                state_dir: Some(d.join(format!("state-{sub}"))),
-                ..StandinConfig::default()
-            };
-            build_standin_wheel(&d.join(sub), &StandinBuild::new(config)).unwrap();
-        }
-        d
-    })
-}
-
 struct Local {
     backend: LocalBackend,
     root: PathBuf,
@@ -50,22 +27,13 @@ struct Local {
 
 impl Local {
     fn new() -> Local {
-        let root = world().clone();
-        let wheel = |sub: &str| {
-            std::fs::read_dir(root.join(sub))
-                .unwrap()
-                .flatten()
-                .map(|e| e.path())
-                .find(|p| p.extension().is_some_and(|x| x == "whl"))
-                .unwrap()
-                .display()
-                .to_string()
-        };
+        let wheels = shared_wheels();
+        let root = wheels.root.clone();
         let config = LocalConfig {
             cache_dir: Some(root.join("cache")),
             wheels: BTreeMap::from([
-                (Variant::Baseline, wheel("wb")),
-                (Variant::Human, wheel("wh")),
+                (Variant::Baseline, wheels.baseline.display().to_string()),
+                (Variant::Human, wheels.human.display().to_string()),
             ]),
             nvidia_smi: root.join("no-nvidia-smi"),
             cpu_only: true,

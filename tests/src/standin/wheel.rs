@@ -243,3 +243,44 @@ mod tests {
         }
     }
 }
+
+/// A baseline and a "human" stand-in wheel (versions `0.6.3.dev1+gf508e03` and
+/// `0.6.3.dev2+ge358053`, start-up 200 ms), built once per test binary in a folder that lives
+/// as long as it; the backends' conformance suites share them.
+#[derive(Debug)]
+pub struct SharedWheels {
+    /// The folder holding them (and room for a venv cache).
+    pub root: std::path::PathBuf,
+    /// The baseline's wheel.
+    pub baseline: std::path::PathBuf,
+    /// The human build's wheel.
+    pub human: std::path::PathBuf,
+}
+
+/// The [`SharedWheels`] of this test binary.
+pub fn shared_wheels() -> &'static SharedWheels {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    static WHEELS: std::sync::OnceLock<SharedWheels> = std::sync::OnceLock::new();
+    WHEELS.get_or_init(|| {
+        let root = DIR
+            .get_or_init(|| tempfile::tempdir().expect("a temp dir"))
+            .path()
+            .to_path_buf();
+        let build = |sub: &str, version: &str| {
+            let config = crate::standin::StandinConfig {
+                version: version.into(),
+                startup_ms: 200,
+                log_interval_ms: 200,
+                state_dir: Some(root.join(format!("state-{sub}"))),
+                ..crate::standin::StandinConfig::default()
+            };
+            build_standin_wheel(&root.join(sub), &StandinBuild::new(config))
+                .expect("the stand-in wheel builds")
+        };
+        SharedWheels {
+            baseline: build("wb", "0.6.3.dev1+gf508e03"),
+            human: build("wh", "0.6.3.dev2+ge358053"),
+            root,
+        }
+    })
+}

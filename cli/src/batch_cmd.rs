@@ -7,22 +7,30 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use runner_core::dataset::Dataset;
-use runner_core::engine::{Engine, EngineOptions, RetryPolicy, interleaved_jobs};
+use runner_core::engine::Engine;
 use runner_core::exit;
 use runner_core::failure::Failure;
 use runner_core::plan::TaskPlan;
 use runner_core::record::{RunId, RunStatus, TaskStatus};
-use runner_core::settings::{Limits, Settings};
-use runner_core::store::{LockError, RunLock, Store, TaskRow};
-use runner_core::task::{Task, Variant, parse_variant_list};
+use runner_core::session::{self, Choices, Planner, Skip, TaskOutcome};
+use runner_core::settings::Settings;
+use runner_core::store::{LockError, RunLock, Store};
+use runner_core::task::{Task, parse_variant_list};
 use runner_core::text::escape as esc;
-use runner_core::triage::{TriageReport, Verdict as TriageVerdict};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::progress::CliProgress;
 use crate::route::{self, Router};
-use crate::{backends, datasets, plan_cmd, triage_cmd};
+use crate::{backends, datasets};
+
+/// The run's planner: the `auto` router, or plain planning for its one backend.
+fn planner(router: &Option<Arc<Router>>) -> &dyn Planner {
+    match router {
+        Some(r) => r.as_ref(),
+        None => &session::Direct,
+    }
+}
 
 /// Everything a batch was started with; stored with the run so `--resume` redoes the same.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -91,159 +99,57 @@ fn load_tasks(spec: &BatchSpec, settings: &Settings) -> Result<(Dataset, Vec<Tas
     Ok((ds, tasks))
 }
 
-fn read_skip_list(path: &Path, limits: &Limits) -> Result<BTreeSet<String>> {
-    let text = runner_core::input::read_text(path, limits.dataset())
-        .with_context(|| format!("--skip-list {}", path.display()))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|c| !c.starts_with('#'))
-        .map(str::to_ascii_lowercase)
-        .collect())
+/// What the run's options ask of its tasks.
+fn choices(spec: &BatchSpec, settings: &Settings) -> Result<Choices> {
+    Ok(Choices {
+        variants: spec
+            .variants
+            .as_deref()
+            .map(parse_variant_list)
+            .transpose()?,
+        repeats: spec.repeats,
+        aa: spec.aa,
+        patch: spec.patch.clone(),
+        force: spec.force,
+        skip: match &spec.skip_list {
+            Some(p) => session::read_skip_list(p, &settings.limits)?,
+            None => Default::default(),
+        },
+    })
 }
 
-/// Why triage says a task cannot be verified (its primary reason), if it says so.
-fn not_verifiable(report: &TriageReport, commit: &str) -> Option<String> {
-    let t = report.tasks.iter().find(|t| t.commit == commit)?;
-    if t.verdict != TriageVerdict::NotVerifiable {
-        return None;
-    }
-    t.primary().map(|r| format!("{}: {}", r.code, r.detail))
-}
-
-/// Plan every task; record planned/skipped/failed tasks and the jobs of planned ones. Triage
-/// runs first: what it calls not verifiable is skipped with its reason unless `--force`; with
-/// `auto`, so is a task no backend can take here. Returns the plans and how many tasks no
-/// backend could take.
-async fn plan_all(
-    store: &Store,
-    run: &RunId,
-    spec: &BatchSpec,
-    tasks: &[Task],
-    settings: &Settings,
-    router: Option<&Router>,
-) -> Result<(Vec<TaskPlan>, usize)> {
-    let mut unroutable = 0;
-    let skip = match &spec.skip_list {
-        Some(p) => read_skip_list(p, &settings.limits)?,
-        None => BTreeSet::new(),
-    };
-    let report = triage_cmd::triage(tasks, &triage_cmd::options(settings, false, None)).await;
-    let mut plans = Vec::new();
-    for t in tasks {
-        let row = |status: TaskStatus, detail: String, fp: Option<String>| TaskRow {
-            commit: t.commit.clone(),
-            line: t.source_line,
-            subject: t.subject.clone(),
-            status,
-            detail,
-            step_fingerprint: fp,
-            plan: None,
-        };
-        if !spec.force
-            && skip
-                .iter()
-                .any(|s| t.commit.starts_with(s.as_str()) || s.starts_with(&t.commit))
-        {
-            store.put_task(
-                run,
-                &row(TaskStatus::Skipped, "listed in the skip list".into(), None),
-            )?;
-            errln!("skip {}: listed in the skip list", t.short());
-            continue;
-        }
-        if let Some(why) = not_verifiable(&report, &t.commit).filter(|_| !spec.force) {
-            errln!(
-                "skip {}: not verifiable: {} (--force runs it anyway)",
-                t.short(),
-                esc(&why)
-            );
-            store.put_task(
-                run,
-                &row(TaskStatus::Skipped, format!("triage: {why}"), None),
-            )?;
-            continue;
-        }
-        let patch_path = spec.patch.clone().or_else(|| t.patch.clone());
-        let variants = match &spec.variants {
-            Some(v) => parse_variant_list(v)?,
-            None if patch_path.is_some() => Variant::ALL.to_vec(),
-            None => vec![Variant::Baseline, Variant::Human],
-        };
-        let patch = match &patch_path {
-            Some(p) if variants.contains(&Variant::Agent) => {
-                match plan_cmd::patch_spec(p, &settings.limits) {
-                    Ok(spec) => Some(spec),
-                    Err(e) => {
-                        // One task's unusable patch fails that task, not the batch.
-                        let code = Failure::PatchFailed;
-                        errln!("skip {}: {} [{code}]", t.short(), esc(&format!("{e:#}")));
-                        store.put_task(
-                            run,
-                            &row(TaskStatus::Failed, format!("{code}: {e:#}"), None),
-                        )?;
-                        continue;
-                    }
+/// Say on stderr what planning did with each task.
+fn tell(planning: &session::Planning) {
+    let short = |c: &str| c[..c.len().min(8)].to_string();
+    for o in &planning.outcomes {
+        match o {
+            TaskOutcome::Planned {
+                commit,
+                warnings,
+                backend,
+            } => {
+                for w in warnings {
+                    errln!("warning {}: {}", short(commit), esc(w));
+                }
+                if let Some(b) = backend {
+                    errln!("task {}: backend {b}", short(commit));
                 }
             }
-            _ => None,
-        };
-        let mut t = t.clone();
-        runner_core::catalogue::inject(&mut t, &settings.datasets);
-        match route::plan_for(router, &t, &variants, settings, patch).await {
-            Ok(Err(why)) => {
-                unroutable += 1;
-                errln!("skip {}: not verifiable here: {}", t.short(), esc(&why));
-                store.put_task(
-                    run,
-                    &row(
-                        TaskStatus::Skipped,
-                        format!("not verifiable here: {why}"),
-                        None,
-                    ),
-                )?;
-            }
-            Ok(Ok(p)) => {
-                let planned = TaskRow {
-                    plan: Some(serde_json::to_string(&p)?),
-                    ..row(
-                        TaskStatus::Planned,
-                        String::new(),
-                        Some(p.step_fingerprint.clone()),
-                    )
-                };
-                store.put_task(run, &planned)?;
-                store.add_jobs(
-                    run,
-                    &interleaved_jobs(&p.commit, &variants, spec.repeats, spec.aa),
-                )?;
-                for w in &p.warnings {
-                    errln!("warning {}: {}", t.short(), esc(&w.to_string()));
-                }
-                if let Some(r) = router {
-                    errln!(
-                        "task {}: backend {}",
-                        t.short(),
-                        runner_core::Backend::backend_of(r, &p.commit)
-                    );
-                }
-                plans.push(p);
-            }
-            Err(e) => {
-                errln!(
-                    "skip {}: {} [{}]",
-                    t.short(),
-                    esc(&e.to_string()),
-                    e.failure()
-                );
-                store.put_task(
-                    run,
-                    &row(TaskStatus::Failed, format!("{}: {e}", e.failure()), None),
-                )?;
-            }
+            TaskOutcome::Skipped { commit, why } => match why {
+                Skip::NotVerifiable(reason) => errln!(
+                    "skip {}: not verifiable: {} (--force runs it anyway)",
+                    short(commit),
+                    esc(reason)
+                ),
+                _ => errln!("skip {}: {}", short(commit), esc(&why.to_string())),
+            },
+            TaskOutcome::Failed {
+                commit,
+                code,
+                detail,
+            } => errln!("skip {}: {} [{code}]", short(commit), esc(detail)),
         }
     }
-    Ok((plans, unroutable))
 }
 
 /// Start a new batch or resume one, then run it.
@@ -291,36 +197,8 @@ pub async fn run(
             // Plans are made for this backend: can it run the native serving client?
             let settings = &settings.clone().for_backend(&backend.capabilities());
             let (_, tasks) = load_tasks(&spec, settings)?;
-            let stored = store.tasks(&run)?;
-            let mut plans = Vec::new();
-            for row in stored.iter().filter(|r| r.status == TaskStatus::Planned) {
-                let json = row.plan_json().unwrap_or_default();
-                let plan: TaskPlan = serde_json::from_str(json).context("stored plan")?;
-                let Some(task) = tasks.iter().find(|t| t.commit == row.commit) else {
-                    bail!(
-                        "--resume {run}: commit {} is no longer in the dataset",
-                        row.commit
-                    );
-                };
-                let variants: Vec<Variant> = plan.builds.iter().map(|b| b.variant).collect();
-                let patch = plan.builds.iter().find_map(|b| b.patch.clone());
-                let mut task = task.clone();
-                runner_core::catalogue::inject(&mut task, &settings.datasets);
-                let fresh =
-                    match route::plan_for(router.as_deref(), &task, &variants, settings, patch)
-                        .await?
-                    {
-                        Ok(p) => p,
-                        Err(why) => bail!("--resume {run}: {}: {why}", row.commit),
-                    };
-                if fresh.step_fingerprint != plan.step_fingerprint {
-                    bail!(
-                        "--resume {run}: the plan of {} changed since the run started (dataset or settings edited); start a new run",
-                        row.commit
-                    );
-                }
-                plans.push(plan);
-            }
+            let plans =
+                session::resume_plans(&store, &run, &tasks, settings, planner(&router)).await?;
             errln!("resuming {run}: {} planned task(s)", plans.len());
             store.set_run_status(&run, RunStatus::Running)?;
             (run, plans, backend)
@@ -353,41 +231,34 @@ pub async fn run(
                 tasks.len(),
                 esc(&ds.origin)
             );
-            let (plans, none) =
-                plan_all(&store, &run, &spec, &tasks, settings, router.as_deref()).await?;
-            unroutable = none;
-            (run, plans, backend)
+            let choices = choices(&spec, settings)?;
+            let planning =
+                session::plan_tasks(&store, &run, &tasks, settings, &choices, planner(&router))
+                    .await?;
+            tell(&planning);
+            unroutable = planning.unroutable();
+            (run, planning.plans, backend)
         }
     };
     let cache = backends::cache_dir();
     let data_dir = spec.data_dir.clone().unwrap_or_else(|| cache.join("data"));
     provide_catalogued(&plans, settings, &data_dir);
-    let e = &settings.engine;
-    let opts = EngineOptions {
+    let choices = Choices {
         repeats: spec.repeats,
         aa: spec.aa,
-        retry: RetryPolicy {
-            max_attempts: e.max_attempts.max(1),
-            base_delay: std::time::Duration::from_secs_f64(e.retry_base_s.max(0.0)),
-            max_delay: std::time::Duration::from_secs_f64(e.retry_max_s.max(0.0)),
-            max_wall: std::time::Duration::from_secs_f64(e.retry_wall_s.max(0.0)),
-        },
-        concurrency: spec.concurrency.unwrap_or(e.concurrency).max(1),
-        artifact_root: spec
-            .artifacts
+        ..Choices::default()
+    };
+    let opts = session::engine_options(
+        settings,
+        &choices,
+        spec.concurrency,
+        spec.budget_gpu_hours,
+        spec.adaptive,
+        spec.artifacts
             .clone()
             .unwrap_or_else(|| cache.join("artifacts")),
         data_dir,
-        dataset_roots: settings.inputs.dataset_roots.clone(),
-        budget_gpu_seconds: spec.budget_gpu_hours.map(|h| h * 3600.0),
-        adaptive: spec.adaptive.then(|| runner_core::stats::AdaptiveOptions {
-            max_repeats: spec.repeats as usize,
-            floor: e.noise_floor,
-            ..runner_core::stats::AdaptiveOptions::default()
-        }),
-        servers: e.servers,
-        burn_in: e.burn_in,
-    };
+    );
     let unfinished = store
         .jobs(&run)?
         .iter()
@@ -413,17 +284,19 @@ pub async fn run(
         .filter(|t| t.status != TaskStatus::Planned)
         .count();
     lock.release();
-    let code = if summary.cancelled {
+    let code = session::exit_code(
+        &summary,
+        &session::Ending {
+            planned: plans.len(),
+            unplanned,
+            unroutable,
+        },
+    );
+    if summary.cancelled {
         errln!("interrupted: resume with `perf-runner batch --resume {run}`");
-        exit::INTERRUPTED
-    } else if unroutable > 0 && plans.is_empty() {
+    } else if code == exit::BACKEND_UNAVAILABLE {
         errln!("no backend can take any task of this run here (see above)");
-        exit::BACKEND_UNAVAILABLE
-    } else if summary.failed > 0 || summary.not_run > 0 || unplanned > 0 {
-        exit::TASKS_FAILED
-    } else {
-        exit::SUCCESS
-    };
+    }
     if json {
         let opts = runner_core::report::ReportOptions {
             configured_floor: settings.engine.noise_floor,

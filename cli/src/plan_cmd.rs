@@ -169,17 +169,9 @@ fn route_of(plan: &TaskPlan, settings: &Settings) -> Result<Option<crate::route:
     Ok(Some(rt.block_on(router.route(&plan.step.gpu, true))))
 }
 
-/// The agent patch at `path` (at most `limits.max_patch_bytes`, a regular file) with its
-/// sha256, which backends check before applying it.
+/// An agent patch as planned (read within `limits`, safety-checked, hashed).
 pub fn patch_spec(path: &Path, limits: &Limits) -> Result<PatchSpec> {
-    let bytes = runner_core::input::read_capped(path, limits.patch())
-        .with_context(|| format!("cannot read the agent patch '{}'", path.display()))?;
-    runner_core::patch::check_safety(&String::from_utf8_lossy(&bytes))
-        .with_context(|| format!("agent patch '{}'", path.display()))?;
-    Ok(PatchSpec {
-        path: path.display().to_string(),
-        sha256: Some(runner_core::digest::sha256_hex(&bytes)),
-    })
+    Ok(runner_core::session::patch_spec(path, limits)?)
 }
 
 fn task_json(t: &Task) -> serde_json::Value {

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use runner_core::backend::{GpuLease, HealthCheck, JobEnvs};
 use runner_core::lease::matches_kind;
 use runner_core::plan::{GpuRequest, PlanError, StepPlan, TaskPlan, plan_task};
+use runner_core::session::Planner;
 use runner_core::settings::{AUTO_BACKEND, Settings};
 use runner_core::{
     Backend, BackendError, BuildSpec, Capabilities, Failure, Health, PreparedEnv, RunContext,
@@ -219,11 +220,14 @@ impl Router {
             )
         })
     }
+}
 
+#[async_trait]
+impl Planner for Router {
     /// Plan `task` for the backend that takes it: planned once to learn its GPU request, routed
     /// (and the route kept for its jobs), then planned for that backend (whether it runs the
     /// native serving client). `Ok(Err(why))`: no backend can take it, with every reason.
-    pub async fn plan(
+    async fn plan(
         &self,
         task: &Task,
         variants: &[Variant],
@@ -245,6 +249,10 @@ impl Router {
         let settings = settings.clone().for_backend(&backend.capabilities());
         plan_task(task, variants, &settings, patch).map(Ok)
     }
+
+    fn backend_of(&self, commit: &str) -> Option<String> {
+        Some(Backend::backend_of(self, commit).to_string())
+    }
 }
 
 /// The backend of a run, and the router when it is `auto` (kept to route tasks as they are
@@ -258,21 +266,6 @@ pub fn make(name: &str, settings: &Settings) -> Result<RunBackend> {
         return Ok((router.clone(), Some(router)));
     }
     Ok((backends::make(name, settings)?, None))
-}
-
-/// Plan a task for the run's backend; with `auto`, for the backend that takes it
-/// (`Ok(Err(why))`: none can, with every backend's reason).
-pub async fn plan_for(
-    router: Option<&Router>,
-    task: &Task,
-    variants: &[Variant],
-    settings: &Settings,
-    patch: Option<runner_core::build::PatchSpec>,
-) -> Result<Result<TaskPlan, String>, PlanError> {
-    match router {
-        Some(r) => r.plan(task, variants, settings, patch).await,
-        None => plan_task(task, variants, settings, patch).map(Ok),
-    }
 }
 
 /// The GPUs a task asks for: its plan's request, or (a task that cannot be planned) its

@@ -43,8 +43,7 @@ pub fn options(settings: &Settings, online: bool, vllm_source: Option<&str>) -> 
     TriageOptions {
         online,
         vllm_source: vllm_source.map(VllmSource::parse),
-        datasets: settings.datasets.clone(),
-        ..TriageOptions::from_sources(settings.artifacts.clone())
+        ..runner_core::session::triage_options(settings)
     }
 }
 

@@ -27,6 +27,7 @@ pub mod provenance;
 pub mod record;
 pub mod report;
 pub mod samples;
+pub mod session;
 pub mod settings;
 pub mod spec;
 pub mod stats;

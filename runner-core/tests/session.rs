@@ -1,0 +1,297 @@
+//! The batch session (`runner_core::session`) on a real store: what each task's planning
+//! leaves in the store (rows, plans, fingerprints, interleaved jobs), the triage gate, the skip
+//! list, one bad patch failing one task, a planner that can place no task, and the resume
+//! check that refuses a run whose plan changed.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use runner_core::Failure;
+use runner_core::build::PatchSpec;
+use runner_core::dataset::Dataset;
+use runner_core::plan::{PlanError, TaskPlan};
+use runner_core::record::{JobStatus, RunId, TaskStatus};
+use runner_core::session::{
+    self, Choices, Direct, Planner, SessionError, Skip, TaskOutcome, plan_tasks, resume_plans,
+};
+use runner_core::settings::Settings;
+use runner_core::store::Store;
+use runner_core::task::{Task, Variant};
+
+const A: &str = "1111111111111111111111111111111111111111";
+const B: &str = "2222222222222222222222222222222222222222";
+const ROCM: &str = "3333333333333333333333333333333333333333";
+const PARENT: &str = "9999999999999999999999999999999999999999";
+
+fn row(commit: &str, files: &[&str], patch: Option<&str>) -> String {
+    serde_json::json!({
+        "commit_hash": commit,
+        "parent_commit": PARENT,
+        "commit_subject": format!("task {}", &commit[..4]),
+        "perf_command": "python benchmarks/benchmark_latency.py --model facebook/opt-125m --batch-size 8",
+        "files_changed": files,
+        "gpu_config": "H100:1",
+        "patch_path": patch,
+    })
+    .to_string()
+}
+
+fn dataset(dir: &Path, rows: &[String]) -> Vec<Task> {
+    let ds = Dataset::from_str_with(
+        &rows.join("\n"),
+        "session-test",
+        dir,
+        &Settings::embedded().inputs,
+    );
+    assert!(ds.errors.is_empty(), "{:?}", ds.errors);
+    ds.tasks
+}
+
+fn new_run(dir: &Path) -> (Store, RunId) {
+    let store = Store::open(&dir.join("s.db")).unwrap();
+    let run = RunId::generate();
+    store
+        .create_run(&run, "local", "session-test", &serde_json::json!({}))
+        .unwrap();
+    (store, run)
+}
+
+fn choices(repeats: u32, aa: bool) -> Choices {
+    Choices {
+        repeats,
+        aa,
+        ..Choices::default()
+    }
+}
+
+#[tokio::test]
+async fn every_task_gets_a_row_and_planned_ones_their_interleaved_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.diff"),
+        "--- a/../../etc/x\n+++ b/../../etc/x\n@@ -1 +1 @@\n-a\n+b\n",
+    )
+    .unwrap();
+    let tasks = dataset(
+        dir.path(),
+        &[
+            row(A, &["vllm/worker.py"], None),
+            row(B, &["vllm/worker.py"], Some("bad.diff")),
+            row(ROCM, &["csrc/rocm/attention.cu", "Dockerfile.rocm"], None),
+        ],
+    );
+    let (store, run) = new_run(dir.path());
+    let settings = Settings::embedded();
+    let planning = plan_tasks(&store, &run, &tasks, &settings, &choices(3, true), &Direct)
+        .await
+        .unwrap();
+
+    // A: planned, its plan and fingerprint stored, 2 variants × 3 repeats + 3 A/A jobs.
+    assert_eq!(planning.plans.len(), 1);
+    assert_eq!(planning.plans[0].commit, A);
+    let rows = store.tasks(&run).unwrap();
+    let a = rows.iter().find(|r| r.commit == A).unwrap();
+    assert_eq!(a.status, TaskStatus::Planned);
+    let stored: TaskPlan = serde_json::from_str(a.plan_json().unwrap()).unwrap();
+    assert_eq!(stored.step_fingerprint, planning.plans[0].step_fingerprint);
+    assert_eq!(
+        a.step_fingerprint.as_deref(),
+        Some(stored.step_fingerprint.as_str())
+    );
+    let jobs = store.jobs(&run).unwrap();
+    assert_eq!(jobs.len(), 9, "{jobs:?}");
+    assert!(
+        jobs.iter()
+            .all(|(j, s)| j.commit == A && *s == JobStatus::Pending)
+    );
+    // Interleaved: each repeat's variants come together, in order.
+    let order: Vec<(u32, Variant, bool)> = jobs
+        .iter()
+        .map(|(j, _)| (j.repeat, j.variant, j.aa))
+        .collect();
+    assert_eq!(
+        order[0..3],
+        [
+            (0, Variant::Baseline, false),
+            (0, Variant::Human, false),
+            (0, Variant::Baseline, true)
+        ]
+    );
+
+    // B: the patch leaves the tree, so B alone fails (patch_failed), naming the file.
+    let b = rows.iter().find(|r| r.commit == B).unwrap();
+    assert_eq!(b.status, TaskStatus::Failed);
+    assert!(b.detail.starts_with("patch_failed: "), "{}", b.detail);
+    assert!(matches!(
+        &planning.outcomes[1],
+        TaskOutcome::Failed { code: Failure::PatchFailed, detail, .. } if detail.contains("bad.diff")
+    ));
+
+    // The ROCm-only commit: triage says not verifiable, so it is skipped with the reason.
+    let r = rows.iter().find(|r| r.commit == ROCM).unwrap();
+    assert_eq!(r.status, TaskStatus::Skipped);
+    assert!(
+        r.detail.starts_with("triage: rocm_specific"),
+        "{}",
+        r.detail
+    );
+    assert!(matches!(
+        &planning.outcomes[2],
+        TaskOutcome::Skipped { why: Skip::NotVerifiable(w), .. } if w.starts_with("rocm_specific")
+    ));
+    assert_eq!(planning.unroutable(), 0);
+}
+
+#[tokio::test]
+async fn the_skip_list_skips_by_prefix_and_force_runs_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("skip.txt"),
+        "# commit code detail\n11111111 server_failed seen before\n",
+    )
+    .unwrap();
+    let tasks = dataset(
+        dir.path(),
+        &[
+            row(A, &["vllm/worker.py"], None),
+            row(ROCM, &["csrc/rocm/attention.cu", "Dockerfile.rocm"], None),
+        ],
+    );
+    let settings = Settings::embedded();
+    let skip = session::read_skip_list(&dir.path().join("skip.txt"), &settings.limits).unwrap();
+    assert_eq!(skip.len(), 1);
+
+    let (store, run) = new_run(dir.path());
+    let listed = Choices {
+        skip: skip.clone(),
+        ..choices(1, false)
+    };
+    let p = plan_tasks(&store, &run, &tasks, &settings, &listed, &Direct)
+        .await
+        .unwrap();
+    assert!(p.plans.is_empty());
+    assert_eq!(
+        p.outcomes[0],
+        TaskOutcome::Skipped {
+            commit: A.into(),
+            why: Skip::Listed
+        }
+    );
+    assert!(store.jobs(&run).unwrap().is_empty());
+
+    let second = dir.path().join("second");
+    std::fs::create_dir_all(&second).unwrap();
+    let (store, run) = new_run(&second);
+    let forced = Choices {
+        skip,
+        force: true,
+        ..choices(1, false)
+    };
+    let p = plan_tasks(&store, &run, &tasks, &settings, &forced, &Direct)
+        .await
+        .unwrap();
+    assert_eq!(p.plans.len(), 2, "{:?}", p.outcomes);
+    assert_eq!(store.jobs(&run).unwrap().len(), 4);
+}
+
+/// A planner that can place no task (as `auto` when no backend here has the GPUs).
+struct Nowhere;
+
+#[async_trait]
+impl Planner for Nowhere {
+    async fn plan(
+        &self,
+        _: &Task,
+        _: &[Variant],
+        _: &Settings,
+        _: Option<PatchSpec>,
+    ) -> Result<Result<TaskPlan, String>, PlanError> {
+        Ok(Err("local: no H100 here; docker: no engine".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_task_no_backend_takes_is_skipped_with_every_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = dataset(dir.path(), &[row(A, &["vllm/worker.py"], None)]);
+    let (store, run) = new_run(dir.path());
+    let p = plan_tasks(
+        &store,
+        &run,
+        &tasks,
+        &Settings::embedded(),
+        &choices(1, false),
+        &Nowhere,
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.unroutable(), 1);
+    let rows = store.tasks(&run).unwrap();
+    assert_eq!(rows[0].status, TaskStatus::Skipped);
+    assert!(
+        rows[0].detail.contains("no H100 here"),
+        "{}",
+        rows[0].detail
+    );
+    let code = session::exit_code(
+        &Default::default(),
+        &session::Ending {
+            planned: 0,
+            unplanned: 1,
+            unroutable: p.unroutable(),
+        },
+    );
+    assert_eq!(code, runner_core::exit::BACKEND_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn a_resume_gets_the_stored_plans_and_refuses_a_changed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = dataset(
+        dir.path(),
+        &[
+            row(A, &["vllm/worker.py"], None),
+            row(B, &["vllm/worker.py"], None),
+        ],
+    );
+    let (store, run) = new_run(dir.path());
+    let settings = Settings::embedded();
+    let first = plan_tasks(&store, &run, &tasks, &settings, &choices(2, false), &Direct)
+        .await
+        .unwrap();
+    let again = resume_plans(&store, &run, &tasks, &settings, &Direct)
+        .await
+        .unwrap();
+    assert_eq!(again, first.plans);
+
+    // A longer benchmark limit changes the step, so the run cannot be resumed as it was.
+    let mut edited = settings.clone();
+    edited.timeouts.benchmark_s += 1;
+    let e = resume_plans(&store, &run, &tasks, &edited, &Direct)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SessionError::Resume { .. }), "{e}");
+    assert!(
+        e.to_string().contains("changed since the run started"),
+        "{e}"
+    );
+
+    // A planned commit gone from the dataset.
+    let e = resume_plans(&store, &run, &tasks[..1], &settings, &Direct)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("commit {B} is no longer in the dataset")),
+        "{e}"
+    );
+
+    // A corrupt stored plan is named, not a panic.
+    let mut rows = store.tasks(&run).unwrap();
+    rows[0].plan = Some("{not json".into());
+    store.put_task(&run, &rows[0]).unwrap();
+    let e = resume_plans(&store, &run, &tasks, &settings, &Direct)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("does not decode"), "{e}");
+}

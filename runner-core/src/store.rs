@@ -1,5 +1,5 @@
-//! The results store: an embedded SQLite database (WAL) holding runs, tasks, jobs and every
-//! attempt. Each attempt is committed in its own transaction together with its job's new
+//! The results store: an embedded SQLite database (WAL) holding runs, tasks, jobs, every
+//! attempt and every try at preparing a build. Each attempt is committed in its own transaction together with its job's new
 //! status, so a crash — even SIGKILL — loses no completed result.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +12,9 @@ use crate::record::{AttemptRecord, JobKey, JobStatus, RunId, RunStatus, TaskStat
 use crate::task::Variant;
 
 mod lock;
+mod prepare;
 pub use lock::{LockError, LockHolder, RunLock, hostname};
+pub use prepare::PrepareTry;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +125,9 @@ CREATE TABLE IF NOT EXISTS attempts (
   variant TEXT NOT NULL, repeat INTEGER NOT NULL, aa INTEGER NOT NULL, attempt INTEGER NOT NULL,
   failure TEXT, record_json TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS attempts_run ON attempts (run_id, commit_hash);
+CREATE TABLE IF NOT EXISTS prepare_tries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, commit_hash TEXT NOT NULL,
+  variant TEXT NOT NULL, attempt INTEGER NOT NULL, failure TEXT, record_json TEXT NOT NULL);
 ";
 
 /// The results store.

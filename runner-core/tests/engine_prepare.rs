@@ -1,16 +1,16 @@
 //! The engine's prepare phase: transient failures are retried through the one cancellable
-//! backoff, every try is kept in `prepare-<variant>/attempts.json`, and a signal during a
+//! backoff, every try is kept in the store and in `prepare-<variant>/attempts.json`, and a signal during a
 //! backoff ends it at once instead of sleeping it out.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runner_core::Variant;
 use runner_core::engine::{Engine, EngineOptions, RetryPolicy, interleaved_jobs, task_dir};
 use runner_core::plan::TaskPlan;
 use runner_core::record::RunId;
 use runner_core::store::Store;
+use runner_core::{Failure, Variant};
 use support::{Canned, latency_plan};
 use tokio_util::sync::CancellationToken;
 
@@ -64,7 +64,7 @@ fn engine(dir: &Path, failures: u32, base_delay: Duration) -> (Engine, Arc<Store
 #[tokio::test]
 async fn prepare_retries_are_kept_try_by_try() {
     let dir = tempfile::tempdir().unwrap();
-    let (engine, _store, run) = engine(dir.path(), 2, Duration::from_millis(5));
+    let (engine, store, run) = engine(dir.path(), 2, Duration::from_millis(5));
     let plan = plan();
     let sum = engine
         .run(&run, std::slice::from_ref(&plan), &CancellationToken::new())
@@ -80,7 +80,52 @@ async fn prepare_retries_are_kept_try_by_try() {
     assert_eq!(tries.len(), 3, "{tries:?}");
     assert_eq!(tries[0]["failure"], "infra_transient");
     assert_eq!(tries[0]["detail"], "download reset by peer");
-    assert_eq!(tries[2]["ok"], true);
+    assert_eq!(tries[2]["failure"], serde_json::Value::Null);
+
+    // The store keeps the same three tries, numbered, with their codes and evidence.
+    let stored = store.prepare_tries(&run).unwrap();
+    let seen: Vec<(u32, Option<Failure>)> = stored.iter().map(|t| (t.attempt, t.failure)).collect();
+    assert_eq!(
+        seen,
+        [
+            (1, Some(Failure::InfraTransient)),
+            (2, Some(Failure::InfraTransient)),
+            (3, None)
+        ]
+    );
+    assert!(
+        stored
+            .iter()
+            .all(|t| t.commit == plan.commit && t.variant == Variant::Baseline)
+    );
+    assert_eq!(stored[1].detail.as_deref(), Some("download reset by peer"));
+    assert!(
+        stored
+            .iter()
+            .all(|t| t.seconds >= 0.0 && !t.finished_at.is_empty())
+    );
+
+    // The report carries them, and its markdown lists the two failed ones.
+    let row = runner_core::store::TaskRow {
+        commit: plan.commit.clone(),
+        line: 1,
+        subject: None,
+        status: runner_core::record::TaskStatus::Planned,
+        detail: String::new(),
+        step_fingerprint: Some(plan.step_fingerprint.clone()),
+        plan: Some(serde_json::to_string(&plan).unwrap()),
+    };
+    store.put_task(&run, &row).unwrap();
+    let report = runner_core::report::build(&store, &run, &Default::default()).unwrap();
+    assert_eq!(report.tasks[0].prepare, stored);
+    let md = runner_core::report::markdown(&report);
+    let section = md.split("## Failed prepare tries").nth(1).expect(&md);
+    let rows: Vec<&str> = section
+        .lines()
+        .filter(|l| l.contains("infra_transient"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{section}");
+    assert!(rows[0].contains("| baseline | 1 |"), "{}", rows[0]);
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::plan::TaskPlan;
 use crate::record::{AttemptRecord, DatasetHash, JobKey, JobStatus, RunId, ServeMode, ServeRecord};
 use crate::stepkit::AttemptFiles;
+use crate::store::PrepareTry;
 use crate::task::Variant;
 
 /// State of one task while it runs.
@@ -213,9 +214,9 @@ impl<'a> TaskRun<'a> {
         };
         let started = Instant::now();
         let mut attempt = 1;
-        // Every try is kept: `prepare-<variant>/attempts.json` (the store records jobs, and a
-        // build belongs to a variant, not to one job).
-        let mut tries: Vec<serde_json::Value> = Vec::new();
+        // Every try is kept in the store (its own table: a build belongs to a variant, not to
+        // one job) and in `prepare-<variant>/attempts.json` beside the build's logs.
+        let mut tries: Vec<PrepareTry> = Vec::new();
         let dir = self.dir.join(format!("prepare-{v}"));
         let span = tracing::info_span!("prepare", variant = %v, build = %build.identity);
         loop {
@@ -229,19 +230,26 @@ impl<'a> TaskRun<'a> {
             self.engine
                 .progress
                 .event("prepare", &format!("{v}: {}", build.identity));
-            let at = now();
+            let (at, t0) = (now(), Instant::now());
             let r = tokio::select! {
                 r = tracing::Instrument::instrument(self.engine.backend.prepare(&build, &cx), span.clone()) => r,
                 _ = cancel.cancelled() => Err(BackendError::new(self.engine.backend.name(), Failure::Cancelled, "cancelled while preparing")),
             };
-            tries.push(serde_json::json!({
-                "attempt": attempt,
-                "started_at": at,
-                "finished_at": now(),
-                "ok": r.is_ok(),
-                "failure": r.as_ref().err().map(|e| e.kind.code()),
-                "detail": r.as_ref().err().map(|e| e.message.clone()),
-            }));
+            let this = PrepareTry {
+                commit: self.plan.commit.clone(),
+                variant: v,
+                build: build.identity.clone(),
+                attempt,
+                started_at: at,
+                finished_at: now(),
+                seconds: t0.elapsed().as_secs_f64(),
+                failure: r.as_ref().err().map(|e| e.kind),
+                detail: r.as_ref().err().map(|e| e.message.clone()),
+            };
+            if let Err(e) = self.engine.store.record_prepare_try(self.run, &this) {
+                tracing::warn!(variant = %v, error = %e, "the prepare try was not stored");
+            }
+            tries.push(this);
             let _ = std::fs::create_dir_all(&dir).and_then(|_| {
                 std::fs::write(
                     dir.join("attempts.json"),

@@ -53,6 +53,7 @@ pub fn build(store: &Store, run: &RunId, opts: &ReportOptions) -> Result<Report,
     let rows = store.tasks(run)?;
     let jobs: BTreeMap<JobKey, JobStatus> = store.jobs(run)?.into_iter().collect();
     let attempts = store.attempts(run)?;
+    let prepare = store.prepare_tries(run)?;
     let mut tasks = Vec::with_capacity(rows.len());
     for row in &rows {
         let own: Vec<&AttemptRecord> = attempts
@@ -64,7 +65,13 @@ pub fn build(store: &Store, run: &RunId, opts: &ReportOptions) -> Result<Report,
             .filter(|(k, _)| k.commit == row.commit)
             .map(|(k, s)| (k, *s))
             .collect();
-        tasks.push(task_report(row, &own, &own_jobs, opts));
+        let mut t = task_report(row, &own, &own_jobs, opts);
+        t.prepare = prepare
+            .iter()
+            .filter(|p| p.commit == row.commit)
+            .cloned()
+            .collect();
+        tasks.push(t);
     }
     let all: Vec<&AttemptRecord> = attempts.iter().collect();
     let meta = store.run_meta(run)?;
@@ -289,6 +296,7 @@ fn task_report(
         failures: failures(attempts, jobs, &ok),
         cost: cost(attempts),
         servers: super::servers::servers(attempts),
+        prepare: Vec::new(),
     }
 }
 

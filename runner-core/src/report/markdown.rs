@@ -383,6 +383,32 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
+    let retried: Vec<_> = r
+        .tasks
+        .iter()
+        .flat_map(|t| {
+            t.prepare
+                .iter()
+                .filter(|p| p.failure.is_some())
+                .map(move |p| (t, p))
+        })
+        .collect();
+    if !retried.is_empty() {
+        out.push_str("\n## Failed prepare tries\n\n| commit | variant | try | code | seconds | detail |\n|---|---|---|---|---|---|\n");
+        for (t, p) in retried {
+            let code = p.failure.map(|f| f.code()).unwrap_or("");
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.1} | {} |",
+                code_cell(short(&t.commit)),
+                p.variant,
+                p.attempt,
+                code_cell(code),
+                p.seconds,
+                cell(&trunc(p.detail.as_deref().unwrap_or(""), 200)),
+            );
+        }
+    }
     let skipped: Vec<&TaskReport> = r
         .tasks
         .iter()

@@ -214,6 +214,9 @@ pub struct TaskReport {
     /// How its servers ran (serving): sleep mode or restarts, starts, allotted capacity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub servers: Option<servers::ServersReport>,
+    /// Every try at preparing its builds, failed ones included (from the store), in order.
+    #[serde(default)]
+    pub prepare: Vec<crate::store::PrepareTry>,
 }
 
 impl TaskReport {

@@ -152,6 +152,25 @@ fn tell(planning: &session::Planning) {
     }
 }
 
+/// `run --format json` and `batch --format json`: how the run ended, and its report.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct RunJson {
+    /// The version of this document's shape.
+    pub schema_version: u32,
+    /// The run (`--resume` takes it).
+    pub run_id: String,
+    /// Where the run stands (`finished`, or `interrupted`).
+    pub status: RunStatus,
+    /// The process's exit code (see the README's table).
+    pub exit_code: i32,
+    /// What the engine did: jobs succeeded, failed, not run, attempts, GPU·s.
+    pub summary: runner_core::engine::EngineSummary,
+    /// Tasks skipped or not plannable.
+    pub unplanned_tasks: usize,
+    /// The run's report (as `report --format json` gives it).
+    pub report: runner_core::report::Report,
+}
+
 /// Start a new batch or resume one, then run it.
 ///
 /// One process runs a run at a time: it holds the run's lock in the store until it ends. A
@@ -302,15 +321,15 @@ pub async fn run(
             configured_floor: settings.engine.noise_floor,
             ..runner_core::report::ReportOptions::default()
         };
-        let out = serde_json::json!({
-            "schema_version": 1,
-            "run_id": run.0,
-            "status": status.as_str(),
-            "exit_code": code,
-            "summary": summary,
-            "unplanned_tasks": unplanned,
-            "report": runner_core::report::build(&store, &run, &opts)?,
-        });
+        let out = RunJson {
+            schema_version: 1,
+            run_id: run.0.clone(),
+            status,
+            exit_code: code,
+            summary,
+            unplanned_tasks: unplanned,
+            report: runner_core::report::build(&store, &run, &opts)?,
+        };
         outln!("{}", runner_core::text::json_pretty(&out)?);
         return Ok(code);
     }

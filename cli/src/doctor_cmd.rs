@@ -73,6 +73,32 @@ pub async fn doctor(settings: &Settings, only: Option<&str>, format: Format) -> 
     })
 }
 
+/// `gc --format json`.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct GcJson {
+    /// The version of this document's shape.
+    pub schema_version: u32,
+    /// The run whose leftovers were looked for (`null`: every run's).
+    pub run_id: Option<String>,
+    /// Every registered backend that can look.
+    pub backends: Vec<GcBackend>,
+}
+
+/// What one backend found and stopped.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct GcBackend {
+    /// The backend.
+    pub backend: String,
+    /// Whether it could look (its section is readable, its tools answer).
+    pub checked: bool,
+    /// What it stopped or removed, one line each (when it could look).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Vec<String>>,
+    /// Why it could not look.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// `gc`: every registered backend's leftovers (of `run_id`, or of every run). A backend that
 /// cannot be checked here (no Docker Engine, unreadable settings) says so and the others go on.
 pub async fn gc(
@@ -99,16 +125,19 @@ pub async fn gc(
         found.push((r.name, outcome));
     }
     if format == Format::Json {
-        let backends: Vec<serde_json::Value> = found
-            .into_iter()
-            .map(|(name, o)| match o {
-                Ok(lines) => {
-                    serde_json::json!({"backend": name, "checked": true, "stopped": lines})
-                }
-                Err(e) => serde_json::json!({"backend": name, "checked": false, "error": e}),
-            })
-            .collect();
-        let out = serde_json::json!({"schema_version": 1, "run_id": run_id, "backends": backends});
+        let out = GcJson {
+            schema_version: 1,
+            run_id: run_id.map(str::to_string),
+            backends: found
+                .into_iter()
+                .map(|(name, o)| GcBackend {
+                    backend: name.to_string(),
+                    checked: o.is_ok(),
+                    stopped: o.as_ref().ok().cloned(),
+                    error: o.err(),
+                })
+                .collect(),
+        };
         println!("{}", text::json_pretty(&out)?);
     }
     Ok(exit::SUCCESS)

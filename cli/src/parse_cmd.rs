@@ -11,12 +11,56 @@ use runner_core::parse::{guess_source_kind, mode_from_flag, parse_output};
 use runner_core::settings::Limits;
 use runner_core::text::escape as esc;
 use runner_core::{exit, text};
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use crate::Format;
 
 /// The JSON schema version of `parse --format json`.
-const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `parse --format json`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ParseJson {
+    /// The version of this document's shape.
+    pub schema_version: u32,
+    /// One result per file, in the order given.
+    pub results: Vec<ParseResult>,
+}
+
+/// One file's result: unreadable, or what parsing found.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ParseResult {
+    /// The file could not be read (missing, not a regular file, too large).
+    Unreadable {
+        /// The file.
+        file: String,
+        /// Why.
+        error: String,
+    },
+    /// What parsing found.
+    Parsed(Box<ParsedFile>),
+}
+
+/// What parsing one file found.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ParsedFile {
+    /// The file.
+    pub file: String,
+    /// The mode that parsed it.
+    pub mode: Option<runner_core::Mode>,
+    /// The output layout recognised.
+    pub format: Option<String>,
+    /// Metric values by key (units in the key's suffix).
+    pub metrics: std::collections::BTreeMap<String, f64>,
+    /// The same metrics, each with where it was read.
+    pub provenance: runner_core::Metrics,
+    /// Why the file gave no usable metrics: code, evidence, signature.
+    pub failure: Option<runner_core::benchmark::Classified>,
+    /// Metrics the mode expects that were not found.
+    pub missing: Vec<String>,
+}
 
 /// Parse each file (a regular file of at most `limits.max_result_bytes`; anything else is an
 /// input error naming it).
@@ -29,7 +73,10 @@ pub fn run(files: &[PathBuf], mode: &str, format: Format, limits: &Limits) -> Re
             Ok(b) => b,
             Err(e) => {
                 eprintln!("error: {}", esc(&e.to_string()));
-                results.push(json!({"file": path.display().to_string(), "error": e.to_string()}));
+                results.push(ParseResult::Unreadable {
+                    file: path.display().to_string(),
+                    error: e.to_string(),
+                });
                 code = exit::INPUT;
                 continue;
             }
@@ -49,24 +96,31 @@ pub fn run(files: &[PathBuf], mode: &str, format: Format, limits: &Limits) -> Re
         if outcome.failure.is_some() && code == exit::SUCCESS {
             code = exit::TASKS_FAILED;
         }
-        results.push(json!({
-            "file": name,
-            "mode": outcome.mode,
-            "format": outcome.format,
-            "metrics": outcome.metrics.values(),
-            "provenance": outcome.metrics,
-            "failure": outcome.failure.as_ref().map(|f| json!({
-                "code": f.code, "evidence": f.evidence, "signature": f.signature,
-            })),
-            "missing": outcome.missing,
-        }));
+        results.push(ParseResult::Parsed(Box::new(ParsedFile {
+            file: name,
+            mode: outcome.mode,
+            format: outcome.format,
+            metrics: outcome.metrics.values(),
+            provenance: outcome.metrics,
+            failure: outcome.failure,
+            missing: outcome.missing,
+        })));
     }
     match format {
         Format::Json => {
-            let out = json!({"schema_version": SCHEMA_VERSION, "results": results});
+            let out = ParseJson {
+                schema_version: SCHEMA_VERSION,
+                results,
+            };
             println!("{}", text::json_pretty(&out)?);
         }
-        Format::Text | Format::Table => print_tables(&results),
+        Format::Text | Format::Table => {
+            let values: Vec<serde_json::Value> = results
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()?;
+            print_tables(&values)
+        }
     }
     Ok(code)
 }

@@ -9,13 +9,12 @@ use runner_core::settings::{Limits, Settings};
 use runner_core::task::{Variant, parse_variant_list};
 use runner_core::text::escape as esc;
 use runner_core::{Task, exit, text};
-use serde_json::json;
 
 use crate::backends::{self, Registered};
 use crate::{Format, datasets};
 
 /// The JSON schema version of `plan --format json`.
-const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// The task and its plan for `[DATASET] COMMIT` (shared by `plan` and the dry runs).
 /// A task that cannot be planned is a [`runner_core::plan::PlanError`] inside the error.
@@ -93,18 +92,21 @@ pub async fn dry_run(
         return Ok(exit::TASKS_FAILED);
     };
     let shown = dry_run(&section, &plan).await?;
-    let builds: Vec<_> = plan
-        .builds
-        .iter()
-        .zip(shown)
-        .map(|(b, v)| json!({"variant": b.variant, "dry_run": v}))
-        .collect();
-    println!(
-        "{}",
-        text::json_pretty(
-            &json!({"schema_version": SCHEMA_VERSION, "backend": backend.name, "plan": plan, "builds": builds})
-        )?
-    );
+    let out = PlanBackendJson {
+        schema_version: SCHEMA_VERSION,
+        backend: backend.name.to_string(),
+        builds: plan
+            .builds
+            .iter()
+            .zip(shown)
+            .map(|(b, dry_run)| DryRunJson {
+                variant: b.variant,
+                dry_run,
+            })
+            .collect(),
+        plan,
+    };
+    println!("{}", text::json_pretty(&out)?);
     Ok(exit::SUCCESS)
 }
 
@@ -129,15 +131,14 @@ pub fn run(
     let route = route_of(&plan, settings)?;
     match format {
         Format::Json => {
-            let mut out = json!({
-                "schema_version": SCHEMA_VERSION,
-                "task": task_json(task),
-                "plan": plan,
-            });
-            if let Some(r) = &route {
-                out["route"] = r.to_json();
-            }
+            let out = PlanJson {
+                schema_version: SCHEMA_VERSION,
+                task: PlanTaskJson::of(task),
+                plan,
+                route: route.as_ref().map(crate::route::Route::to_json),
+            };
             println!("{}", text::json_pretty(&out)?);
+            return Ok(exit::SUCCESS);
         }
         Format::Text | Format::Table => {
             print_text(task, &plan);
@@ -174,17 +175,76 @@ pub fn patch_spec(path: &Path, limits: &Limits) -> Result<PatchSpec> {
     Ok(runner_core::session::patch_spec(path, limits)?)
 }
 
-fn task_json(t: &Task) -> serde_json::Value {
-    json!({
-        "line": t.source_line,
-        "commit": t.commit,
-        "parent": t.parent,
-        "subject": t.subject,
-        "perf_command": t.perf_command,
-        "models": t.models,
-        "gpu_config": t.gpu.as_ref().map(ToString::to_string),
-        "pr_url": t.pr_url,
-    })
+/// `plan --format json`.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct PlanJson {
+    /// The version of this document's shape.
+    pub schema_version: u32,
+    /// The task as the dataset gives it.
+    pub task: PlanTaskJson,
+    /// The plan: one shared step and one build per variant.
+    pub plan: TaskPlan,
+    /// With `backend = "auto"`: the backend that would take it, and every backend's verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<crate::route::RouteJson>,
+}
+
+/// The task of [`PlanJson`].
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct PlanTaskJson {
+    /// Dataset line.
+    pub line: usize,
+    /// Full commit hash.
+    pub commit: String,
+    /// Parent commit (the baseline).
+    pub parent: Option<String>,
+    /// Commit subject.
+    pub subject: Option<String>,
+    /// The benchmark command as the dataset gives it.
+    pub perf_command: Option<String>,
+    /// Models the row names.
+    pub models: Vec<String>,
+    /// GPUs, as `KIND:COUNT`.
+    pub gpu_config: Option<String>,
+    /// The pull request, when the row names one.
+    pub pr_url: Option<String>,
+}
+
+impl PlanTaskJson {
+    fn of(t: &Task) -> PlanTaskJson {
+        PlanTaskJson {
+            line: t.source_line,
+            commit: t.commit.clone(),
+            parent: t.parent.clone(),
+            subject: t.subject.clone(),
+            perf_command: t.perf_command.clone(),
+            models: t.models.clone(),
+            gpu_config: t.gpu.as_ref().map(ToString::to_string),
+            pr_url: t.pr_url.clone(),
+        }
+    }
+}
+
+/// `plan --backend NAME --format json`: the plan with what the backend would run per build.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct PlanBackendJson {
+    /// The version of this document's shape.
+    pub schema_version: u32,
+    /// The backend.
+    pub backend: String,
+    /// The plan, for that backend.
+    pub plan: TaskPlan,
+    /// Per build, the backend's dry run (its own shape: commands, image recipe, allocation).
+    pub builds: Vec<DryRunJson>,
+}
+
+/// One build's dry run.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct DryRunJson {
+    /// The variant.
+    pub variant: Variant,
+    /// What the backend would do, in its own shape.
+    pub dry_run: serde_json::Value,
 }
 
 /// The argv as one shell-quoted line, escaped (it may carry dataset text).

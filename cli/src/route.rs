@@ -76,19 +76,19 @@ impl Route {
     }
 
     /// As JSON: the backend that takes it (`null`: none) and each backend's verdict.
-    pub fn to_json(&self) -> serde_json::Value {
-        let backends: Vec<serde_json::Value> = self
-            .verdicts
-            .iter()
-            .map(|v| {
-                serde_json::json!({
-                    "name": v.backend,
-                    "can_take": v.outcome.is_ok(),
-                    "reason": v.outcome.as_ref().err(),
+    pub fn to_json(&self) -> RouteJson {
+        RouteJson {
+            backend: self.backend().map(str::to_string),
+            backends: self
+                .verdicts
+                .iter()
+                .map(|v| RouteVerdict {
+                    name: v.backend.to_string(),
+                    can_take: v.outcome.is_ok(),
+                    reason: v.outcome.as_ref().err().cloned(),
                 })
-            })
-            .collect();
-        serde_json::json!({"backend": self.backend(), "backends": backends})
+                .collect(),
+        }
     }
 
     /// Why no backend can take the task: every backend's reason.
@@ -96,6 +96,26 @@ impl Route {
         let reasons: Vec<String> = self.lines();
         format!("no backend can take it here ({})", reasons.join("; "))
     }
+}
+
+/// Where `auto` sends a task, as the JSON outputs give it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct RouteJson {
+    /// The backend that takes the task (`null`: none can here).
+    pub backend: Option<String>,
+    /// Every backend of `auto.order`, in order, with its verdict.
+    pub backends: Vec<RouteVerdict>,
+}
+
+/// One backend's verdict on a task.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct RouteVerdict {
+    /// The backend.
+    pub name: String,
+    /// Whether it could take the task.
+    pub can_take: bool,
+    /// Why not, when it cannot.
+    pub reason: Option<String>,
 }
 
 /// The `auto` backend: routes each task to one backend of a configured order.

@@ -4,14 +4,16 @@ use std::path::Path;
 
 use anyhow::Result;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
+use runner_core::dataset::RowError;
 use runner_core::settings::Settings;
-use runner_core::{Task, exit, text};
-use serde_json::json;
+use runner_core::{Mode, Task, exit, text};
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use crate::{Format, datasets};
 
 /// The JSON schema version of `tasks --format json`.
-const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// A task's readiness to be planned: `ok`, or a failure code with its detail.
 fn status(t: &Task) -> (&'static str, Option<String>) {
@@ -36,6 +38,66 @@ fn status(t: &Task) -> (&'static str, Option<String>) {
     }
 }
 
+/// `tasks --format json`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TasksJson {
+    /// The version of this document's shape.
+    pub schema_version: u32,
+    /// Where the dataset came from.
+    pub origin: String,
+    /// Its tasks, in order.
+    pub tasks: Vec<TaskJson>,
+    /// Its rejected rows, each with line, field and what is wrong.
+    pub errors: Vec<RowError>,
+}
+
+/// One task of [`TasksJson`].
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TaskJson {
+    /// Dataset line.
+    pub line: usize,
+    /// Full commit hash.
+    pub commit: String,
+    /// Parent commit (the baseline), when known.
+    pub parent: Option<String>,
+    /// Commit subject.
+    pub subject: Option<String>,
+    /// Benchmark mode, when the command parsed.
+    pub mode: Option<Mode>,
+    /// The model the command names.
+    pub model: Option<String>,
+    /// GPUs, as `KIND:COUNT`.
+    pub gpu_config: Option<String>,
+    /// `ok`, or the failure code that keeps it from being planned.
+    pub status: String,
+    /// Why, when not `ok`.
+    pub detail: Option<String>,
+    /// Command flags the planner could not place (they stay with the client).
+    pub unclassified_flags: Vec<String>,
+}
+
+impl TaskJson {
+    fn of(t: &Task) -> TaskJson {
+        let (status, detail) = status(t);
+        TaskJson {
+            line: t.source_line,
+            commit: t.commit.clone(),
+            parent: t.parent.clone(),
+            subject: t.subject.clone(),
+            mode: t.spec.as_ref().map(|s| s.mode),
+            model: t.model().map(str::to_string),
+            gpu_config: t.gpu.as_ref().map(ToString::to_string),
+            status: status.to_string(),
+            detail,
+            unclassified_flags: t
+                .spec
+                .as_ref()
+                .map(|s| s.unclassified().map(|f| f.name.clone()).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 pub fn run(
     dataset: Option<&Path>,
     format: Format,
@@ -45,33 +107,12 @@ pub fn run(
     let ds = datasets::load(dataset, settings, intake)?;
     match format {
         Format::Json => {
-            let tasks: Vec<_> = ds
-                .tasks
-                .iter()
-                .map(|t| {
-                    let (status, detail) = status(t);
-                    json!({
-                        "line": t.source_line,
-                        "commit": t.commit,
-                        "parent": t.parent,
-                        "subject": t.subject,
-                        "mode": t.spec.as_ref().map(|s| s.mode),
-                        "model": t.model(),
-                        "gpu_config": t.gpu.as_ref().map(ToString::to_string),
-                        "status": status,
-                        "detail": detail,
-                        "unclassified_flags": t.spec.as_ref()
-                            .map(|s| s.unclassified().map(|f| f.name.clone()).collect::<Vec<_>>())
-                            .unwrap_or_default(),
-                    })
-                })
-                .collect();
-            let out = json!({
-                "schema_version": SCHEMA_VERSION,
-                "origin": ds.origin,
-                "tasks": tasks,
-                "errors": ds.errors,
-            });
+            let out = TasksJson {
+                schema_version: SCHEMA_VERSION,
+                origin: ds.origin.clone(),
+                tasks: ds.tasks.iter().map(TaskJson::of).collect(),
+                errors: ds.errors.clone(),
+            };
             println!("{}", text::json_pretty(&out)?);
         }
         Format::Text | Format::Table => {

@@ -52,6 +52,22 @@ pub async fn triage(tasks: &[Task], opts: &TriageOptions) -> TriageReport {
     triage_dataset(tasks, opts).await
 }
 
+/// `triage --format json`: the triage report with the dataset's origin, its rejected rows
+/// and, with `backend = "auto"`, where each task would go.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct TriageOut {
+    /// The report.
+    #[serde(flatten)]
+    pub report: runner_core::triage::TriageJson,
+    /// Per commit, the backend `auto` would give it (only with `backend = "auto"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backends: Option<std::collections::BTreeMap<String, crate::route::RouteJson>>,
+    /// Where the dataset came from.
+    pub origin: String,
+    /// Its rejected rows.
+    pub rejected_rows: Vec<runner_core::dataset::RowError>,
+}
+
 pub async fn run(a: Args, settings: &Settings) -> Result<i32> {
     let ds = datasets::load(a.dataset.as_deref(), settings, &a.intake)?;
     let opts = options(settings, a.online, a.intake.vllm_source.as_deref());
@@ -65,17 +81,18 @@ pub async fn run(a: Args, settings: &Settings) -> Result<i32> {
             }
         }
         TriageFormat::Json => {
-            let mut v = report.to_json();
-            if let Some(routes) = &routes {
-                v["backends"] = routes
-                    .iter()
-                    .map(|(c, r)| (c.clone(), r.to_json()))
-                    .collect::<serde_json::Map<_, _>>()
-                    .into();
-            }
-            v["origin"] = ds.origin.clone().into();
-            v["rejected_rows"] = serde_json::to_value(&ds.errors)?;
-            println!("{}", runner_core::text::json_pretty(&v)?);
+            let out = TriageOut {
+                report: report.json(),
+                backends: routes.as_ref().map(|routes| {
+                    routes
+                        .iter()
+                        .map(|(c, r)| (c.clone(), r.to_json()))
+                        .collect()
+                }),
+                origin: ds.origin.clone(),
+                rejected_rows: ds.errors.clone(),
+            };
+            println!("{}", runner_core::text::json_pretty(&out)?);
         }
     }
     if let Some(path) = &a.emit_skip_list {

@@ -47,7 +47,7 @@ pub struct RunOutput {
 }
 
 /// A classified failure with the log lines that prove it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Classified {
     /// The failure code.
     pub code: Failure,

@@ -12,7 +12,7 @@ use crate::task::Variant;
 pub const FIRST_WHEEL_VERSION: &str = "0.5.3";
 
 /// Where a build can come from, in the order a backend should try them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Artifact {
     /// A per-commit wheel index (install with `uv pip install vllm --extra-index-url`).
@@ -38,7 +38,7 @@ pub enum Artifact {
 }
 
 /// The agent's patch, applied on top of the baseline build.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PatchSpec {
     /// Path of the patch file.
     pub path: String,
@@ -47,7 +47,7 @@ pub struct PatchSpec {
 }
 
 /// How to obtain the engine for one variant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BuildSpec {
     /// The variant this build is for.
     pub variant: Variant,

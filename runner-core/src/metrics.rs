@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Where a metric value was read from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Provenance {
     /// The file (or stream name such as `stdout`) the value came from.
     pub file: String,
@@ -20,7 +20,7 @@ pub struct Provenance {
 }
 
 /// One metric value with its provenance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MetricValue {
     /// The value in the unit the key names.
     pub value: f64,
@@ -81,7 +81,7 @@ pub fn higher_is_better(key: &str) -> bool {
 }
 
 /// The metrics of one run, keyed by unit-bearing names, in a stable order.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Metrics(pub BTreeMap<String, MetricValue>);
 

@@ -43,7 +43,7 @@ const RESULT_FLAGS: [&str; 5] = [
 ];
 
 /// The GPUs a step needs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GpuRequest {
     /// SKU, when the task says; `None` = any.
     pub kind: Option<String>,
@@ -52,7 +52,7 @@ pub struct GpuRequest {
 }
 
 /// A dataset file the step reads; provided at `{DATA_DIR}/name` for every variant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DatasetFile {
     /// The flag that names it.
     pub flag: String,
@@ -63,14 +63,14 @@ pub struct DatasetFile {
 }
 
 /// One process to run: the full argv, placeholders included.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProcessPlan {
     /// Program and arguments.
     pub argv: Vec<String>,
 }
 
 /// Which build's environment runs the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientBuild {
     /// Each variant's own build (offline modes: the script *is* the engine).
@@ -80,7 +80,7 @@ pub enum ClientBuild {
 }
 
 /// Exactly what one job of a task runs. Built once per task and shared by all variants.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepPlan {
     /// The benchmark mode.
     pub mode: Mode,
@@ -121,7 +121,7 @@ impl StepPlan {
 }
 
 /// The plan of a task: the shared step and one build per variant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskPlan {
     /// The human commit.
     pub commit: String,

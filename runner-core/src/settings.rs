@@ -134,7 +134,7 @@ impl Servers {
 }
 
 /// Per-phase deadlines, in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Timeouts {
     /// Obtaining the environment (download, install, image pull).
     pub prepare_s: u64,

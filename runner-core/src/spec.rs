@@ -60,7 +60,7 @@ impl fmt::Display for Mode {
 }
 
 /// How the benchmark is invoked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EntryPoint {
     /// `python benchmarks/benchmark_serving.py …` (path as written, e.g.

@@ -29,7 +29,7 @@ const SUBJECT: &[&str] = &["commit_subject", "subject"];
 const DATE: &[&str] = &["commit_date", "pr_date"];
 
 /// A row that could not become a task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RowError {
     /// 1-based line where the row starts.
     pub line: usize,

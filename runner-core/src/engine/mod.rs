@@ -68,7 +68,7 @@ pub struct EngineOptions {
 }
 
 /// What a batch did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EngineSummary {
     /// Jobs that produced metrics.
     pub succeeded: u32,

@@ -43,11 +43,26 @@ use crate::gpu::GpuSpec;
 use crate::task::Task;
 
 pub use models::{FamilyEntry, ModelEntry, ModelTable};
-pub use report::{TriageReport, TriageSummary, parse_skip_line};
+pub use report::{
+    SCHEMA_VERSION, SummaryJson, TaskJson as TriageTaskJson, TriageJson, TriageReport,
+    TriageSummary, parse_skip_line,
+};
 pub use source::VllmSource;
 
 /// Whether a task can be verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Nothing known stops a reproduction.
@@ -76,7 +91,7 @@ impl std::fmt::Display for Verdict {
 }
 
 /// One reason a task is not (plainly) verifiable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Reason {
     /// The failure code.
     pub code: Failure,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::failure::Failure;
 
@@ -13,7 +13,7 @@ use super::{TaskTriage, TriageOptions, Verdict};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Counts for a set of tasks.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Counts {
     /// All tasks.
     pub total: usize,
@@ -55,6 +55,67 @@ pub struct TriageSummary {
     /// Primary reasons of the tasks that are not verifiable or need attention, by code.
     pub root_causes: BTreeMap<String, usize>,
     /// How many tasks each code appears in at all (primary or not).
+    pub affected: BTreeMap<String, usize>,
+}
+
+/// `triage --format json`: the report as tools read it.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct TriageJson {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Whether the online checks ran.
+    pub online: bool,
+    /// The vLLM source consulted, if any.
+    pub vllm_source: Option<String>,
+    /// One entry per task, in dataset order.
+    pub tasks: Vec<TaskJson>,
+    /// Verdicts and root causes, counted.
+    pub summary: SummaryJson,
+    /// Run-level notes.
+    pub notes: Vec<String>,
+}
+
+/// One task of [`TriageJson`].
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct TaskJson {
+    /// Full commit hash.
+    pub commit: String,
+    /// The parent commit (the baseline), when known.
+    pub parent: Option<String>,
+    /// The GPU config (`unspecified` when the row has none).
+    pub gpu_config: String,
+    /// The model, when the command names one.
+    pub model: Option<String>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The code of the reason that decides the verdict, if any.
+    pub primary_reason: Option<Failure>,
+    /// Every reason, most severe first.
+    pub reasons: Vec<super::Reason>,
+    /// Warnings that do not change the verdict.
+    pub warnings: Vec<String>,
+    /// What was not checked, and why.
+    pub not_checked: Vec<String>,
+}
+
+/// The summary of [`TriageJson`].
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct SummaryJson {
+    /// All tasks.
+    pub total: usize,
+    /// Verifiable.
+    pub verifiable: usize,
+    /// Needing attention.
+    pub needs_attention: usize,
+    /// Not verifiable.
+    pub not_verifiable: usize,
+    /// The verifiable share in percent, one decimal.
+    pub verifiable_percent: f64,
+    /// Per GPU config.
+    pub by_gpu_config: BTreeMap<String, Counts>,
+    /// Primary reasons of the tasks that are not verifiable or need attention, by code.
+    pub root_causes: BTreeMap<String, usize>,
+    /// How many tasks each code appears in at all.
     pub affected: BTreeMap<String, usize>,
 }
 
@@ -104,46 +165,46 @@ impl TriageReport {
         s
     }
 
-    /// The report as JSON: `{"schema_version":1, "tasks":[…], "summary":{…}, "notes":[…]}`.
-    /// Each task: `commit`, `parent`, `gpu_config`, `model`, `verdict`, `primary_reason` (code or
-    /// null), `reasons` (`code`, `severity`, `detail`, `evidence`, `fix`), `warnings`,
-    /// `not_checked`.
+    /// The report as JSON ([`TriageJson`]): `{"schema_version":1, "tasks":[…],
+    /// "summary":{…}, "notes":[…]}`.
     pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.json()).unwrap_or(Value::Null)
+    }
+
+    /// The report's JSON document, typed (its schema is derived from it).
+    pub fn json(&self) -> TriageJson {
         let s = self.summary();
-        let tasks: Vec<Value> = self
-            .tasks
-            .iter()
-            .map(|t| {
-                json!({
-                    "commit": t.commit,
-                    "parent": t.parent,
-                    "gpu_config": t.gpu_config,
-                    "model": t.model,
-                    "verdict": t.verdict,
-                    "primary_reason": t.primary().map(|r| r.code),
-                    "reasons": t.reasons,
-                    "warnings": t.warnings,
-                    "not_checked": t.not_checked,
+        TriageJson {
+            schema_version: SCHEMA_VERSION,
+            online: self.online,
+            vllm_source: self.vllm_source.clone(),
+            tasks: self
+                .tasks
+                .iter()
+                .map(|t| TaskJson {
+                    commit: t.commit.clone(),
+                    parent: t.parent.clone(),
+                    gpu_config: t.gpu_config.clone(),
+                    model: t.model.clone(),
+                    verdict: t.verdict,
+                    primary_reason: t.primary().map(|r| r.code),
+                    reasons: t.reasons.clone(),
+                    warnings: t.warnings.clone(),
+                    not_checked: t.not_checked.clone(),
                 })
-            })
-            .collect();
-        json!({
-            "schema_version": SCHEMA_VERSION,
-            "online": self.online,
-            "vllm_source": self.vllm_source,
-            "tasks": tasks,
-            "summary": {
-                "total": s.overall.total,
-                "verifiable": s.overall.verifiable,
-                "needs_attention": s.overall.needs_attention,
-                "not_verifiable": s.overall.not_verifiable,
-                "verifiable_percent": (s.overall.verifiable_percent() * 10.0).round() / 10.0,
-                "by_gpu_config": s.by_gpu_config,
-                "root_causes": s.root_causes,
-                "affected": s.affected,
+                .collect(),
+            summary: SummaryJson {
+                total: s.overall.total,
+                verifiable: s.overall.verifiable,
+                needs_attention: s.overall.needs_attention,
+                not_verifiable: s.overall.not_verifiable,
+                verifiable_percent: (s.overall.verifiable_percent() * 10.0).round() / 10.0,
+                by_gpu_config: s.by_gpu_config,
+                root_causes: s.root_causes,
+                affected: s.affected,
             },
-            "notes": self.notes,
-        })
+            notes: self.notes.clone(),
+        }
     }
 
     /// The skip list: one line per not-verifiable task, in dataset order,

@@ -4,18 +4,12 @@
 //! parse and store like any backend.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use perf_runner_tests::cli;
 
 fn run_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_perf-runner"))
-        .env_remove("PERF_RUNNER_LOG")
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .current_dir(dir)
-        .arg("--store")
-        .arg(dir.join("s.db"))
-        .args(args)
-        .output()
-        .expect("runs")
+    cli::run_in(env!("CARGO_BIN_EXE_perf-runner"), dir, args)
 }
 
 fn json(o: &Output) -> serde_json::Value {

@@ -5,20 +5,13 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use perf_runner_tests::cli::{assert_valid, run_in, schema_errors};
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 fn cli(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_perf-runner"))
-        .env_remove("PERF_RUNNER_LOG")
-        .env_remove("PERF_RUNNER_CONFIG")
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .current_dir(dir)
-        .arg("--store")
-        .arg(dir.join("s.db"))
-        .args(args)
-        .output()
-        .expect("runs")
+    run_in(env!("CARGO_BIN_EXE_perf-runner"), dir, args)
 }
 
 fn stdout(o: &Output) -> String {
@@ -251,19 +244,6 @@ fn report_metric_chooses_the_metric_of_the_tables_and_verdicts() {
     assert!(o.stdout.is_empty());
 }
 
-/// The errors of `value` against `schema` (a complete draft 2020-12 validator).
-fn errors_of(schema: &Value, value: &Value) -> Vec<String> {
-    let v = jsonschema::draft202012::new(schema).expect("a valid schema");
-    v.iter_errors(value)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect()
-}
-
-fn assert_valid(name: &str, schema: &Value, value: &Value) {
-    let e = errors_of(schema, value);
-    assert!(e.is_empty(), "{name}:\n{}", e.join("\n"));
-}
-
 fn schema_of(d: &Path, name: &str) -> Value {
     json(&cli(d, &["schema", name]))
 }
@@ -349,7 +329,7 @@ fn json_outputs_validate_against_their_published_schemas() {
     // A report that breaks its schema is caught: a wrong type deep inside.
     let mut bad = json(&cli(d, &["report", &run, "--format", "json"]));
     bad["tasks"][0]["variants"][0]["latency"][0]["p50_ms"] = "fast".into();
-    let errors = errors_of(&schema_of(d, "report"), &bad);
+    let errors = schema_errors(&schema_of(d, "report"), &bad);
     assert!(
         errors.iter().any(|e| e.contains("/latency/0/p50_ms")),
         "{errors:?}"

@@ -7,36 +7,24 @@
 //! output is shown to fail (so a pass means something).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use perf_runner_tests::cli::{self, json_of, run_in, schema_errors};
 use serde_json::Value;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+const BIN: &str = env!("CARGO_BIN_EXE_perf-runner");
+
 fn cli(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_perf-runner"))
-        .env_remove("PERF_RUNNER_LOG")
-        .env_remove("PERF_RUNNER_CONFIG")
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .current_dir(dir)
-        .arg("--store")
-        .arg(dir.join("s.db"))
-        .args(args)
-        .output()
-        .expect("runs")
+    run_in(BIN, dir, args)
 }
 
 /// The JSON on stdout of a command that must exit `code`.
 fn output(dir: &Path, args: &[&str], code: i32) -> Value {
-    let o = cli(dir, args);
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-    );
-    assert_eq!(o.status.code(), Some(code), "{args:?}\n{out}\n{err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}\n{out}"))
+    json_of(&cli(dir, args), code)
 }
 
 fn schema(dir: &Path, name: &str) -> Value {
@@ -45,16 +33,11 @@ fn schema(dir: &Path, name: &str) -> Value {
 
 /// The errors of `value` against the published schema `name` (empty: valid).
 fn errors(dir: &Path, name: &str, value: &Value) -> Vec<String> {
-    let s = schema(dir, name);
-    let v = jsonschema::draft202012::new(&s).unwrap_or_else(|e| panic!("schema {name}: {e}"));
-    v.iter_errors(value)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect()
+    schema_errors(&schema(dir, name), value)
 }
 
 fn assert_valid(dir: &Path, name: &str, value: &Value) {
-    let e = errors(dir, name, value);
-    assert!(e.is_empty(), "{name}:\n{}", e.join("\n"));
+    cli::assert_valid(name, &schema(dir, name), value);
 }
 
 #[test]
@@ -88,7 +71,7 @@ fn every_published_schema_is_a_valid_draft_2020_12_schema() {
             s["$schema"], "https://json-schema.org/draft/2020-12/schema",
             "{name}"
         );
-        if let Err(e) = jsonschema::meta::validate(&s) {
+        if let Some(e) = cli::meta_error(&s) {
             panic!("schema {name} breaks the meta-schema: {e}");
         }
     }

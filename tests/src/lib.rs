@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod fake_gpus;
 pub mod require;
 pub mod rootfs;

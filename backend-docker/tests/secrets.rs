@@ -54,9 +54,11 @@ fn secrets_reach_containers_but_no_log_file_or_error() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
+    let ran = rt.block_on(async {
         let Some(d) = support::engine("secrets").await else {
-            return;
+            // No Docker Engine: said (or failed, where the suite requires one) by `engine`;
+            // there are no container logs to look at.
+            return false;
         };
         support::images(&d).await;
         let dir = tempfile::tempdir().unwrap();
@@ -119,14 +121,16 @@ fn secrets_reach_containers_but_no_log_file_or_error() {
         let mut leaks = Vec::new();
         files_containing(dir.path(), TOKEN, &mut leaks);
         assert!(leaks.is_empty(), "files holding the token: {leaks:?}");
+        true
     });
-    let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).to_string();
-    if !logs.is_empty() {
-        assert!(
-            logs.contains("/containers/"),
-            "bollard's debug lines were captured"
-        );
-        let leaking: Vec<&str> = logs.lines().filter(|l| l.contains(TOKEN)).collect();
-        assert!(leaking.is_empty(), "log lines hold the token: {leaking:#?}");
+    if !ran {
+        return;
     }
+    let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).to_string();
+    assert!(
+        logs.contains("/containers/"),
+        "bollard's debug lines were captured"
+    );
+    let leaking: Vec<&str> = logs.lines().filter(|l| l.contains(TOKEN)).collect();
+    assert!(leaking.is_empty(), "log lines hold the token: {leaking:#?}");
 }

@@ -47,5 +47,7 @@ pub fn assert_valid(name: &str, schema: &Value, value: &Value) {
 
 /// Why `schema` is not a valid draft 2020-12 schema (checked against the meta-schema).
 pub fn meta_error(schema: &Value) -> Option<String> {
-    jsonschema::meta::validate(schema).err().map(|e| e.to_string())
+    jsonschema::meta::validate(schema)
+        .err()
+        .map(|e| e.to_string())
 }

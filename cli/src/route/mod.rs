@@ -10,18 +10,22 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, bail};
 use async_trait::async_trait;
-use runner_core::backend::{GpuLease, HealthCheck, JobEnvs};
+use runner_core::backend::GpuLease;
 use runner_core::lease::matches_kind;
-use runner_core::plan::{GpuRequest, PlanError, StepPlan, TaskPlan, plan_task};
+use runner_core::plan::{GpuRequest, PlanError, TaskPlan, plan_task};
 use runner_core::session::Planner;
 use runner_core::settings::{AUTO_BACKEND, Settings};
 use runner_core::{
-    Backend, BackendError, BuildSpec, Capabilities, Failure, Health, PreparedEnv, RunContext,
-    StepOutput, Task, Variant,
+    Backend, BackendError, Capabilities, Failure, Health, RunContext, Task, Variant,
 };
 use tokio::sync::OnceCell;
 
 use crate::backends;
+
+mod backend;
+mod verdicts;
+
+pub use verdicts::{Route, RouteJson, Verdict};
 
 /// One backend `auto` may choose.
 #[derive(Debug)]
@@ -31,91 +35,6 @@ struct Candidate {
     backend: Result<Arc<dyn Backend>, String>,
     /// Its health, asked once.
     health: OnceCell<Result<(), String>>,
-}
-
-/// Whether one backend can take a task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
-    /// The backend.
-    pub backend: &'static str,
-    /// `Ok`: it can; `Err`: why not.
-    pub outcome: Result<(), String>,
-}
-
-/// Where a task goes and what each backend said.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// The index of the backend that takes it (in [`Router`]'s order), if any.
-    chosen: Option<usize>,
-    /// One verdict per backend asked, in order (all of them, or up to the chosen one).
-    pub verdicts: Vec<Verdict>,
-}
-
-impl Route {
-    /// The backend that takes the task.
-    pub fn backend(&self) -> Option<&'static str> {
-        self.chosen.map(|i| self.verdicts[i].backend)
-    }
-
-    /// One line per backend: which takes the task and why each other does not.
-    pub fn lines(&self) -> Vec<String> {
-        let first = self.backend();
-        self.verdicts
-            .iter()
-            .enumerate()
-            .map(|(i, v)| match &v.outcome {
-                Ok(()) if Some(i) == self.chosen => format!("{}: takes it", v.backend),
-                Ok(()) => format!(
-                    "{}: could take it, but {} comes first in auto.order",
-                    v.backend,
-                    first.unwrap_or("another")
-                ),
-                Err(why) => format!("{}: {why}", v.backend),
-            })
-            .collect()
-    }
-
-    /// As JSON: the backend that takes it (`null`: none) and each backend's verdict.
-    pub fn to_json(&self) -> RouteJson {
-        RouteJson {
-            backend: self.backend().map(str::to_string),
-            backends: self
-                .verdicts
-                .iter()
-                .map(|v| RouteVerdict {
-                    name: v.backend.to_string(),
-                    can_take: v.outcome.is_ok(),
-                    reason: v.outcome.as_ref().err().cloned(),
-                })
-                .collect(),
-        }
-    }
-
-    /// Why no backend can take the task: every backend's reason.
-    pub fn why_none(&self) -> String {
-        let reasons: Vec<String> = self.lines();
-        format!("no backend can take it here ({})", reasons.join("; "))
-    }
-}
-
-/// Where `auto` sends a task, as the JSON outputs give it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
-pub struct RouteJson {
-    /// The backend that takes the task (`null`: none can here).
-    pub backend: Option<String>,
-    /// Every backend of `auto.order`, in order, with its verdict.
-    pub backends: Vec<RouteVerdict>,
-}
-
-/// One backend's verdict on a task.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
-pub struct RouteVerdict {
-    /// The backend.
-    pub name: String,
-    /// Whether it could take the task.
-    pub can_take: bool,
-    /// Why not, when it cannot.
-    pub reason: Option<String>,
 }
 
 /// The `auto` backend: routes each task to one backend of a configured order.
@@ -383,131 +302,6 @@ pub fn fits(caps: &Capabilities, req: &GpuRequest) -> Result<(), String> {
             req.count
         )),
         Some(_) => Ok(()),
-    }
-}
-
-#[async_trait]
-impl Backend for Router {
-    fn name(&self) -> &'static str {
-        AUTO_BACKEND
-    }
-
-    /// The GPUs of every backend it may choose (the most of each kind); the native client only
-    /// where every one of them runs it (plans are made per task for the backend chosen).
-    fn capabilities(&self) -> Capabilities {
-        let mut caps = Capabilities {
-            native_client: true,
-            ..Capabilities::default()
-        };
-        for b in self
-            .candidates
-            .iter()
-            .filter_map(|c| c.backend.as_ref().ok())
-        {
-            let c = b.capabilities();
-            for (k, n) in c.gpus {
-                let e = caps.gpus.entry(k).or_insert(0);
-                *e = (*e).max(n);
-            }
-            caps.source_builds |= c.source_builds;
-            caps.needs_network |= c.needs_network;
-            caps.native_client &= c.native_client;
-        }
-        caps
-    }
-
-    /// Usable when any of its backends is; one check per backend.
-    async fn check(&self) -> Result<Health, BackendError> {
-        let none = GpuRequest {
-            kind: None,
-            count: 0,
-        };
-        let mut health = Health::default();
-        for (i, c) in self.candidates.iter().enumerate() {
-            let outcome = self.verdict(i, &none).await;
-            health.usable |= outcome.is_ok();
-            health.checks.push(HealthCheck {
-                name: c.name.to_string(),
-                ok: outcome.is_ok(),
-                detail: outcome.err().unwrap_or_else(|| "usable".into()),
-            });
-        }
-        Ok(health)
-    }
-
-    fn backend_of(&self, task: &str) -> &'static str {
-        match lock(&self.routes).get(task) {
-            Some(&i) => self.candidates[i].name,
-            None => AUTO_BACKEND,
-        }
-    }
-
-    /// The lease of the task's backend, routing the task first if no plan did.
-    async fn acquire(&self, gpu: &GpuRequest, cx: &RunContext) -> Result<GpuLease, BackendError> {
-        let task = cx.labels.get("task").cloned().unwrap_or_default();
-        if self.chosen(&task).is_none() {
-            let route = self.route(gpu, false).await;
-            if route.chosen.is_none() {
-                let all = self.route(gpu, true).await;
-                return Err(BackendError::new(
-                    AUTO_BACKEND,
-                    Failure::BadConfig,
-                    all.why_none(),
-                ));
-            }
-            self.assign(&task, &route);
-        }
-        let Some((i, backend)) = self.chosen(&task) else {
-            return Err(BackendError::new(
-                AUTO_BACKEND,
-                Failure::BadConfig,
-                format!("task {task} has no backend"),
-            ));
-        };
-        let lease = backend.acquire(gpu, cx).await?;
-        lock(&self.leases).push((lease.clone(), i));
-        Ok(lease)
-    }
-
-    async fn release(&self, lease: GpuLease) -> Result<(), BackendError> {
-        let held = {
-            let mut leases = lock(&self.leases);
-            let at = leases.iter().position(|(l, _)| *l == lease);
-            at.map(|at| leases.remove(at).1)
-        };
-        let Some(i) = held else {
-            tracing::warn!(lease = %lease.id, "auto: released a lease it does not hold");
-            return Ok(());
-        };
-        match &self.candidates[i].backend {
-            Ok(b) => b.release(lease).await,
-            Err(_) => Ok(()),
-        }
-    }
-
-    async fn prepare(
-        &self,
-        build: &BuildSpec,
-        cx: &RunContext,
-    ) -> Result<PreparedEnv, BackendError> {
-        self.of(cx)?.prepare(build, cx).await
-    }
-
-    async fn execute(
-        &self,
-        envs: &JobEnvs,
-        step: &StepPlan,
-        cx: &RunContext,
-    ) -> Result<StepOutput, BackendError> {
-        self.of(cx)?.execute(envs, step, cx).await
-    }
-
-    async fn warm_kit<'a>(
-        &'a self,
-        step: &'a StepPlan,
-        cx: &'a RunContext,
-    ) -> Option<runner_core::stepkit::WarmKit<'a>> {
-        self.of(cx).ok()?.warm_kit(step, cx).await
     }
 }
 

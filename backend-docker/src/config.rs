@@ -50,6 +50,7 @@ pub const DEFAULT_TOML: &str = r#"[docker]
 # hf_cache = "/data/hf"                         # else $HF_HOME, else ~/.cache/huggingface
 # secret_env = ["HF_TOKEN"]
 # nvidia_smi = "nvidia-smi"                     # how this host's GPUs are found for leases
+# gpu_lock_dir = "/run/perf-runner"             # GPU lock files shared by every perf-runner of this host
 # cpu_only = false                              # true: lease no GPU (CPU engines, tests)
 # gpu_devices = "request"                       # request (DeviceRequest) | env (NVIDIA_VISIBLE_DEVICES)
 "#;
@@ -123,6 +124,11 @@ pub struct DockerConfig {
     /// The `nvidia-smi` program that lists the engine host's GPUs for leases (a name looked up
     /// on `PATH`, or a path; for a remote engine, a wrapper that runs it on that host).
     pub nvidia_smi: PathBuf,
+    /// The folder of host-wide GPU lock files shared with the local backend and other
+    /// perf-runner processes of this host; `None` = `perf-runner-gpu-leases` in the temporary
+    /// folder. (For a remote engine, GPUs are kept apart per process only unless every client
+    /// of that engine shares this folder.)
+    pub gpu_lock_dir: Option<PathBuf>,
     /// Run without GPUs: leases hold no devices and containers get none (CPU images, such as
     /// the test stand-in). Off by default: a GPU step on a host without `nvidia-smi` is refused.
     pub cpu_only: bool,
@@ -157,6 +163,7 @@ impl Default for DockerConfig {
             env: BTreeMap::new(),
             gpu_driver: "nvidia".into(),
             nvidia_smi: PathBuf::from("nvidia-smi"),
+            gpu_lock_dir: None,
             cpu_only: false,
             gpu_devices: GpuDevices::Request,
             keep_containers: false,

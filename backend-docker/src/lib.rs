@@ -99,6 +99,12 @@ impl DockerBackend {
         let redactor = Redactor::new(secrets.0.iter().map(|(_, v)| v.clone()));
         let leases = LeaseManager::new(LeaseSettings {
             cpu_only: config.cpu_only,
+            lock_dir: Some(
+                config
+                    .gpu_lock_dir
+                    .clone()
+                    .unwrap_or_else(runner_core::lease::default_lock_dir),
+            ),
             ..LeaseSettings::new(NAME, config.nvidia_smi.clone())
         });
         DockerBackend {

@@ -29,6 +29,7 @@ pub const DEFAULT_TOML: &str = r#"[local]
 # find_links = "/opt/wheelhouse"           # offline installs: --no-index --find-links
 # system_site_packages = true              # reuse the host's torch/CUDA stack
 # vllm_source = "/src/vllm"                # a clone, or an HTTP raw-file template with {commit} and {path}
+# gpu_lock_dir = "/run/perf-runner"         # GPU lock files shared by every perf-runner of this host
 "#;
 
 /// Configuration of [`crate::LocalBackend`]. Every field has a default (`#[serde(default)]`).
@@ -40,6 +41,10 @@ pub struct LocalConfig {
     pub cache_dir: Option<PathBuf>,
     /// The `nvidia-smi` program (a name looked up on `PATH`, or a path).
     pub nvidia_smi: PathBuf,
+    /// The folder of host-wide GPU lock files that keeps the leases of every perf-runner
+    /// process of this host apart (the Docker backend's too); `None` = `perf-runner-gpu-leases`
+    /// in the temporary folder.
+    pub gpu_lock_dir: Option<PathBuf>,
     /// The `uv` program; when it does not run, `python -m venv` + pip is used instead.
     pub uv: PathBuf,
     /// The base interpreter new venvs are made from.
@@ -91,6 +96,7 @@ impl Default for LocalConfig {
         LocalConfig {
             cache_dir: None,
             nvidia_smi: PathBuf::from("nvidia-smi"),
+            gpu_lock_dir: None,
             uv: PathBuf::from("uv"),
             python: PathBuf::from("python3"),
             wheels: BTreeMap::new(),

@@ -9,7 +9,7 @@ pub use runner_core::lease::{LeaseManager, LeaseSettings, cuda_visible_devices, 
 use crate::LocalConfig;
 
 /// The lease settings of a local configuration (`nvidia_smi`, `cpu_only`, the poll, timeout
-/// and memory knobs; polls at least every 10 ms).
+/// and memory knobs, the GPU lock folder; polls at least every 10 ms).
 pub fn settings(config: &LocalConfig) -> LeaseSettings {
     LeaseSettings {
         cpu_only: config.cpu_only,
@@ -17,6 +17,12 @@ pub fn settings(config: &LocalConfig) -> LeaseSettings {
         release_timeout: Duration::from_millis(config.release_timeout_ms),
         release_poll: Duration::from_millis(config.release_poll_ms.max(10)),
         release_memory_mib: config.release_memory_mib,
+        lock_dir: Some(
+            config
+                .gpu_lock_dir
+                .clone()
+                .unwrap_or_else(runner_core::lease::default_lock_dir),
+        ),
         ..LeaseSettings::new(crate::NAME, config.nvidia_smi.clone())
     }
 }

@@ -30,7 +30,11 @@ fn lab_world() -> World {
     let p = w.path("perf-runner.toml");
     let toml = std::fs::read_to_string(&p).unwrap();
     assert!(toml.contains("cpu_only = true"));
-    let mut toml = toml.replace("cpu_only = true", &format!("nvidia_smi = {smi:?}"));
+    let locks = w.path("gpu-locks");
+    let mut toml = toml.replace(
+        "cpu_only = true",
+        &format!("nvidia_smi = {smi:?}\ngpu_lock_dir = {locks:?}"),
+    );
     toml.push_str(
         "[dummy]\ngpus = 8\nspeed = { human = 1.25 }\n\
          [profile.lab]\nbackend = \"auto\"\nauto.order = [\"local\", \"dummy\"]\n",

@@ -86,11 +86,13 @@ fn concurrent_docker_tasks_get_distinct_gpus_and_records_name_the_sku() {
     let smi = fake_smi(root);
     let toml = format!(
         "[docker]\npull = \"never\"\nhf_cache = {hf:?}\nnvidia_smi = {smi:?}\n\
+         gpu_lock_dir = {locks:?}\n\
          gpu_devices = \"env\"\nkeep_containers = true\n\
          [docker.images]\nbaseline = {base:?}\nhuman = {human:?}\n\
          [plan]\nwarmup_prompts = 2\n\
          [timeouts]\nserver_ready_s = 20\nbenchmark_s = 60\nprepare_s = 300\n",
         hf = root.join("hf-cache"),
+        locks = root.join("gpu-locks"),
     );
     std::fs::write(root.join("perf-runner.toml"), toml).unwrap();
     let rows: String = [(H100_A, "H100:1"), (H100_B, "H100:1"), (H200, "H200:1")]

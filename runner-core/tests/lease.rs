@@ -1,14 +1,18 @@
 //! runner-core's host GPU leases against a fake `nvidia-smi` (a shell script printing what a
 //! real one prints; no GPU exists in CI): exclusive devices, SKU checks up front, waiting with
-//! cancellation and deadlines, memory-release waits, CPU-only mode.
+//! cancellation and deadlines, memory-release waits, CPU-only mode, and leases kept apart
+//! across processes by the host's lock files.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use runner_core::Failure;
 use runner_core::backend::{GpuLease, NoProgress, RunContext};
-use runner_core::lease::{CPU_ONLY_LEASE, LeaseManager, LeaseSettings, cuda_visible_devices};
+use runner_core::lease::{
+    CPU_ONLY_LEASE, LeaseManager, LeaseSettings, cuda_visible_devices, lock_path,
+};
 use runner_core::plan::GpuRequest;
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +46,8 @@ fn manager_for(smi: &Path, f: impl FnOnce(&mut LeaseSettings)) -> LeaseManager {
         acquire_poll: Duration::from_secs(5),
         release_poll: Duration::from_millis(50),
         release_timeout: Duration::from_secs(5),
+        // The host's lock files of this fake host only (its UUIDs are every fake host's).
+        lock_dir: smi.parent().map(|d| d.join("locks")),
         ..LeaseSettings::new("docker", smi)
     };
     f(&mut s);
@@ -232,4 +238,102 @@ async fn cpu_only_and_zero_gpus_hold_nothing() {
     assert!(none.devices.is_empty() && m.held_indices().is_empty());
     assert_eq!(cuda_visible_devices(&none), None);
     m.release(none).await.unwrap();
+}
+
+/// Two managers on one host stand for two perf-runner processes (each opens the lock files
+/// itself, so their locks conflict as two processes' do): neither leases a GPU the other
+/// holds, and a release by one is seen by the other at its next poll.
+#[tokio::test]
+async fn two_runners_on_one_host_never_share_a_gpu() {
+    let host = Host::new(&mixed(3));
+    let fast = |s: &mut LeaseSettings| s.acquire_poll = Duration::from_millis(50);
+    let (a, b) = (host.manager(fast), host.manager(fast));
+    let cx = cx();
+    let first = a.acquire(&req(Some("H100"), 1), &cx).await.unwrap();
+    let second = b.acquire(&req(Some("H100"), 1), &cx).await.unwrap();
+    assert_ne!(first.devices[0].index, second.devices[0].index);
+
+    // Both H100s are held, one by each: a third request waits until the other runner lets go.
+    let b = Arc::new(b);
+    let waiting = {
+        let (b, cx) = (b.clone(), cx.clone());
+        tokio::spawn(async move { b.acquire(&req(Some("H100"), 1), &cx).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the other runner's GPU is not leased"
+    );
+    let freed = first.devices[0].index;
+    a.release(first).await.unwrap();
+    let third = tokio::time::timeout(Duration::from_secs(3), waiting)
+        .await
+        .expect("seen at the next poll")
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.devices[0].index, freed);
+    b.release(third).await.unwrap();
+    b.release(second).await.unwrap();
+}
+
+/// A real other process (`flock`, holding GPU 0's lock file) keeps GPU 0 from this one; when
+/// it is killed, the lock goes with it and GPU 0 is leased.
+#[tokio::test]
+async fn a_gpu_locked_by_another_process_is_not_leased_until_that_process_is_gone() {
+    let host = Host::new(&mixed(3));
+    let m = host.manager(|s| s.acquire_poll = Duration::from_millis(50));
+    let cx = cx();
+    // Learn GPU 0's device (and so its lock file) by leasing it once.
+    let probe = m.acquire(&req(Some("H100"), 2), &cx).await.unwrap();
+    let gpu0 = probe.devices.iter().find(|d| d.index == 0).unwrap().clone();
+    m.release(probe).await.unwrap();
+    let lock = lock_path(&host.dir.path().join("locks"), &gpu0);
+    // `-o`: flock itself holds the lock, not its `sleep`; its own process group, so that the
+    // whole of it goes at the end.
+    let mut holder = std::process::Command::new("flock")
+        .args(["-x", "-o"])
+        .arg(&lock)
+        .args(["sleep", "60"])
+        .process_group(0)
+        .spawn()
+        .expect("flock (util-linux) runs");
+    // Until flock holds it, a lease could still take GPU 0: wait for the lock to be taken.
+    let free = || {
+        std::process::Command::new("flock")
+            .args(["-n", "-s"])
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .unwrap()
+            .success()
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    while free() {
+        assert!(Instant::now() < until, "flock never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let one = m.acquire(&req(Some("H100"), 1), &cx).await.unwrap();
+    assert_eq!(
+        one.devices[0].index, 1,
+        "GPU 0 belongs to the other process"
+    );
+    let m = Arc::new(m);
+    let waiting = {
+        let (m, cx) = (m.clone(), cx.clone());
+        tokio::spawn(async move { m.acquire(&req(Some("H100"), 1), &cx).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished());
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", holder.id())])
+        .status();
+    let zero = tokio::time::timeout(Duration::from_secs(3), waiting)
+        .await
+        .expect("GPU 0 leased once its holder is gone")
+        .unwrap()
+        .unwrap();
+    assert_eq!(zero.devices[0].index, 0);
 }

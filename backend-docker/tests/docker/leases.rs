@@ -25,6 +25,7 @@ async fn an_h200_task_on_an_h100_host_is_refused_up_front() {
     let smi = support::fake_smi(dir.path());
     let b = support::backend(dir.path(), |c| {
         c.nvidia_smi = smi;
+        c.gpu_lock_dir = Some(dir.path().join("gpu-locks"));
         // No engine answers here: leasing must not need one.
         c.docker_host = Some("unix:///nonexistent/perf-runner-test.sock".into());
     });
@@ -87,6 +88,7 @@ async fn the_leased_gpu_reaches_the_server_container_and_the_output() {
     let smi = support::fake_smi(dir.path());
     let b = support::backend(dir.path(), |c| {
         c.nvidia_smi = smi;
+        c.gpu_lock_dir = Some(dir.path().join("gpu-locks"));
         c.gpu_devices = GpuDevices::Env;
         c.keep_containers = true;
         c.probe_version = false;

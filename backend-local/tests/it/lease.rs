@@ -11,6 +11,7 @@ use crate::common::*;
 fn backend(s: &Scratch, used: u64) -> LocalBackend {
     LocalBackend::new(LocalConfig {
         nvidia_smi: s.fake_smi(&two_h100(used)),
+        gpu_lock_dir: Some(s.path("gpu-locks")),
         release_poll_ms: 50,
         release_timeout_ms: 5_000,
         acquire_poll_ms: 5_000,

@@ -2,7 +2,7 @@
 //! ones; giving them back once their memory is released.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -36,6 +36,16 @@ pub struct LeaseSettings {
     pub release_poll: Duration,
     /// Memory (MiB) under which a GPU counts as released.
     pub release_memory_mib: u64,
+    /// A folder of lock files, one per GPU (by UUID), shared by every perf-runner process of
+    /// this host: a GPU one process leased is not leased by another (the local and the Docker
+    /// backend, two runs at once) until it is released or that process is gone (the lock goes
+    /// with it). `None`: leases are kept apart within this process only.
+    pub lock_dir: Option<PathBuf>,
+}
+
+/// The host-wide folder of GPU lock files: `perf-runner-gpu-leases` in the temporary folder.
+pub fn default_lock_dir() -> PathBuf {
+    std::env::temp_dir().join("perf-runner-gpu-leases")
 }
 
 impl LeaseSettings {
@@ -50,19 +60,23 @@ impl LeaseSettings {
             release_timeout: Duration::from_secs(120),
             release_poll: Duration::from_secs(1),
             release_memory_mib: 1_024,
+            lock_dir: Some(default_lock_dir()),
         }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Held {
     lease: String,
     /// Memory in use when the lease was taken (what others were using then).
     used_at_acquire: u64,
+    /// The GPU's host-wide lock file, locked while held (dropping it unlocks).
+    _lock: Option<std::fs::File>,
 }
 
-/// Who holds which GPU index of this host, within one process: each device belongs to at most
-/// one lease at a time, so concurrent tasks of a run never share a GPU.
+/// Who holds which GPU index of this host: each device belongs to at most one lease at a time,
+/// so concurrent tasks of a run never share a GPU — and, through the lock files of
+/// [`LeaseSettings::lock_dir`], neither do two perf-runner processes of one host.
 #[derive(Debug)]
 pub struct LeaseManager {
     settings: LeaseSettings,
@@ -234,28 +248,78 @@ impl LeaseManager {
 
     fn try_take(&self, matching: &[GpuStatus], count: u32) -> Option<GpuLease> {
         let mut held = self.lock();
-        let free: Vec<&GpuStatus> = matching
+        let mut free: Vec<(&GpuStatus, Option<std::fs::File>)> = Vec::new();
+        for g in matching
             .iter()
             .filter(|g| !held.contains_key(&g.device.index))
-            .take(count as usize)
-            .collect();
+        {
+            if free.len() == count as usize {
+                break;
+            }
+            match self.host_lock(g) {
+                Ok(lock) => free.push((g, lock)),
+                // Another process holds it; the locks taken so far go back when `free` drops.
+                Err(()) => continue,
+            }
+        }
         if free.len() < count as usize {
             return None;
         }
         let id = self.new_id();
-        for g in &free {
+        let devices = free.iter().map(|(g, _)| g.device.clone()).collect();
+        for (g, lock) in free {
             held.insert(
                 g.device.index,
                 Held {
                     lease: id.clone(),
                     used_at_acquire: g.memory_used_mib.unwrap_or(0),
+                    _lock: lock,
                 },
             );
         }
-        Some(GpuLease {
-            id,
-            devices: free.iter().map(|g| g.device.clone()).collect(),
-        })
+        Some(GpuLease { id, devices })
+    }
+
+    /// The host-wide lock of `g`, taken: `Ok(None)` when locks are off or the folder cannot be
+    /// used (said once: leases are then kept apart within this process only), `Err` when
+    /// another process holds it.
+    fn host_lock(&self, g: &GpuStatus) -> Result<Option<std::fs::File>, ()> {
+        let Some(dir) = &self.settings.lock_dir else {
+            return Ok(None);
+        };
+        let path = lock_path(dir, &g.device);
+        let file = std::fs::create_dir_all(dir).and_then(|_| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .or_else(|_| std::fs::File::open(&path))
+        });
+        let file = match file {
+            Ok(f) => f,
+            Err(e) => {
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "cannot use the GPU lock files ({e}); another perf-runner process on this host may lease the same GPUs"
+                    )
+                });
+                return Ok(None);
+            }
+        };
+        match try_flock(&file) {
+            Ok(true) => Ok(Some(file)),
+            Ok(false) => {
+                tracing::debug!(gpu = g.device.index, "held by another process");
+                Err(())
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "cannot lock ({e}); leased without it");
+                Ok(Some(file))
+            }
+        }
     }
 
     /// Give a lease back: wait (bounded) until its GPUs' memory in use falls below the
@@ -317,6 +381,40 @@ impl LeaseManager {
             tokio::time::sleep(self.settings.release_poll).await;
         }
     }
+}
+
+/// Take an exclusive `flock` on `file` without waiting: `Ok(false)` when another open file
+/// (another process) holds it. Closing the file — or the process ending — gives it back.
+fn try_flock(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `flock` on a descriptor that `file` owns and keeps open; no memory is shared.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// The lock file of `device` in the lock folder `dir`: `gpu-<UUID>-<index>.lock` (the UUID
+/// reduced to letters, digits and `-`).
+pub fn lock_path(dir: &Path, device: &GpuDevice) -> PathBuf {
+    let name: String = device
+        .uuid
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join(format!("gpu-{name}-{}.lock", device.index))
 }
 
 /// The lease's devices whose memory in use is still at or above their limit.

@@ -8,7 +8,10 @@
 //!   of the requested SKU, waits (cancellable, bounded by the deadline) while they are busy and
 //!   refuses at once (`bad_config`) a request the host can never satisfy; `release` waits,
 //!   bounded, until the lease's GPU memory falls (below `release_memory_mib`, or back to what
-//!   others used when it was taken) before the devices count as free.
+//!   others used when it was taken) before the devices count as free. Each leased device's
+//!   lock file (`flock`, in [`LeaseSettings::lock_dir`]) is held with it, so two perf-runner
+//!   processes of one host — two runs, or the local and the Docker backend — never lease the
+//!   same GPU; a process that dies gives its locks back with it.
 //!
 //! The `nvidia-smi` program is a setting ([`LeaseSettings::nvidia_smi`]): a wrapper that runs
 //! it elsewhere, or a fake in tests. A backend wraps the manager in its `acquire`/`release`;
@@ -19,4 +22,7 @@ pub mod discovery;
 mod manager;
 
 pub use discovery::{DiscoveryError, GpuStatus, matches_kind, sku};
-pub use manager::{CPU_ONLY_LEASE, LeaseManager, LeaseSettings, cuda_visible_devices, indices};
+pub use manager::{
+    CPU_ONLY_LEASE, LeaseManager, LeaseSettings, cuda_visible_devices, default_lock_dir, indices,
+    lock_path,
+};

@@ -135,18 +135,22 @@ fn is_single_spaced(s: &str) -> bool {
 
 /// A markdown table cell (also safe in a list item or heading): [`cell`], then `\` and `|`
 /// backslash-escaped (GitHub-flavoured tables split rows on unescaped pipes, and a backslash
-/// before a pipe would pair with it) and `&`, `<`, `>` as entities (no raw HTML). Borrowed when
-/// `s` needs none of that.
+/// before a pipe would pair with it), a `]` that would close a link's or image's text (before
+/// `(` or `[`) backslash-escaped (no link whose text hides where it goes; `[Perf] …` stays as
+/// it is) and `&`, `<`, `>` as entities (no raw HTML, no autolink in angle brackets). Borrowed
+/// when `s` needs none of that.
 pub fn md_cell(s: &str) -> Cow<'_, str> {
     let c = cell(s);
-    if !c.contains(['\\', '|', '&', '<', '>']) {
+    if !c.contains(['\\', '|', '&', '<', '>']) && !c.contains("](") && !c.contains("][") {
         return c;
     }
     let mut out = String::with_capacity(c.len() + 8);
-    for ch in c.chars() {
+    let mut chars = c.chars().peekable();
+    while let Some(ch) = chars.next() {
         match ch {
             '\\' => out.push_str("\\\\"),
             '|' => out.push_str("\\|"),
+            ']' if matches!(chars.peek(), Some('(' | '[')) => out.push_str("\\]"),
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),

@@ -118,6 +118,13 @@ fn markdown_cells_keep_the_table_intact() {
     assert_eq!(md_cell("a | b"), "a \\| b");
     assert_eq!(md_cell("path\\|x"), "path\\\\\\|x");
     assert_eq!(md_cell("<script>&"), "&lt;script&gt;&amp;");
+    // A link or image whose text hides its target is shown as text.
+    assert_eq!(
+        md_cell("[fix](http://evil.example) ![x](http://t.example/p.png)"),
+        "[fix\\](http://evil.example) ![x\\](http://t.example/p.png)"
+    );
+    assert_eq!(md_cell("[a][ref]"), "[a\\][ref]");
+    assert_eq!(md_cell("[Perf] Faster sampler"), "[Perf] Faster sampler");
     assert_eq!(md_cell("row\n| fake | row |"), "row \\| fake \\| row \\|");
     assert_eq!(md_cell("esc\u{1b}x"), "esc\\\\x1bx");
     for s in ["a|b", "a\\|b", "a\\\\|b", "\\", "|", "x\n|\n|"] {

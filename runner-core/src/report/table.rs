@@ -165,7 +165,9 @@ fn number(x: f64) -> Value {
 
 impl Table {
     /// CSV (RFC 4180): a header, fields quoted when they hold a comma, quote or line break;
-    /// `null` is an empty field.
+    /// `null` is an empty field. A text field that a spreadsheet would run as a formula
+    /// (starting with `=`, `+`, `-`, `@`, a tab or a carriage return — a commit subject comes
+    /// from the dataset) gets a leading `'`, so it stays text; numbers are written as numbers.
     pub fn to_csv(&self) -> String {
         let line = |cells: Vec<String>| cells.join(",") + "\n";
         let mut out = line(self.columns.iter().map(|c| quote(c)).collect());
@@ -174,7 +176,7 @@ impl Table {
                 row.iter()
                     .map(|v| match v {
                         Value::Null => String::new(),
-                        Value::String(s) => quote(s),
+                        Value::String(s) => quote(&defuse(s)),
                         v => v.to_string(),
                     })
                     .collect(),
@@ -198,6 +200,15 @@ impl Table {
             out.push_str("}\n");
         }
         out
+    }
+}
+
+/// `s`, with a leading `'` when a spreadsheet would read it as a formula.
+fn defuse(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}").into()
+    } else {
+        s.into()
     }
 }
 
@@ -228,5 +239,28 @@ mod tests {
             "{\"b\":\"x, \\\"y\\\"\\nz\",\"a\":null}\n{\"b\":1.5,\"a\":true}\n"
         );
         assert!(number(f64::NAN).is_null());
+    }
+
+    #[test]
+    fn text_a_spreadsheet_would_run_stays_text_in_csv() {
+        let t = Table {
+            columns: vec!["subject".into(), "value".into()],
+            rows: vec![
+                vec!["=HYPERLINK(\"http://x\",\"y\")".into(), (-1.5).into()],
+                vec!["@SUM(A1)".into(), Value::Null],
+                vec!["+1, -2".into(), Value::Null],
+                vec!["-cmd|' /C calc'!A0".into(), Value::Null],
+                vec!["Speed up = less".into(), Value::Null],
+            ],
+        };
+        let csv = t.to_csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[1], "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",-1.5");
+        assert_eq!(lines[2], "'@SUM(A1),");
+        assert_eq!(lines[3], "\"'+1, -2\",");
+        assert_eq!(lines[4], "'-cmd|' /C calc'!A0,");
+        assert_eq!(lines[5], "Speed up = less,");
+        // JSON lines keep the text as it is (no spreadsheet reads them).
+        assert!(t.to_jsonl().starts_with("{\"subject\":\"=HYPERLINK"));
     }
 }

@@ -21,7 +21,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "perf-runner.toml";
 pub fn user_config() -> Option<std::path::PathBuf> {
     dirs::config_dir()
         .map(|d| d.join("perf-runner").join("config.toml"))
-        .filter(|p| p.is_file())
+        .filter(|p| p.symlink_metadata().is_ok())
 }
 
 /// The profile applied when none is named (when the configuration has one of that name).
@@ -136,13 +136,49 @@ pub fn load(file: Option<&Path>, profile: Option<&str>) -> Result<Loaded> {
     })
 }
 
+/// The most a configuration file may hold.
+const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// Whether `path` is a configuration file to read: `false` when there is none; an error (an
+/// input error, exit code 3) when it is something else than a regular file — a FIFO or a
+/// device would block or never end — or larger than 4 MiB.
+fn readable_config(path: &Path) -> Result<bool> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(crate::errors::coded(
+                runner_core::exit::INPUT,
+                format!("configuration {}: {e}", path.display()),
+            ));
+        }
+    };
+    let problem = if !meta.is_file() {
+        Some("not a regular file (a FIFO, device or folder is never read)".to_string())
+    } else if meta.len() > MAX_CONFIG_BYTES {
+        Some(format!(
+            "{} bytes, more than a configuration file holds ({MAX_CONFIG_BYTES})",
+            meta.len()
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(crate::errors::coded(
+            runner_core::exit::INPUT,
+            format!("configuration {}: {p}", path.display()),
+        )),
+        None => Ok(true),
+    }
+}
+
 /// The embedded defaults and the config file.
 fn base_layers(file: Option<&Path>) -> Result<ConfigBuilder<DefaultState>> {
     let defaults = backends::default_toml();
     let builder = Config::builder().add_source(File::from_str(&defaults, FileFormat::Toml));
     Ok(match file {
         Some(path) => {
-            if !path.is_file() {
+            if !readable_config(path)? {
                 anyhow::bail!(
                     "--config {}: no such file (give a TOML file like the embedded defaults: \
                      `perf-runner config --defaults`)",
@@ -151,11 +187,14 @@ fn base_layers(file: Option<&Path>) -> Result<ConfigBuilder<DefaultState>> {
             }
             builder.add_source(File::from(path).format(FileFormat::Toml).required(true))
         }
-        None => match user_config().filter(|_| !Path::new(DEFAULT_CONFIG_FILE).is_file()) {
-            Some(user) => builder.add_source(File::from(user).format(FileFormat::Toml)),
-            None => {
-                builder.add_source(File::new(DEFAULT_CONFIG_FILE, FileFormat::Toml).required(false))
+        None if readable_config(Path::new(DEFAULT_CONFIG_FILE))? => {
+            builder.add_source(File::new(DEFAULT_CONFIG_FILE, FileFormat::Toml).required(true))
+        }
+        None => match user_config() {
+            Some(user) if readable_config(&user)? => {
+                builder.add_source(File::from(user).format(FileFormat::Toml))
             }
+            _ => builder,
         },
     })
 }

@@ -10,12 +10,18 @@ use std::time::{Duration, Instant};
 /// Run the binary with `envs`; kill it and fail the test if it is still running after 10 s.
 /// Returns its output and how long it ran.
 fn run_env(args: &[&str], envs: &[(&str, &str)]) -> (Output, Duration) {
+    run_in(Path::new(env!("CARGO_MANIFEST_DIR")), args, envs)
+}
+
+/// [`run_env`] in the folder `dir`.
+fn run_in(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> (Output, Duration) {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_perf-runner"))
         .args(args)
         .envs(envs.iter().copied())
         .env_remove("PERF_RUNNER_LOG")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("PERF_RUNNER_CONFIG")
+        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -99,6 +105,50 @@ fn fifos_are_refused_without_blocking() {
     );
     let dir = d.path().to_str().unwrap();
     assert_refused(&["tasks", dir], dir, "directory");
+}
+
+#[test]
+fn a_config_file_that_is_a_fifo_is_refused_without_blocking() {
+    let d = tempfile::tempdir().unwrap();
+    let fifo = d.path().join("perf-runner.toml");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let home = d.path().join("home");
+    let envs = [("XDG_CONFIG_HOME", home.to_str().unwrap())];
+    // ./perf-runner.toml, found by itself, and the same given as --config.
+    for args in [vec!["tasks"], vec!["--config", "perf-runner.toml", "tasks"]] {
+        let (o, t) = run_in(d.path(), &args, &envs);
+        let err = stderr(&o);
+        assert!(t < Duration::from_secs(1), "{args:?} took {t:?}");
+        assert_eq!(o.status.code(), Some(3), "{args:?}: {err}");
+        assert!(
+            err.contains("perf-runner.toml") && err.contains("not a regular file"),
+            "{args:?}: {err}"
+        );
+    }
+    // The user's config file, when it is a FIFO, is refused the same way.
+    std::fs::remove_file(&fifo).unwrap();
+    std::fs::create_dir_all(home.join("perf-runner")).unwrap();
+    let user = home.join("perf-runner").join("config.toml");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&user)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (o, _) = run_in(d.path(), &["tasks"], &envs);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("config.toml") && err.contains("not a regular file"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -31,6 +31,10 @@ pub enum ReportFormat {
     WideCsv,
     /// The wide view as JSON lines.
     WideJsonl,
+    /// The long table as a Parquet file (needs `--out`, or a pipe: it is binary).
+    Parquet,
+    /// The wide view as a Parquet file (needs `--out`, or a pipe).
+    WideParquet,
 }
 
 impl ReportFormat {
@@ -43,6 +47,8 @@ impl ReportFormat {
             ReportFormat::Jsonl => "jsonl",
             ReportFormat::WideCsv => "wide.csv",
             ReportFormat::WideJsonl => "wide.jsonl",
+            ReportFormat::Parquet => "parquet",
+            ReportFormat::WideParquet => "wide.parquet",
         }
     }
 }
@@ -89,8 +95,8 @@ fn configured_floor(flag: Option<f64>, meta: &serde_json::Value) -> Result<f64> 
     Ok(floor)
 }
 
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Run `report`. A bad run id is a usage error; a missing store or run prints an error and
@@ -159,22 +165,36 @@ pub fn run(a: Args) -> Result<i32> {
         }
         Err(e) => return Err(e.into()),
     };
-    let text = match a.format {
-        ReportFormat::Md => markdown(&report),
-        ReportFormat::Json => text::json_pretty(&report)? + "\n",
-        ReportFormat::Html => html(&report),
-        ReportFormat::Csv => table::long_table(&store.attempts(&run)?).to_csv(),
-        ReportFormat::Jsonl => table::long_table(&store.attempts(&run)?).to_jsonl(),
-        ReportFormat::WideCsv => table::wide_table(&report).to_csv(),
-        ReportFormat::WideJsonl => table::wide_table(&report).to_jsonl(),
+    let parquet = |t: table::Table| {
+        runner_core::parquet_rows::write(&t.columns, &t.rows).map_err(anyhow::Error::msg)
+    };
+    let bytes: Vec<u8> = match a.format {
+        ReportFormat::Md => markdown(&report).into(),
+        ReportFormat::Json => (text::json_pretty(&report)? + "\n").into(),
+        ReportFormat::Html => html(&report).into(),
+        ReportFormat::Csv => table::long_table(&store.attempts(&run)?).to_csv().into(),
+        ReportFormat::Jsonl => table::long_table(&store.attempts(&run)?).to_jsonl().into(),
+        ReportFormat::WideCsv => table::wide_table(&report).to_csv().into(),
+        ReportFormat::WideJsonl => table::wide_table(&report).to_jsonl().into(),
+        ReportFormat::Parquet => parquet(table::long_table(&store.attempts(&run)?))?,
+        ReportFormat::WideParquet => parquet(table::wide_table(&report))?,
     };
     let Some(dir) = a.out else {
-        print!("{text}");
+        let binary = matches!(a.format, ReportFormat::Parquet | ReportFormat::WideParquet);
+        if binary && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            let name = a.format.to_possible_value();
+            eprintln!(
+                "error: --format {} is binary: give --out DIR, or pipe it to a file",
+                name.as_ref().map_or("parquet", |v| v.get_name())
+            );
+            return Ok(exit::USAGE);
+        }
+        std::io::Write::write_all(&mut std::io::stdout(), &bytes)?;
         return Ok(exit::SUCCESS);
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = dir.join(format!("report.{}", a.format.extension()));
-    write(&file, &text)?;
+    write(&file, &bytes)?;
     println!("{}", text::escape(&file.display().to_string()));
     for p in write_vllm_results(&report, &dir.join("vllm"))? {
         println!("{}", text::escape(&p.display().to_string()));

@@ -1,6 +1,7 @@
-//! `report --format csv|jsonl|wide-csv|wide-jsonl` over a realistic store, read back by pandas
-//! (and pyarrow's CSV and JSON readers): the long table keeps every attempt × metric, the
-//! wide view has ISO-Bench's `baseline_*`, `human_*`, `agent_*` columns and ratios.
+//! `report --format csv|jsonl|parquet|wide-csv|wide-jsonl|wide-parquet` over a realistic
+//! store, read back by pandas (and pyarrow's CSV, JSON and Parquet readers): the long table
+//! keeps every attempt × metric, the wide view has ISO-Bench's `baseline_*`, `human_*`,
+//! `agent_*` columns and ratios, and the Parquet files hold the same rows, values and types.
 
 #[path = "../../runner-core/tests/report_support.rs"]
 mod support;
@@ -12,7 +13,7 @@ const RUN: &str = "20261128-030000-ab12";
 /// Read the four exports with pandas and pyarrow and print what the test checks, as JSON.
 const READER: &str = r#"
 import json, sys
-import pandas as pd, pyarrow.csv as pacsv, pyarrow.json as pajson
+import pandas as pd, pyarrow.csv as pacsv, pyarrow.json as pajson, pyarrow.parquet as pq
 d = sys.argv[1]
 long_csv = pd.read_csv(f"{d}/report.csv", float_precision="round_trip")
 long_jsonl = pd.read_json(f"{d}/report.jsonl", lines=True, precise_float=True)
@@ -20,6 +21,9 @@ wide_csv = pd.read_csv(f"{d}/report.wide.csv", float_precision="round_trip")
 wide_jsonl = pd.read_json(f"{d}/report.wide.jsonl", lines=True, precise_float=True)
 arrow_long = pacsv.read_csv(f"{d}/report.csv")
 arrow_wide = pajson.read_json(f"{d}/report.wide.jsonl")
+long_pq = pd.read_parquet(f"{d}/report.parquet")
+wide_pq = pd.read_parquet(f"{d}/report.wide.parquet")
+pq_schema = pq.read_schema(f"{d}/report.parquet")
 ok = long_csv[(long_csv.status == "ok") & (~long_csv.aa.astype(bool))]
 tput = ok[ok.metric == "output_throughput_tps"].groupby(["commit", "variant"]).value.median()
 print(json.dumps({
@@ -33,6 +37,13 @@ print(json.dumps({
     "wide": json.loads(wide_csv.to_json(orient="records")),
     "median_tput": {f"{c}/{v}": x for (c, v), x in tput.items()},
     "value_dtype": str(long_csv.value.dtype),
+    "parquet_rows": [len(long_pq), len(wide_pq)],
+    "parquet_same_long": bool(long_pq.value.fillna(-1).tolist() == long_csv.value.fillna(-1).tolist()
+        and long_pq.commit.tolist() == long_csv.commit.tolist()
+        and long_pq.status.tolist() == long_csv.status.tolist()),
+    "parquet_same_wide": bool(wide_pq.fillna(-1).equals(wide_csv.fillna(-1)[wide_pq.columns])
+        and list(wide_pq.columns) == list(wide_csv.columns)),
+    "parquet_types": {f.name: str(f.type) for f in pq_schema},
 }))
 "#;
 
@@ -42,7 +53,14 @@ fn exports_round_trip_through_pandas_and_pyarrow() {
     let store = dir.path().join("results.sqlite");
     support::build_store(&store);
     let out = dir.path().join("out");
-    for format in ["csv", "jsonl", "wide-csv", "wide-jsonl"] {
+    for format in [
+        "csv",
+        "jsonl",
+        "parquet",
+        "wide-csv",
+        "wide-jsonl",
+        "wide-parquet",
+    ] {
         let o = Command::new(env!("CARGO_BIN_EXE_perf-runner"))
             .args([
                 "report",
@@ -85,6 +103,16 @@ fn exports_round_trip_through_pandas_and_pyarrow() {
         "CSV and JSON lines give the same numbers"
     );
     assert_eq!(v["value_dtype"], "float64");
+    // Parquet: the same rows and values as the CSV files, with typed columns.
+    assert_eq!(v["parquet_rows"][0], n, "{v}");
+    assert_eq!(v["parquet_rows"][1], v["wide_rows"][0], "{v}");
+    assert_eq!(v["parquet_same_long"], true, "{v}");
+    assert_eq!(v["parquet_same_wide"], true, "{v}");
+    let types = &v["parquet_types"];
+    assert_eq!(types["value"], "double", "{types}");
+    assert_eq!(types["aa"], "bool", "{types}");
+    assert_eq!(types["repeat"], "int64", "{types}");
+    assert_eq!(types["commit"], "string", "{types}");
     assert_eq!(v["long_columns"][0], "run_id");
     let statuses = v["statuses"].to_string();
     assert!(

@@ -263,7 +263,8 @@ class Box:
             proc.done.set()
 
     async def signal(self, pid, sig):
-        script = f'g=$(cat {PIDS}/{pid} 2>/dev/null) && kill -{sig} -- -"$g" 2>/dev/null; true'
+        # `kill -SIG -PGID`: the form dash, bash and busybox all read as a group (not `--`).
+        script = f'g=$(cat {PIDS}/{pid} 2>/dev/null) && kill -{sig} -"$g" 2>/dev/null; true'
         handle = await self.need().exec.aio("sh", "-c", script)
         await handle.wait.aio()
 
@@ -307,7 +308,9 @@ class Box:
                 files.append({"name": e.name, "content_b64": base64.b64encode(data).decode()})
         return {"files": files}
 
-    async def terminate(self, wait_create=0):
+    async def terminate(self, wait_create=120):
+        """Terminate the sandbox; one still being created is waited for (up to `wait_create`
+        seconds) and terminated then."""
         for server, _ in self.relays.values():
             server.close()
         self.relays.clear()
@@ -415,7 +418,7 @@ async def sandbox_loop(first, reader, cancel):
     finally:
         for t in list(tasks):
             t.cancel()
-        await box.terminate(wait_create=120)
+        await box.terminate()
         reading.cancel()
         stop.cancel()
     return 0

@@ -142,7 +142,7 @@ impl ModalBackend {
             .collect();
         let request = Request::DryRun {
             prepare,
-            run: sandbox.create,
+            run: Box::new(sandbox.create),
             processes,
             builder_version: cfg.image_builder_version.clone(),
         };

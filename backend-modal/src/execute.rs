@@ -157,7 +157,11 @@ async fn run(
 ) -> Result<StepOutput, BackendError> {
     let within = cx.remaining();
     let created = link
-        .call(Command::Create(job.plan.create.clone()), &cx.cancel, within)
+        .call(
+            Command::Create(Box::new(job.plan.create.clone())),
+            &cx.cancel,
+            within,
+        )
         .await;
     // A create that was cancelled or timed out may still have made a sandbox: the caller
     // terminates it however this ends.

@@ -179,7 +179,7 @@ pub struct CreateRequest {
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Command {
     /// Create the sandbox.
-    Create(CreateRequest),
+    Create(Box<CreateRequest>),
     /// Start a process in the sandbox.
     Exec {
         /// The process's id, chosen by this side (unique in the shim).
@@ -279,7 +279,7 @@ pub enum Request {
         /// The image build.
         prepare: PrepareRequest,
         /// The sandbox (its image is the prepared one).
-        run: CreateRequest,
+        run: Box<CreateRequest>,
         /// The processes the step would run, by role (`{"server": {"argv": […]}}`), shown in
         /// the plan.
         processes: BTreeMap<String, serde_json::Value>,

@@ -175,6 +175,7 @@ impl Running for SandboxProcess {
         if let Err(e) = self.link.call(cmd, &never, Some(grace + STOP_SLACK)).await {
             tracing::warn!(id = %self.id, "the stop was not confirmed: {e:?}");
         }
+        self.link.flush(&self.id);
         self.stopped = true;
     }
 }

@@ -367,6 +367,13 @@ impl Link {
         }
     }
 
+    /// Write out what a process's files hold so far (its exit does this too).
+    pub(crate) fn flush(&self, id: &str) {
+        if let Some(p) = self.procs.lock().ok().as_mut().and_then(|m| m.get_mut(id)) {
+            p.out.flush();
+        }
+    }
+
     /// What a [`Sink::Capture`] process printed: stdout, stderr.
     pub(crate) fn captured(&self, id: &str) -> (String, String) {
         match self.procs.lock().ok().as_ref().and_then(|m| m.get(id)) {

@@ -3,11 +3,11 @@
 //!
 //! 1. The sandbox is planned ([`crate::job::sandbox_plan`]): every argv is filled first, so a
 //!    step that cannot run fails before GPUs are asked for.
-//! 2. One shim per attempt ([`crate::sandbox`]) creates it, with the server's port as an
+//! 2. One shim per attempt (`sandbox`) creates it, with the server's port as an
 //!    encrypted port. Creating is bounded by the attempt's deadline and ended by cancellation.
 //! 3. The granted GPUs are checked against the request (a mismatch terminates the sandbox at
 //!    once), the engine version is read, the benchmark scripts the argv need must exist.
-//! 4. `run_step` runs the step through [`crate::runtime::SandboxRuntime`]: readiness
+//! 4. `run_step` runs the step through `runtime::SandboxRuntime`: readiness
 //!    (`GET /health` through the sandbox's tunnel), the warm-up rule, phase timeouts,
 //!    cancellation and failure codes are the step kit's, as for every backend.
 //! 5. The client's result files are fetched into `results/`, the sandbox is terminated

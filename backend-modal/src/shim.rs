@@ -1,5 +1,5 @@
 //! Running the shim: the embedded Python file written content-addressed to a cache dir, one
-//! process per request (or per attempt's sandbox, see [`crate::sandbox`]) in its own process
+//! process per request (or per attempt's sandbox, see `sandbox`) in its own process
 //! group, events read line by line, and a stop that always ends the process:
 //! `{"cmd":"cancel"}` and stdin closed, then after a grace SIGTERM to the group (the shim
 //! terminates its sandbox on it too), then SIGKILL.

@@ -231,7 +231,7 @@ class Box:
         sb, pid = self.need(), cmd["id"]
         if pid in self.procs or "/" in pid:
             raise BadRequest(f"process id {pid!r} is taken or not plain")
-        # Its own session and group; the group id is kept for stop.
+        # `setsid`: its own process group, whose id is kept for stop.
         script = f'mkdir -p {PIDS} && echo $$ > {PIDS}/{pid} && exec "$@"'
         argv = ["setsid", "--wait", "sh", "-c", script, "sh", *cmd["argv"]]
         extra = {"env": self.kwargs.get("env"), "secrets": self.kwargs.get("secrets")}

@@ -10,8 +10,8 @@
 //!   Commands run concurrently; their replies may come in any order.
 //!   - `create`: upload datasets, build the job's image layers, `Sandbox.create("sleep",
 //!     "infinity", gpu=…, encrypted_ports=[server port], …)`; replies `{sandbox_id}`.
-//!   - `exec {id, argv, workdir}`: start a process in the sandbox, in its own session and
-//!     process group (`setsid`), with the sandbox's environment and secrets; replies once it
+//!   - `exec {id, argv, workdir}`: start a process in the sandbox, in a process group of its
+//!     own (`setsid`), with the sandbox's environment and secrets; replies once it
 //!     runs. Its output comes as [`Event::Output`] lines (`stdout`/`stderr`), then exactly one
 //!     [`Event::Exit`] after its last output line.
 //!   - `stop {id, grace_s}`: SIGTERM to the process's group, `grace_s` for it to go, then

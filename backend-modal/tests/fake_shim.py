@@ -1,6 +1,6 @@
 """A stand-in for the Modal shim and Modal's servers, for tests only: it speaks the same JSON
 lines (protocol 2) but contacts nobody. Its "sandbox" is this machine: `exec` runs real
-processes (each in its own session and process group, its output streamed line by line), a
+processes (each in a process group of its own, its output streamed line by line), a
 `stop` signals the group (TERM, grace, KILL), the tunnel is 127.0.0.1 and the server's own
 port, `fetch` reads a local folder, and `terminate` kills every group it started.
 
@@ -127,7 +127,7 @@ class Box:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                start_new_session=True,
+                process_group=0,
             )
         except OSError as exc:
             # Modal runs the process and it fails; so does this.

@@ -11,27 +11,11 @@ class ShimError(Exception):
     """A condition the shim itself detects."""
 
 
-class ServerExited(ShimError):
-    """The server process died before it was ready."""
-
-
-class ServerNotReady(ShimError):
-    """The server was not ready before its deadline."""
-
-
-class PhaseTimeout(ShimError):
-    """The warm-up or the client ran past its deadline."""
-
-
-class MissingScript(ShimError):
-    """A benchmark script the command needs is not in the image."""
-
-
 class BadRequest(ShimError):
     """The request line is not what this shim understands."""
 
 
-for _c in (ShimError, ServerExited, ServerNotReady, PhaseTimeout, MissingScript, BadRequest):
+for _c in (ShimError, BadRequest):
     _c.__module__ = "perf_runner"
 
 
@@ -132,6 +116,8 @@ def sandbox_kwargs(modal, app, image, spec):
         kwargs["cpu"] = float(spec["cpu"])
     if spec.get("memory_mib"):
         kwargs["memory"] = int(spec["memory_mib"])
+    if spec.get("encrypted_ports"):
+        kwargs["encrypted_ports"] = [int(p) for p in spec["encrypted_ports"]]
     return kwargs
 
 
@@ -166,6 +152,7 @@ def dry_run(modal, req):
         memory=kwargs.get("memory"),
         volumes=volumes,
         tags=kwargs.get("tags"),
+        encrypted_ports=kwargs.get("encrypted_ports", ()),
     )
     common = SandboxCreateCommon(args, secrets=secrets)  # the SDK's own validation
     plan = {
@@ -178,8 +165,8 @@ def dry_run(modal, req):
         "timeout": common.timeout,
         "env": kwargs["env"],
         "uploads": run_req["uploads"],
-        "processes": {k: run_req.get(k) for k in ("server", "warmup", "client")},
-        "gpu_query": run_req["gpu_query"],
+        "processes": req.get("processes") or {},
+        "encrypted_ports": list(kwargs.get("encrypted_ports", ())),
     }
     # The Sandbox definition the SDK would send, with placeholder ids on these local objects.
     try:

@@ -2,34 +2,40 @@
 """perf-runner's Modal shim: drives the official `modal` SDK for the backend-modal crate.
 
 The crate embeds this file, writes it to a cache dir (content-addressed) and runs it with
-`python -u`, one process per request, in its own process group. JSON lines:
+`python -u` in its own process group. JSON lines (protocol 2, see backend-modal/src/protocol.rs):
 
-stdin   one request: {"cmd": "check" | "prepare" | "run" | "dry_run", ...}; later
-        {"cmd": "cancel"}. EOF on stdin means cancel too.
-stdout  one event per line: hello, stage, log, gpu, version, exit, result_file, image, plan,
-        check, terminated, cancelled, error (see backend-modal/src/protocol.rs). Nothing else
-        goes there: sys.stdout points at stderr, so SDK output cannot corrupt the protocol.
+one request   stdin: {"cmd": "check" | "prepare" | "dry_run", ...}, later maybe {"cmd": "cancel"}
+              (EOF means cancel too); stdout: hello, stage, image, plan, check, error,
+              terminated, cancelled. The shim exits when it is done.
+a sandbox     stdin: {"seq": N, "cmd": "create" | "exec" | "stop" | "tunnel" | "fetch" |
+              "terminate", ...}, one per line, the first a create; stdout: hello, stage,
+              reply {seq, value} / failed {seq, error}, output {id, stream, line}, exit {id,
+              code}, terminated. Commands run concurrently. EOF ends it.
 
-Whatever happens (success, error, cancel, SIGTERM/SIGINT/SIGHUP) every sandbox this process
-created is terminated before it exits. The shim classifies nothing: an error is reported as
-the exception's qualified class chain, its gRPC status and the phase; the crate owns the table.
-The SDK objects themselves are built in modal_sdk.py, next to this file.
+The shim is a thin "sandbox exec" server: it starts processes in the sandbox (each under
+`setsid`, so that a stop ends its whole process group), streams their output, reports their
+exits, opens the tunnel to the server's port and fetches files. It decides nothing about the
+step: readiness, the warm-up rule, phase timeouts and failure codes are the runner's.
+
+Nothing but events goes to stdout: sys.stdout points at stderr, so SDK output cannot corrupt
+the protocol. Whatever happens (success, error, EOF, SIGTERM/SIGINT/SIGHUP) every sandbox this
+process created is terminated before it exits. The shim classifies nothing: an error is
+reported as the exception's qualified class chain, its gRPC status and the phase; the crate owns
+the table. The SDK objects themselves are built in modal_sdk.py, next to this file.
 """
 
 import asyncio
+import base64
 import json
 import os
 import signal
+import ssl
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from modal_sdk import (  # noqa: E402  (the SDK half of the shim, next to this file)
     BadRequest,
-    MissingScript,
-    PhaseTimeout,
-    ServerExited,
-    ServerNotReady,
     apply_ops,
     base_image,
     dry_run,
@@ -37,7 +43,7 @@ from modal_sdk import (  # noqa: E402  (the SDK half of the shim, next to this f
     sandbox_kwargs,
 )
 
-PROTOCOL = 1
+PROTOCOL = 2
 _OUT = sys.stdout
 sys.stdout = sys.stderr
 
@@ -69,84 +75,26 @@ def grpc_status(exc):
     return None if status is None else getattr(status, "name", str(status))
 
 
-def report(exc, phase):
+def described(exc, phase):
     chain = [qualname(c) for c in type(exc).__mro__ if c not in (object, BaseException, Exception)]
-    emit(
-        "error",
-        **{
-            "class": chain[0] if chain else qualname(type(exc)),
-            "classes": chain,
-            "grpc_status": grpc_status(exc),
-            "message": (str(exc) or repr(exc))[:8000],
-            "phase": phase,
-        },
-    )
+    return {
+        "class": chain[0] if chain else qualname(type(exc)),
+        "classes": chain,
+        "grpc_status": grpc_status(exc),
+        "message": (str(exc) or repr(exc))[:8000],
+        "phase": phase,
+    }
+
+
+def report(exc, phase):
+    emit("error", **described(exc, phase))
 
 
 class State:
-    """What this process created and must clean up."""
+    """What a one-request run created and must clean up (an image build creates nothing)."""
 
     def __init__(self):
         self.phase = "shim"
-        self.sandbox = None
-        self.create_task = None
-        self.started = None
-
-
-async def exec_capture(sb, argv, timeout=None):
-    proc = await sb.exec.aio(*argv, timeout=timeout)
-    out, err = await asyncio.gather(proc.stdout.read.aio(), proc.stderr.read.aio())
-    code = await proc.wait.aio()
-    if err.strip():
-        print(f"[{argv[0]}] {err.strip()}", file=sys.stderr)
-    return code, out
-
-
-async def pump(stream, name):
-    async for line in stream:
-        emit("log", stream=name, line=line.rstrip("\n"))
-
-
-async def drain(tasks, seconds):
-    if tasks:
-        await asyncio.wait(tasks, timeout=seconds)
-
-
-async def start_server(sb, server, workdir, st_exec):
-    proc = await sb.exec.aio(*server["argv"], bufsize=1, workdir=workdir, **st_exec)
-    pumps = [asyncio.ensure_future(pump(proc.stdout, "server")), asyncio.ensure_future(pump(proc.stderr, "server"))]
-    deadline = time.monotonic() + float(server["ready_timeout_s"])
-    while True:
-        code = await proc.poll.aio()
-        if code is not None:
-            await drain(pumps, 10)
-            raise ServerExited(f"the server exited with code {code} before it was ready")
-        if time.monotonic() >= deadline:
-            raise ServerNotReady(f"the server was not ready within {server['ready_timeout_s']} s")
-        probe, _ = await exec_capture(sb, server["probe_argv"], timeout=30)
-        if probe == 0 and await proc.poll.aio() is None:
-            return pumps
-        await asyncio.sleep(float(server["poll_s"]))
-
-
-async def run_process(sb, spec, prefix, workdir, st_exec):
-    started = time.monotonic()
-    limit = float(spec["timeout_s"])
-    proc = await sb.exec.aio(*spec["argv"], bufsize=1, workdir=workdir, timeout=int(limit) + 60, **st_exec)
-    pumps = [
-        asyncio.ensure_future(pump(proc.stdout, f"{prefix}_stdout")),
-        asyncio.ensure_future(pump(proc.stderr, f"{prefix}_stderr")),
-    ]
-    try:
-        code = await asyncio.wait_for(proc.wait.aio(), timeout=limit)
-    except asyncio.TimeoutError:
-        raise PhaseTimeout(f"the {prefix} ran past its deadline ({spec['timeout_s']} s)") from None
-    await drain(pumps, 30)
-    seconds = time.monotonic() - started
-    if code == -1 and seconds >= limit:
-        raise PhaseTimeout(f"the {prefix} ran past its deadline ({spec['timeout_s']} s)")
-    emit("exit", code=code, phase=prefix, seconds=seconds)
-    return code
 
 
 def upload(modal, up):
@@ -160,61 +108,6 @@ def upload(modal, up):
     emit("stage", stage="upload", detail=f"uploading {up['local_path']} to {up['volume']}:{up['remote_path']}")
     with vol.batch_upload(force=True) as batch:
         batch.put_file(up["local_path"], up["remote_path"])
-
-
-async def run(modal, req, st):
-    app = await modal.App.lookup.aio(req["app"], create_if_missing=True)
-    st.phase = "upload"
-    for up in req["uploads"]:
-        await asyncio.to_thread(upload, modal, up)
-    st.phase = "image"
-    image = apply_ops(base_image(modal, req["image"]["base"]), req["image"]["ops"])
-    if req["image"]["ops"]:
-        emit("stage", stage="image", detail="building the serving client's layer")
-        await image.build.aio(app)
-    st.phase = "sandbox"
-    spec = req["sandbox"]
-    emit("stage", stage="sandbox", detail=f"creating a sandbox with {spec['gpu']}")
-    kwargs = sandbox_kwargs(modal, app, image, spec)
-    st.create_task = asyncio.ensure_future(modal.Sandbox.create.aio("sleep", "infinity", **kwargs))
-    st.sandbox = await asyncio.shield(st.create_task)
-    st.started = time.monotonic()
-    emit("stage", stage="sandbox", detail="created", sandbox_id=st.sandbox.object_id)
-    sb = st.sandbox
-    st.phase = "gpu"
-    _, out = await exec_capture(sb, req["gpu_query"], timeout=60)
-    emit("gpu", names=[line.strip() for line in out.splitlines() if line.strip()])
-    code, out = await exec_capture(sb, req["version_query"], timeout=120)
-    emit("version", engine_version=out.strip() if code == 0 and out.strip() else None)
-    for path in req["require_files"]:
-        code, _ = await exec_capture(sb, ["test", "-f", path], timeout=60)
-        if code != 0:
-            raise MissingScript(f"{path} does not exist: the build's source has no such script")
-    workdir = spec["workdir"]
-    # The sandbox's env and secrets, given to each process again (explicit beats inherited).
-    st_exec = {"env": kwargs["env"], "secrets": kwargs["secrets"]}
-    await exec_capture(sb, ["mkdir", "-p", workdir, req["result_dir"]], timeout=60)
-    server_pumps = []
-    if req.get("server"):
-        st.phase = "server"
-        emit("stage", stage="server", detail="starting; waiting for /health")
-        server_pumps = await start_server(sb, req["server"], workdir, st_exec)
-        emit("stage", stage="server", detail="ready")
-    if req.get("warmup"):
-        st.phase = "warmup"
-        emit("stage", stage="warmup", detail="warming up")
-        if await run_process(sb, req["warmup"], "warmup", workdir, st_exec) != 0:
-            return
-    st.phase = "client"
-    emit("stage", stage="client", detail="running the benchmark client")
-    await run_process(sb, req["client"], "client", workdir, st_exec)
-    st.phase = "collect"
-    code, out = await exec_capture(sb, req["collect_argv"], timeout=300)
-    if code == 0 and out.strip():
-        for name, content in json.loads(out).items():
-            emit("result_file", name=name, content_b64=content)
-    for task in server_pumps:
-        task.cancel()
 
 
 async def prepare(modal, req, st):
@@ -243,42 +136,11 @@ async def dispatch(req, st):
         emit("plan", plan=dry_run(modal, req))
     elif cmd == "prepare":
         await prepare(modal, req, st)
-    elif cmd == "run":
-        await run(modal, req, st)
     else:
         raise BadRequest(f"unknown command {cmd!r}")
 
 
-async def cleanup(st):
-    if st.sandbox is None and st.create_task is not None:
-        try:
-            st.sandbox = await asyncio.wait_for(st.create_task, 120)
-            st.started = time.monotonic()
-        except BaseException:
-            st.sandbox = None
-    if st.sandbox is not None:
-        try:
-            await asyncio.wait_for(st.sandbox.terminate.aio(), 60)
-        except BaseException as exc:
-            print(f"terminating {st.sandbox.object_id} failed: {exc!r}", file=sys.stderr)
-        emit("terminated", sandbox_id=st.sandbox.object_id, seconds=time.monotonic() - (st.started or 0))
-
-
-async def amain():
-    loop = asyncio.get_running_loop()
-    cancel = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        loop.add_signal_handler(sig, cancel.set)
-    reader = asyncio.StreamReader(limit=1 << 26)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    first = await reader.readline()
-    emit("hello", protocol=PROTOCOL)
-    try:
-        req = json.loads(first)
-    except ValueError as exc:
-        report(BadRequest(f"the request line is not JSON: {exc}"), "shim")
-        return 2
-
+async def one_request(req, reader, cancel):
     async def watch():
         while True:
             line = await reader.readline()
@@ -308,11 +170,281 @@ async def amain():
             await asyncio.wait({work}, timeout=10)
             code = 130
     finally:
-        await cleanup(st)
         watcher.cancel()
         stop.cancel()
     if code == 130:
         emit("cancelled")
+    return code
+
+
+# ---------------------------------------------------------------- a sandbox
+
+PIDS = "/tmp/.perf-runner-pids"  # in the sandbox: each process's group id, by its id
+
+
+class Proc:
+    def __init__(self, handle):
+        self.handle = handle
+        self.done = asyncio.Event()
+
+
+class Box:
+    """The attempt's sandbox and what runs in it."""
+
+    def __init__(self, modal):
+        self.modal = modal
+        self.sandbox = None
+        self.create_task = None
+        self.started = None
+        self.kwargs = {}
+        self.procs = {}
+        self.relays = {}
+        self.relay_lock = asyncio.Lock()
+
+    async def create(self, req, where):
+        modal = self.modal
+        app = await modal.App.lookup.aio(req["app"], create_if_missing=True)
+        where[0] = "upload"
+        for up in req["uploads"]:
+            await asyncio.to_thread(upload, modal, up)
+        where[0] = "image"
+        image = apply_ops(base_image(modal, req["image"]["base"]), req["image"]["ops"])
+        if req["image"]["ops"]:
+            emit("stage", stage="image", detail="building the serving client's layer")
+            await image.build.aio(app)
+        where[0] = "sandbox"
+        spec = req["sandbox"]
+        emit("stage", stage="sandbox", detail=f"creating a sandbox with {spec['gpu']}")
+        self.kwargs = sandbox_kwargs(modal, app, image, spec)
+        self.create_task = asyncio.ensure_future(modal.Sandbox.create.aio("sleep", "infinity", **self.kwargs))
+        self.sandbox = await asyncio.shield(self.create_task)
+        self.started = time.monotonic()
+        emit("stage", stage="sandbox", detail="created", sandbox_id=self.sandbox.object_id)
+        return {"sandbox_id": self.sandbox.object_id}
+
+    def need(self):
+        if self.sandbox is None:
+            raise BadRequest("no sandbox yet: the first command must be a create")
+        return self.sandbox
+
+    async def exec(self, cmd):
+        sb, pid = self.need(), cmd["id"]
+        if pid in self.procs or "/" in pid:
+            raise BadRequest(f"process id {pid!r} is taken or not plain")
+        # `setsid`: its own process group, whose id is kept for stop.
+        script = f'mkdir -p {PIDS} && echo $$ > {PIDS}/{pid} && exec "$@"'
+        argv = ["setsid", "--wait", "sh", "-c", script, "sh", *cmd["argv"]]
+        extra = {"env": self.kwargs.get("env"), "secrets": self.kwargs.get("secrets")}
+        if cmd.get("workdir"):
+            extra["workdir"] = cmd["workdir"]
+        handle = await sb.exec.aio(*argv, bufsize=1, **extra)
+        proc = self.procs[pid] = Proc(handle)
+        asyncio.ensure_future(self.follow(pid, proc))
+        return {}
+
+    async def follow(self, pid, proc):
+        async def pump(stream, name):
+            async for line in stream:
+                emit("output", id=pid, stream=name, line=line.rstrip("\n"))
+
+        pumps = [
+            asyncio.ensure_future(pump(proc.handle.stdout, "stdout")),
+            asyncio.ensure_future(pump(proc.handle.stderr, "stderr")),
+        ]
+        try:
+            code = await proc.handle.wait.aio()
+            await asyncio.wait(pumps, timeout=30)
+            emit("exit", id=pid, code=code)
+        except Exception as exc:  # the sandbox ended under it, the connection broke …
+            emit("exit", id=pid, code=None, error=described(exc, "exec"))
+        finally:
+            for p in pumps:
+                p.cancel()
+            proc.done.set()
+
+    async def signal(self, pid, sig):
+        # `kill -SIG -PGID`: the form dash, bash and busybox all read as a group (not `--`).
+        script = f'g=$(cat {PIDS}/{pid} 2>/dev/null) && kill -{sig} -"$g" 2>/dev/null; true'
+        handle = await self.need().exec.aio("sh", "-c", script)
+        await handle.wait.aio()
+
+    async def stop(self, cmd):
+        pid = cmd["id"]
+        proc = self.procs.get(pid)
+        if proc is None:
+            return {}
+        if not proc.done.is_set():
+            await self.signal(pid, "TERM")
+            try:
+                await asyncio.wait_for(proc.done.wait(), max(float(cmd.get("grace_s") or 0), 0.0))
+            except asyncio.TimeoutError:
+                pass
+        # Whatever of its group is left (or all of it, past the grace).
+        await self.signal(pid, "KILL")
+        await asyncio.wait_for(proc.done.wait(), 60)
+        return {}
+
+    async def tunnel(self, cmd):
+        port = int(cmd["port"])
+        async with self.relay_lock:
+            if port not in self.relays:
+                tunnels = await self.need().tunnels.aio(timeout=5)
+                if port not in tunnels:
+                    raise BadRequest(f"the sandbox has no tunnel for port {port}: {sorted(tunnels)}")
+                t = tunnels[port]
+                self.relays[port] = await relay(t.tls_socket, t.url)
+        return self.relays[port][1]
+
+    async def fetch(self, cmd):
+        fs = self.need().filesystem
+        try:
+            entries = await fs.list_files.aio(cmd["dir"])
+        except self.modal.exception.SandboxFilesystemNotFoundError:
+            return {"files": []}
+        files = []
+        for e in entries:
+            if e.is_file():
+                data = await fs.read_bytes.aio(e.path)
+                files.append({"name": e.name, "content_b64": base64.b64encode(data).decode()})
+        return {"files": files}
+
+    async def terminate(self, wait_create=120):
+        """Terminate the sandbox; one still being created is waited for (up to `wait_create`
+        seconds) and terminated then."""
+        for server, _ in self.relays.values():
+            server.close()
+        self.relays.clear()
+        if self.sandbox is None and self.create_task is not None and wait_create:
+            try:
+                self.sandbox = await asyncio.wait_for(asyncio.shield(self.create_task), wait_create)
+                self.started = time.monotonic()
+            except BaseException:
+                self.sandbox = None
+        sb, self.sandbox, self.create_task = self.sandbox, None, None
+        if sb is None:
+            return {"seconds": None}
+        try:
+            await asyncio.wait_for(sb.terminate.aio(), 60)
+        except BaseException as exc:
+            print(f"terminating {sb.object_id} failed: {exc!r}", file=sys.stderr)
+        seconds = time.monotonic() - (self.started or time.monotonic())
+        emit("terminated", sandbox_id=sb.object_id, seconds=seconds)
+        return {"seconds": seconds}
+
+
+async def relay(tls_socket, url):
+    """A local plain-TCP port relayed to the tunnel's TLS socket: the runner's readiness probe
+    speaks plain HTTP to it."""
+    host, port = tls_socket
+
+    async def pipe(reader, writer):
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(reader, writer):
+        try:
+            up_r, up_w = await asyncio.open_connection(host, port, ssl=ssl.create_default_context(), server_hostname=host)
+        except OSError as exc:
+            print(f"tunnel {host}:{port}: {exc!r}", file=sys.stderr)
+            writer.close()
+            return
+        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    local = server.sockets[0].getsockname()[1]
+    return server, {"host": "127.0.0.1", "port": local, "url": url}
+
+
+async def command(box, cmd):
+    seq, name = cmd.get("seq"), cmd.get("cmd")
+    where = [{"create": "sandbox", "exec": "exec", "stop": "stop", "tunnel": "tunnel", "fetch": "fetch"}.get(name, "shim")]
+    try:
+        if name == "create":
+            value = await box.create(cmd, where)
+        elif name == "exec":
+            value = await box.exec(cmd)
+        elif name == "stop":
+            value = await box.stop(cmd)
+        elif name == "tunnel":
+            value = await box.tunnel(cmd)
+        elif name == "fetch":
+            value = await box.fetch(cmd)
+        elif name == "terminate":
+            value = await box.terminate()
+        else:
+            raise BadRequest(f"unknown command {name!r}")
+        emit("reply", seq=seq, value=value)
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        emit("failed", seq=seq, error=described(exc, where[0]))
+
+
+async def sandbox_loop(first, reader, cancel):
+    import modal
+
+    box = Box(modal)
+    tasks = set()
+
+    def start(cmd):
+        t = asyncio.ensure_future(command(box, cmd))
+        tasks.add(t)
+        t.add_done_callback(tasks.discard)
+
+    start(first)
+
+    async def read():
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            try:
+                cmd = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(cmd, dict):
+                start(cmd)
+
+    reading = asyncio.ensure_future(read())
+    stop = asyncio.ensure_future(cancel.wait())
+    try:
+        await asyncio.wait({reading, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in list(tasks):
+            t.cancel()
+        await box.terminate()
+        reading.cancel()
+        stop.cancel()
+    return 0
+
+
+async def amain():
+    loop = asyncio.get_running_loop()
+    cancel = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, cancel.set)
+    reader = asyncio.StreamReader(limit=1 << 26)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    first = await reader.readline()
+    emit("hello", protocol=PROTOCOL)
+    try:
+        req = json.loads(first)
+        if not isinstance(req, dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        report(BadRequest(f"the request line is not JSON: {exc}"), "shim")
+        code = 2
+    else:
+        if req.get("cmd") == "create":
+            code = await sandbox_loop(req, reader, cancel)
+        else:
+            code = await one_request(req, reader, cancel)
     # Everything this process created is gone; do not wait for SDK worker threads (an upload
     # interrupted by a cancel) before exiting.
     sys.stderr.flush()

@@ -1,5 +1,5 @@
 //! The [`Backend`] implementation: `check`, `prepare` (one image build per candidate until one
-//! builds) and `execute` (one sandbox per job).
+//! builds) and `execute` (one sandbox per attempt, the step kit's lifecycle in it).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -15,8 +15,8 @@ use runner_core::{
 use tokio_util::sync::CancellationToken;
 
 use crate::dry_run::{ending_error, err, shim_error, tag};
-use crate::execute::Collector;
-use crate::job::{RunInputs, Side, run_request};
+use crate::execute::{self, Job};
+use crate::job::{RunInputs, Side, sandbox_plan};
 use crate::protocol::{Event, ImageBase, ImageOp, ImageRecipe, PrepareRequest, Request};
 use crate::recipe::{self, Candidate};
 use crate::shim::{self, Control};
@@ -255,44 +255,23 @@ impl Backend for ModalBackend {
                 },
                 ops,
             },
-            engine,
-            client,
+            engine: engine.clone(),
+            client: client.clone(),
             data_dir: Some(cx.data_dir.clone()),
             labels: cx.labels.iter().map(|(k, v)| (tag(k), tag(v))).collect(),
             remaining: cx.remaining(),
         };
+        // Hashing the dataset files reads them whole: off the async threads.
         let (cfg2, step2) = (cfg.clone(), step.clone());
-        let req = tokio::task::spawn_blocking(move || run_request(&cfg2, &step2, &inputs))
+        let plan = tokio::task::spawn_blocking(move || sandbox_plan(&cfg2, &step2, &inputs))
             .await
             .map_err(|e| err(Failure::Unknown, format!("planning the run: {e}")))??;
-        let modal_type = cfg
-            .modal_gpu_type(step.gpu.kind.as_deref())
-            .map_err(|m| err(Failure::BadConfig, m))?;
-        let gpu = req.sandbox.gpu.clone();
-        let mut collector = Collector::new(
-            cx,
-            &modal_type,
-            step.gpu.count,
-            cfg.pin_sku,
-            step.server.is_some(),
-        )?;
-        let _ = std::fs::write(
-            AttemptFiles::of(cx).backend_file("modal-request.json"),
-            serde_json::to_vec_pretty(&req).unwrap_or_default(),
-        );
-        cx.progress
-            .event("modal", &format!("one sandbox with {gpu}"));
-        let stderr = AttemptFiles::of(cx).backend_file("shim.stderr");
-        let outcome = shim::run(
-            &cfg,
-            &Request::Run(req),
-            &cx.cancel,
-            cx.deadline,
-            Some(&stderr),
-            |ev| collector.on_event(ev),
-        )
-        .await?;
-        collector.finish(&cfg, &gpu, outcome)
+        let job = Job {
+            plan,
+            engine,
+            client,
+        };
+        execute::execute(&cfg, job, envs, step, cx).await
     }
 }
 

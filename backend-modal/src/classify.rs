@@ -47,13 +47,9 @@ pub const PERMANENT_GRPC: [&str; 8] = [
 ];
 
 /// Qualified exception class → failure, most specific classes first.
-pub const CLASS_TABLE: [(&str, Failure); 41] = [
-    // The shim's own conditions.
+pub const CLASS_TABLE: [(&str, Failure); 37] = [
+    // The shim's own conditions (the step's are the step kit's, not the shim's).
     ("perf_runner.Cancelled", Failure::Cancelled),
-    ("perf_runner.ServerExited", Failure::ServerFailed),
-    ("perf_runner.ServerNotReady", Failure::Timeout),
-    ("perf_runner.PhaseTimeout", Failure::Timeout),
-    ("perf_runner.MissingScript", Failure::VllmVersion),
     ("perf_runner.PatchFailed", Failure::PatchFailed),
     ("perf_runner.BadRequest", Failure::BadConfig),
     // Timeouts of the work itself; upload/stream timeouts are infrastructure.
@@ -353,10 +349,15 @@ mod tests {
             "upload",
         );
         assert_eq!(f(&e), Failure::InfraTransient);
-        let e = ev("perf_runner.ServerNotReady", &[], None, "", "server");
-        assert_eq!(f(&e), Failure::Timeout);
-        let e = ev("perf_runner.ServerExited", &[], None, "", "server");
-        assert_eq!(f(&e), Failure::ServerFailed);
+        // A process the sandbox's end took with it.
+        let e = ev(
+            "modal.exception.SandboxTerminatedError",
+            &["modal.exception.Error"],
+            None,
+            "",
+            "exec",
+        );
+        assert_eq!(f(&e), Failure::InfraTransient);
         let b = ev(
             "modal.exception.ImageBuildError",
             &["modal.exception.RemoteError"],

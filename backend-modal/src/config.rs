@@ -82,10 +82,13 @@ pub struct ModalConfig {
     pub sandbox_slack_s: u64,
     /// The longest sandbox lifetime asked for, seconds (Modal's limit is 24 h).
     pub max_sandbox_s: u64,
-    /// How often the shim probes the server's `/health`, seconds.
+    /// How often the step kit probes the server's `/health` (through the tunnel), seconds.
     pub health_poll_s: f64,
-    /// After a cancel, how long the shim gets to terminate its sandbox before SIGTERM, ms. A
-    /// well-behaved shim exits as soon as its sandbox is terminated; the grace covers a cancel
+    /// Between SIGTERM and SIGKILL when the step kit stops the server in the sandbox, ms.
+    pub stop_grace_ms: u64,
+    /// After a cancel (or, for a sandbox shim, after its stdin was closed), how long the shim
+    /// gets to terminate its sandbox before SIGTERM, ms. A well-behaved shim exits as soon as its
+    /// sandbox is terminated; the grace covers a cancel
     /// that lands while Modal is still creating the sandbox (the shim waits for it, up to
     /// 120 s, to terminate it). A shim killed anyway leaves its sandbox to its own timeout.
     pub cancel_grace_ms: u64,
@@ -182,6 +185,7 @@ impl Default for ModalConfig {
             sandbox_slack_s: 900,
             max_sandbox_s: 86_400,
             health_poll_s: 2.0,
+            stop_grace_ms: 10_000,
             cancel_grace_ms: 200_000,
             kill_grace_ms: 5_000,
             image_builder_version: None,
@@ -275,7 +279,12 @@ impl ModalConfig {
         Duration::from_millis(self.cancel_grace_ms)
     }
 
-    /// The grace between SIGTERM and SIGKILL.
+    /// The grace between SIGTERM and SIGKILL of a process in the sandbox.
+    pub fn stop_grace(&self) -> Duration {
+        Duration::from_millis(self.stop_grace_ms)
+    }
+
+    /// The grace between SIGTERM and SIGKILL of the shim.
     pub fn kill_grace(&self) -> Duration {
         Duration::from_millis(self.kill_grace_ms)
     }

@@ -9,7 +9,7 @@ use runner_core::{BackendError, BuildSpec, Failure, RunContext};
 use tokio_util::sync::CancellationToken;
 
 use crate::classify::{BuildArtifact, classify};
-use crate::job::{RunInputs, Side, run_request};
+use crate::job::{RunInputs, Side, sandbox_plan};
 use crate::patch;
 use crate::protocol::{
     ErrorEvent, Event, ImageBase, ImageOp, ImageRecipe, PrepareRequest, Request,
@@ -134,10 +134,16 @@ impl ModalBackend {
             labels: BTreeMap::new(),
             remaining: None,
         };
-        let run = run_request(cfg, step, &inputs)?;
+        let sandbox = sandbox_plan(cfg, step, &inputs)?;
+        let processes = sandbox
+            .processes
+            .iter()
+            .map(|(role, argv)| (role.clone(), serde_json::json!({ "argv": argv })))
+            .collect();
         let request = Request::DryRun {
             prepare,
-            run,
+            run: Box::new(sandbox.create),
+            processes,
             builder_version: cfg.image_builder_version.clone(),
         };
         let deadline = Some(Instant::now() + Duration::from_secs(120));

@@ -1,318 +1,326 @@
-//! `execute`: one sandbox per job. The shim's events become artifacts — `server.log`,
-//! `client.stdout`/`.stderr`, `warmup.*`, `results/*`, `shim.stderr`, `modal.json`,
-//! `cost.json` — and the granted GPUs are checked against the request (a mismatch stops the
-//! sandbox at once).
+//! `execute`: one sandbox per attempt, and the step kit's lifecycle
+//! ([`runner_core::stepkit::run_step`]) in it.
 //!
-//! The step's lifecycle (server, readiness, warm-up, client) still runs inside the shim, in the
-//! sandbox: it is not yet the step kit's `run_step` (a later piece of work). Its placeholders
-//! and its artifact files are the step kit's already, and it follows the same warm-up rule.
+//! 1. The sandbox is planned ([`crate::job::sandbox_plan`]): every argv is filled first, so a
+//!    step that cannot run fails before GPUs are asked for.
+//! 2. One shim per attempt (`sandbox`) creates it, with the server's port as an
+//!    encrypted port. Creating is bounded by the attempt's deadline and ended by cancellation.
+//! 3. The granted GPUs are checked against the request (a mismatch terminates the sandbox at
+//!    once), the engine version is read, the benchmark scripts the argv need must exist.
+//! 4. `run_step` runs the step through `runtime::SandboxRuntime`: readiness
+//!    (`GET /health` through the sandbox's tunnel), the warm-up rule, phase timeouts,
+//!    cancellation and failure codes are the step kit's, as for every backend.
+//! 5. The client's result files are fetched into `results/`, the sandbox is terminated
+//!    (however the step ended), and `modal.json` and `cost.json` are written.
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use runner_core::stepkit::{AttemptFiles, Role};
+use runner_core::backend::JobEnvs;
+use runner_core::plan::StepPlan;
+use runner_core::stepkit::{self, AttemptFiles, StepPolicy};
 use runner_core::{BackendError, Failure, RunContext, StepOutput};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use crate::NAME;
-use crate::classify::classify;
 use crate::config::ModalConfig;
-use crate::job::gpu_matches;
-use crate::protocol::{ErrorEvent, Event};
-use crate::shim::{Control, Ending, Outcome};
+use crate::job::{SandboxPlan, Side, gpu_matches};
+use crate::protocol::{Command, Created, Fetched, TerminateReply};
+use crate::runtime::SandboxRuntime;
+use crate::sandbox::{Link, Shim, Sink};
 
-/// What a run's events left behind.
-#[derive(Debug)]
-pub struct Collector {
-    files: AttemptFiles,
-    streams: BTreeMap<String, BufWriter<File>>,
-    /// Result files written under `results/`.
-    pub result_files: Vec<PathBuf>,
-    /// GPU names the container reported.
-    pub gpu_names: Vec<String>,
-    /// The engine version in the container.
-    pub engine_version: Option<String>,
-    /// The last exit event: code, phase, seconds.
-    pub exit: Option<(Option<i32>, String, f64)>,
-    /// The error event, if any.
-    pub error: Option<ErrorEvent>,
-    /// The sandbox id.
-    pub sandbox_id: Option<String>,
-    sandbox_started: Option<Instant>,
-    sandbox_seconds: Option<f64>,
-    modal_type: String,
-    count: u32,
-    pinned: bool,
-    progress: std::sync::Arc<dyn runner_core::backend::ProgressSink>,
+/// How long a query process in the sandbox (GPU names, version, scripts) may take.
+const QUERY_WAIT: Duration = Duration::from_secs(180);
+/// How long fetching the result files and terminating the sandbox may take, each.
+const FINISH_WAIT: Duration = Duration::from_secs(300);
+
+fn err(kind: Failure, message: impl Into<String>) -> BackendError {
+    BackendError::new(NAME, kind, message)
 }
 
-/// The file of one of the shim's output streams, in the attempt's layout.
-fn stream_file(files: &AttemptFiles, stream: &str) -> PathBuf {
-    match stream {
-        "server" => files.server_log(),
-        "client_stdout" => files.client_stdout(),
-        "client_stderr" => files.client_stderr(),
-        "warmup_stdout" => files.warmup_stdout(),
-        "warmup_stderr" => files.warmup_stderr(),
-        other => {
-            let safe: String = other
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-                .take(40)
-                .collect();
-            files.backend_file(&format!(
-                "{}.log",
-                if safe.is_empty() { "other" } else { &safe }
-            ))
-        }
-    }
+/// What is known of the attempt's sandbox, for `modal.json` and `cost.json`.
+#[derive(Debug, Default)]
+struct Record {
+    gpu_names: Vec<String>,
+    engine_version: Option<String>,
+    created_at: Option<Instant>,
 }
 
-impl Collector {
-    /// A collector writing into `cx.artifact_dir`, expecting `count` GPUs of `modal_type`.
-    pub fn new(
-        cx: &RunContext,
-        modal_type: &str,
-        count: u32,
-        pinned: bool,
-        serving: bool,
-    ) -> Result<Self, BackendError> {
-        let files = AttemptFiles::of(cx);
-        files.create().map_err(|e| {
-            BackendError::new(
-                NAME,
-                Failure::EnvironmentBroken,
-                format!("{}: {e}", files.dir().display()),
-            )
-        })?;
-        let mut c = Collector {
-            files,
-            streams: BTreeMap::new(),
-            result_files: Vec::new(),
-            gpu_names: Vec::new(),
-            engine_version: None,
-            exit: None,
-            error: None,
-            sandbox_id: None,
-            sandbox_started: None,
-            sandbox_seconds: None,
-            modal_type: modal_type.to_string(),
-            count: count.max(1),
-            pinned,
-            progress: cx.progress.clone(),
-        };
-        // The client's files exist even when it printed nothing.
-        c.stream("client_stdout");
-        c.stream("client_stderr");
-        if serving {
-            c.stream("server");
-        }
-        Ok(c)
-    }
+/// The sides of a job and its sandbox plan, ready to run.
+pub(crate) struct Job {
+    pub plan: SandboxPlan,
+    pub engine: Side,
+    pub client: Side,
+}
 
-    fn stream(&mut self, name: &str) -> Option<&mut BufWriter<File>> {
-        if !self.streams.contains_key(name) {
-            let f = File::create(stream_file(&self.files, name)).ok()?;
-            self.streams.insert(name.to_string(), BufWriter::new(f));
-        }
-        self.streams.get_mut(name)
-    }
-
-    /// Handle one event.
-    pub fn on_event(&mut self, ev: Event) -> Control {
-        match ev {
-            Event::Log { stream, line } => {
-                if let Some(f) = self.stream(&stream) {
-                    let _ = writeln!(f, "{line}");
-                }
-            }
-            Event::Stage {
-                stage,
-                detail,
-                sandbox_id,
-            } => {
-                if let Some(id) = sandbox_id {
-                    self.sandbox_id = Some(id);
-                    self.sandbox_started = Some(Instant::now());
-                }
-                self.progress.event(&stage, &detail);
-            }
-            Event::Gpu { names } => {
-                self.gpu_names = names;
-                if !gpu_matches(&self.modal_type, self.count, &self.gpu_names) {
-                    return Control::Stop(self.gpu_mismatch());
-                }
-                self.progress.event("gpu", &self.gpu_names.join(", "));
-            }
-            Event::Version { engine_version } => self.engine_version = engine_version,
-            Event::Exit {
-                code,
-                phase,
-                seconds,
-            } => self.exit = Some((code, phase, seconds)),
-            Event::ResultFile { name, content_b64 } => self.result_file(&name, &content_b64),
-            Event::Terminated { seconds, .. } => self.sandbox_seconds = seconds,
-            Event::Error(e) => self.error = Some(e),
-            Event::Hello { .. }
-            | Event::Image { .. }
-            | Event::Plan { .. }
-            | Event::Check { .. }
-            | Event::Cancelled
-            | Event::Other => {}
-        }
-        Control::Continue
-    }
-
-    /// The GPU check's decision: with a pinned SKU a different GPU means Modal broke the pin
-    /// (`infra_transient`: another container may be right); unpinned, the configuration let
-    /// Modal swap it (`bad_config`: set `pin_sku`). Either way no number from it is kept.
-    fn gpu_mismatch(&self) -> BackendError {
-        let (kind, why) = if self.pinned {
-            (
-                Failure::InfraTransient,
-                "the SKU was pinned, so Modal broke the pin; a new container may be right",
-            )
-        } else {
-            (
-                Failure::BadConfig,
-                "pin_sku is off, so Modal may swap SKUs; turn it on",
-            )
-        };
-        BackendError::new(
-            NAME,
-            kind,
-            format!(
-                "asked for {} × {}, the container has [{}]: {why}; the sandbox was stopped",
-                self.count,
-                self.modal_type,
-                self.gpu_names.join(", ")
-            ),
+/// Run one attempt of `step` (see the module docs).
+pub(crate) async fn execute(
+    cfg: &ModalConfig,
+    job: Job,
+    envs: &JobEnvs,
+    step: &StepPlan,
+    cx: &RunContext,
+) -> Result<StepOutput, BackendError> {
+    let files = AttemptFiles::of(cx);
+    files.create().map_err(|e| {
+        err(
+            Failure::EnvironmentBroken,
+            format!("{}: {e}", files.dir().display()),
         )
+    })?;
+    let _ = std::fs::write(
+        files.backend_file("modal-request.json"),
+        serde_json::to_vec_pretty(&json!({
+            "create": job.plan.create, "processes": job.plan.processes,
+            "required": job.plan.required,
+        }))
+        .unwrap_or_default(),
+    );
+    let gpu = job.plan.create.sandbox.gpu.clone();
+    cx.progress
+        .event("modal", &format!("one sandbox with {gpu}"));
+    let shim = Shim::open(cfg, cx.progress.clone(), &files.backend_file("shim.stderr"))?;
+    let link = shim.link();
+    let mut rec = Record::default();
+    let r = run(cfg, &job, envs, step, cx, &link, &mut rec).await;
+    // However it ended: the result files of a measured client, then the sandbox goes.
+    let r = match r {
+        Ok(out) if !AttemptFiles::is_warmup_stdout(&out.client_stdout) => {
+            fetch(&link, &job.plan.paths.result_dir, &files)
+                .await
+                .map(|()| StepOutput {
+                    result_files: files.result_files(),
+                    ..out
+                })
+        }
+        other => other,
+    };
+    let never = CancellationToken::new();
+    let terminated = link
+        .call(Command::Terminate, &never, Some(FINISH_WAIT))
+        .await
+        .ok()
+        .and_then(|v| serde_json::from_value::<TerminateReply>(v).ok());
+    let (shim_exit, stderr_tail) = shim.close(cfg).await;
+    let facts = link.facts();
+    let seconds = terminated
+        .and_then(|t| t.seconds)
+        .or(facts.seconds)
+        .or_else(|| rec.created_at.map(|t| t.elapsed().as_secs_f64()));
+    let modal_type = &job.plan.modal_type;
+    let count = step.gpu.count.max(1);
+    let cost = seconds.and_then(|s| cfg.cost_usd(modal_type, count, s));
+    if let Some(s) = seconds {
+        let c = json!({
+            "gpu_kind": modal_type, "gpu_count": count, "gpu": gpu,
+            "sandbox_seconds": s,
+            "usd_per_gpu_hour": cfg.price_per_gpu_hour(modal_type),
+            "cost_usd": cost,
+        });
+        let _ = std::fs::write(files.backend_file("cost.json"), format!("{c:#}\n"));
+    }
+    let meta = json!({
+        "sandbox_id": facts.sandbox_id, "gpu": gpu, "gpu_names": rec.gpu_names,
+        "engine_version": rec.engine_version, "shim_exit": shim_exit,
+        "sandbox_seconds": seconds, "cost_usd": cost,
+    });
+    let _ = std::fs::write(files.backend_file("modal.json"), format!("{meta:#}\n"));
+    match r {
+        Ok(out) => Ok(StepOutput {
+            host: facts.sandbox_id.map(|id| format!("modal:{id}")),
+            gpu_names: rec.gpu_names,
+            cost_usd: cost,
+            ..out
+        }),
+        Err(mut e) => {
+            if e.kind == Failure::Unknown && !stderr_tail.is_empty() {
+                e.message
+                    .push_str(&format!("; the shim's stderr ends with:\n{stderr_tail}"));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Create the sandbox, check it, and run the step in it.
+async fn run(
+    cfg: &ModalConfig,
+    job: &Job,
+    envs: &JobEnvs,
+    step: &StepPlan,
+    cx: &RunContext,
+    link: &Arc<Link>,
+    rec: &mut Record,
+) -> Result<StepOutput, BackendError> {
+    let within = cx.remaining();
+    let created = link
+        .call(
+            Command::Create(Box::new(job.plan.create.clone())),
+            &cx.cancel,
+            within,
+        )
+        .await;
+    // A create that was cancelled or timed out may still have made a sandbox: the caller
+    // terminates it however this ends.
+    let created = match created {
+        Ok(v) => serde_json::from_value::<Created>(v)
+            .map_err(|e| err(Failure::Unknown, format!("a create reply: {e}")))?,
+        Err(crate::sandbox::CallError::TimedOut(_)) => {
+            return Err(err(
+                Failure::Timeout,
+                "the attempt's deadline passed while the sandbox was created",
+            ));
+        }
+        Err(e) => return Err(e.into_backend("creating the sandbox")),
+    };
+    rec.created_at = Some(Instant::now());
+    tracing::info!(sandbox = %created.sandbox_id, "sandbox created");
+
+    // The GPUs: a container with other GPUs than asked measures nothing.
+    let (out, _) = query(link, "gpu-query", &job.plan.gpu_query, cx).await?;
+    rec.gpu_names = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    if !gpu_matches(&job.plan.modal_type, step.gpu.count, &rec.gpu_names) {
+        return Err(gpu_mismatch(
+            cfg,
+            &job.plan.modal_type,
+            step.gpu.count,
+            &rec.gpu_names,
+        ));
+    }
+    cx.progress.event("gpu", &rec.gpu_names.join(", "));
+    let (version, _) = query(link, "version-query", &job.plan.version_query, cx).await?;
+    rec.engine_version = Some(version.trim().to_string()).filter(|v| !v.is_empty());
+    // The result folder, and the benchmark scripts the argv name.
+    let mut check = vec![
+        "sh".to_string(),
+        "-c".into(),
+        r#"mkdir -p "$1" || exit 1; shift; for f; do [ -f "$f" ] || echo "$f"; done"#.into(),
+        "sh".into(),
+        job.plan.paths.result_dir.clone(),
+    ];
+    check.extend(job.plan.required.iter().cloned());
+    let (missing, _) = query(link, "prelude", &check, cx).await?;
+    if let Some(path) = missing.lines().map(str::trim).find(|l| !l.is_empty()) {
+        return Err(err(
+            Failure::VllmVersion,
+            format!("{path} does not exist: the build's source has no such script"),
+        ));
     }
 
-    fn result_file(&mut self, name: &str, content_b64: &str) {
-        let Some(base) = Path::new(name)
+    let rt = SandboxRuntime::new(
+        link.clone(),
+        job.engine.clone(),
+        job.client.clone(),
+        job.plan.paths.clone(),
+        step.server.is_some(),
+        cfg.port,
+        cfg.workdir.clone(),
+        cx,
+    );
+    let policy = StepPolicy {
+        stop_grace: cfg.stop_grace(),
+        health_poll: Duration::from_secs_f64(cfg.health_poll_s.clamp(0.05, 60.0)),
+        port_attempts: 1,
+        log_tail_lines: 40,
+    };
+    stepkit::run_step(&rt, envs, step, cx, &policy).await
+}
+
+/// Run a small process in the sandbox to its end; its stdout and stderr. A failing query is
+/// an error with its stderr.
+async fn query(
+    link: &Link,
+    id: &str,
+    argv: &[String],
+    cx: &RunContext,
+) -> Result<(String, String), BackendError> {
+    link.exec(id, argv.to_vec(), None, &Sink::Capture, &cx.cancel)
+        .await?;
+    let ended = tokio::select! {
+        r = link.wait(id) => r,
+        _ = cx.cancel.cancelled() => return Err(err(Failure::Cancelled, format!("cancelled during {id}"))),
+        _ = tokio::time::sleep(QUERY_WAIT) => return Err(err(Failure::InfraTransient, format!("{id}: no exit within {QUERY_WAIT:?}"))),
+    };
+    let exit = ended.map_err(|e| crate::dry_run::shim_error(&e, None))?;
+    let (out, errs) = link.captured(id);
+    if id != "version-query" && !exit.success() {
+        let tail: String = errs.lines().rev().take(10).collect::<Vec<_>>().join(" | ");
+        return Err(err(
+            Failure::EnvironmentBroken,
+            format!("{} exited {exit} in the sandbox: {tail}", argv[0]),
+        ));
+    }
+    Ok((out, errs))
+}
+
+/// The GPU check's decision: with a pinned SKU a different GPU means Modal broke the pin
+/// (`infra_transient`: another container may be right); unpinned, the configuration let Modal
+/// swap it (`bad_config`: set `pin_sku`). Either way no number from it is kept.
+fn gpu_mismatch(cfg: &ModalConfig, modal_type: &str, count: u32, names: &[String]) -> BackendError {
+    let (kind, why) = if cfg.pin_sku {
+        (
+            Failure::InfraTransient,
+            "the SKU was pinned, so Modal broke the pin; a new container may be right",
+        )
+    } else {
+        (
+            Failure::BadConfig,
+            "pin_sku is off, so Modal may swap SKUs; turn it on",
+        )
+    };
+    err(
+        kind,
+        format!(
+            "asked for {} × {modal_type}, the container has [{}]: {why}; the sandbox was stopped",
+            count.max(1),
+            names.join(", ")
+        ),
+    )
+}
+
+/// Fetch the files the client wrote in `dir` into the attempt's `results/` (names reduced to
+/// their file name).
+async fn fetch(link: &Link, dir: &str, files: &AttemptFiles) -> Result<(), BackendError> {
+    let never = CancellationToken::new();
+    let v = link
+        .call(
+            Command::Fetch {
+                dir: dir.to_string(),
+            },
+            &never,
+            Some(FINISH_WAIT),
+        )
+        .await
+        .map_err(|e| e.into_backend("fetching the result files"))?;
+    let fetched: Fetched = serde_json::from_value(v)
+        .map_err(|e| err(Failure::Unknown, format!("a fetch reply: {e}")))?;
+    for f in fetched.files {
+        let Some(base) = Path::new(&f.name)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
         else {
-            tracing::warn!(name, "a result file without a usable name; skipped");
-            return;
+            tracing::warn!(name = %f.name, "a result file without a usable name; skipped");
+            continue;
         };
-        let bytes = match base64::engine::general_purpose::STANDARD.decode(content_b64) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(name, "a result file that is not base64 ({e}); skipped");
-                return;
-            }
-        };
-        let path = self.files.results_dir().join(&base);
-        match std::fs::write(&path, bytes) {
-            Ok(()) => self.result_files.push(path),
-            Err(e) => tracing::warn!("{}: {e}", path.display()),
-        }
-    }
-
-    /// Flush the logs, write `modal.json` and `cost.json`, and turn the shim's end into the
-    /// step's output or error.
-    pub fn finish(
-        mut self,
-        cfg: &ModalConfig,
-        gpu: &str,
-        outcome: Outcome,
-    ) -> Result<StepOutput, BackendError> {
-        for f in self.streams.values_mut() {
-            let _ = f.flush();
-        }
-        let seconds = self
-            .sandbox_seconds
-            .or_else(|| self.sandbox_started.map(|t| t.elapsed().as_secs_f64()));
-        let cost = seconds.and_then(|s| cfg.cost_usd(&self.modal_type, self.count, s));
-        if let Some(s) = seconds {
-            let c = json!({
-                "gpu_kind": self.modal_type, "gpu_count": self.count, "gpu": gpu,
-                "sandbox_seconds": s,
-                "usd_per_gpu_hour": cfg.price_per_gpu_hour(&self.modal_type),
-                "cost_usd": cost,
-            });
-            let _ = std::fs::write(self.files.backend_file("cost.json"), format!("{c:#}\n"));
-        }
-        let meta = json!({
-            "sandbox_id": self.sandbox_id, "gpu": gpu, "gpu_names": self.gpu_names,
-            "engine_version": self.engine_version, "shim_exit": outcome.exit,
-            "sandbox_seconds": seconds, "cost_usd": cost,
-        });
-        let _ = std::fs::write(self.files.backend_file("modal.json"), format!("{meta:#}\n"));
-        let fail = |kind: Failure, m: String| Err(BackendError::new(NAME, kind, m));
-        match outcome.ending {
-            Ending::Cancelled => {
-                return fail(
-                    Failure::Cancelled,
-                    "cancelled; the sandbox was terminated".into(),
-                );
-            }
-            Ending::TimedOut => {
-                return fail(
-                    Failure::Timeout,
-                    "the attempt's deadline passed; the sandbox was terminated".into(),
-                );
-            }
-            Ending::Stopped(e) => return Err(e),
-            Ending::Finished => {}
-        }
-        if let Some(e) = &self.error {
-            let (kind, rule) = classify(e, None);
-            let mut msg = format!(
-                "{}: {}{}: {} ({rule})",
-                e.phase.as_deref().unwrap_or("shim"),
-                e.class,
-                e.grpc_status
-                    .as_deref()
-                    .map(|s| format!(" [{s}]"))
-                    .unwrap_or_default(),
-                e.message
-            );
-            if kind == Failure::ServerFailed || kind == Failure::Timeout {
-                let log = self.files.server_log();
-                let tail = AttemptFiles::tail(&log, 30);
-                if !tail.is_empty() {
-                    msg.push_str(&format!("; last lines of {}:\n{tail}", log.display()));
+        match base64::engine::general_purpose::STANDARD.decode(&f.content_b64) {
+            Ok(bytes) => {
+                let path = files.results_dir().join(&base);
+                if let Err(e) = std::fs::write(&path, bytes) {
+                    tracing::warn!("{}: {e}", path.display());
                 }
             }
-            return fail(kind, msg);
+            Err(e) => {
+                tracing::warn!(name = %f.name, "a result file that is not base64 ({e}); skipped")
+            }
         }
-        let Some((code, phase, secs)) = self.exit.clone() else {
-            return fail(
-                Failure::Unknown,
-                format!(
-                    "the shim exited ({:?}) without a result; its stderr ends with:\n{}",
-                    outcome.exit, outcome.stderr_tail
-                ),
-            );
-        };
-        // The shim stops after a failed warm-up (its lifecycle is still its own, for now): the
-        // output is then the warm-up's, as the step kit's lifecycle gives it.
-        let role = if phase == "warmup" {
-            Role::Warmup
-        } else {
-            Role::Client
-        };
-        Ok(StepOutput {
-            exit_code: code,
-            client_stdout: self.files.stdout(role),
-            client_stderr: self.files.stderr(role),
-            server_log: self
-                .streams
-                .contains_key("server")
-                .then(|| self.files.server_log()),
-            result_files: self.result_files,
-            host: self.sandbox_id.map(|id| format!("modal:{id}")),
-            gpu_names: self.gpu_names,
-            benchmark_seconds: if phase == "warmup" { 0.0 } else { secs },
-            cost_usd: cost,
-        })
     }
+    Ok(())
 }

@@ -1,6 +1,7 @@
-//! A [`StepPlan`] made concrete for one Modal sandbox: placeholders filled for the container,
-//! the pinned GPU string, volumes, secrets, dataset uploads and deadlines. Also how a granted
-//! GPU is checked against the one asked for.
+//! A [`StepPlan`] made concrete for one Modal sandbox: the placeholder values of the
+//! container (one [`values`] for the plan here and for the step kit's `run_step`), the pinned
+//! GPU string, volumes, secrets, dataset uploads, the server's encrypted port and the sandbox's
+//! lifetime. Also how a granted GPU is checked against the one asked for.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -8,16 +9,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use runner_core::plan::StepPlan;
-use runner_core::stepkit::{ScriptCheck, SourceTree, Values};
+use runner_core::stepkit::{Role, ScriptCheck, SourceTree, Values};
 use runner_core::{BackendError, Failure};
 use sha2::{Digest, Sha256};
 
 use crate::NAME;
 use crate::config::ModalConfig;
-use crate::protocol::{ImageRecipe, ProcessSpec, RunRequest, SandboxSpec, ServerSpec, Upload};
+use crate::protocol::{CreateRequest, ImageRecipe, SandboxSpec, Upload};
 
-/// The address the server listens on and the client connects to, inside the container.
-pub const HOST: &str = "127.0.0.1";
+/// The address the server listens on inside the container: every address, so that Modal's
+/// tunnel reaches it.
+pub const SERVER_HOST: &str = "0.0.0.0";
+/// The address the clients connect to, inside the container.
+pub const CLIENT_HOST: &str = "127.0.0.1";
 
 /// The per-build values placeholders take in the container.
 #[derive(Debug, Clone)]
@@ -26,6 +30,15 @@ pub struct Side {
     pub python: String,
     /// `{VLLM_SOURCE}`, when the image has the build's scripts.
     pub scripts: Option<String>,
+}
+
+/// The container's directories of a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// `{RESULT_DIR}`.
+    pub result_dir: String,
+    /// `{DATA_DIR}`.
+    pub data_dir: String,
 }
 
 /// What a run needs besides the step.
@@ -45,16 +58,60 @@ pub struct RunInputs {
     pub remaining: Option<Duration>,
 }
 
+/// One step's sandbox: what `create` gets and what is checked in it before the step runs.
+#[derive(Debug, Clone)]
+pub struct SandboxPlan {
+    /// The `create` command.
+    pub create: CreateRequest,
+    /// The container's directories.
+    pub paths: Paths,
+    /// Benchmark scripts the argv need in the image; missing = `vllm_version`.
+    pub required: Vec<String>,
+    /// Every process's argv as the step kit will fill it, by role (for the record).
+    pub processes: BTreeMap<String, Vec<String>>,
+    /// Prints one GPU name per line.
+    pub gpu_query: Vec<String>,
+    /// Prints the engine version.
+    pub version_query: Vec<String>,
+    /// The Modal GPU type asked for.
+    pub modal_type: String,
+}
+
 fn err(kind: Failure, message: impl Into<String>) -> BackendError {
     BackendError::new(NAME, kind, message)
 }
 
-/// The run request of `step` (see the module docs).
-pub fn run_request(
+/// The placeholder values of a process of `role` running on `side` (the step kit fills every
+/// argv with these, through `StepRuntime::values`).
+pub fn values(role: Role, side: &Side, port: Option<u16>, paths: &Paths) -> Values {
+    Values {
+        python: Some(side.python.clone()),
+        host: Some(
+            match role {
+                Role::Server => SERVER_HOST,
+                Role::Warmup | Role::Client => CLIENT_HOST,
+            }
+            .to_string(),
+        ),
+        port,
+        result_dir: Some(paths.result_dir.clone()),
+        vllm_source: side.scripts.clone().map(|path| SourceTree {
+            path,
+            check: ScriptCheck::InImage,
+        }),
+        data_dir: Some(paths.data_dir.clone()),
+        // The sandbox's image has no perf-runner: plans for Modal keep the engine's client.
+        perf_runner: None,
+    }
+}
+
+/// The sandbox of `step` (see the module docs). Every argv is filled here as the step kit will
+/// fill it, so that a step that cannot run fails before a sandbox (and its GPUs) is asked for.
+pub fn sandbox_plan(
     cfg: &ModalConfig,
     step: &StepPlan,
     inputs: &RunInputs,
-) -> Result<RunRequest, BackendError> {
+) -> Result<SandboxPlan, BackendError> {
     let modal_type = cfg
         .modal_gpu_type(step.gpu.kind.as_deref())
         .map_err(|e| err(Failure::BadConfig, e))?;
@@ -72,57 +129,48 @@ pub fn run_request(
             ),
         ));
     }
-    let result_dir = format!("{}/results", cfg.workdir.trim_end_matches('/'));
     let (data_dir, uploads) = datasets(cfg, step, inputs.data_dir.as_deref())?;
-    let fill = |argv: &[String], side: &Side, required: &mut Vec<String>| {
-        fill_argv(
-            cfg,
-            argv,
-            side,
-            &result_dir,
-            &data_dir,
-            step.server.is_some(),
-            required,
-        )
+    let paths = Paths {
+        result_dir: format!("{}/results", cfg.workdir.trim_end_matches('/')),
+        data_dir,
     };
-    let mut required = Vec::new();
-    let server_side = &inputs.engine;
-    let client_side = if step.server.is_some() {
+    let serving = step.server.is_some();
+    let port = serving.then_some(cfg.port);
+    let client_side = if serving {
         &inputs.client
     } else {
         &inputs.engine
     };
-    let server = match &step.server {
-        Some(p) => Some(ServerSpec {
-            argv: fill(&p.argv, server_side, &mut required)?,
-            probe_argv: vec![
-                server_side.python.clone(),
-                "-c".into(),
-                format!(
-                    "import urllib.request;urllib.request.urlopen('http://{HOST}:{}/health',timeout=2)",
-                    cfg.port
-                ),
-            ],
-            ready_timeout_s: cap(step.timeouts.server_ready_s, inputs.remaining),
-            poll_s: cfg.health_poll_s.clamp(0.05, 60.0),
-        }),
-        None => None,
+    let mut required = Vec::new();
+    let mut processes = BTreeMap::new();
+    let mut fill = |role: Role, argv: &[String], side: &Side| -> Result<(), BackendError> {
+        let filled = values(role, side, port, &paths)
+            .fill(argv)
+            .map_err(|e| e.into_backend(NAME))?;
+        for r in filled.required {
+            if !required.contains(&r) {
+                required.push(r);
+            }
+        }
+        processes.insert(role.as_str().to_string(), filled.argv);
+        Ok(())
     };
+    if let Some(p) = &step.server {
+        fill(Role::Server, &p.argv, &inputs.engine)?;
+    }
+    if let Some(w) = &step.warmup {
+        fill(Role::Warmup, &w.argv, client_side)?;
+    }
+    fill(Role::Client, &step.client.argv, client_side)?;
+
     let bench_s = cap(step.timeouts.benchmark_s, inputs.remaining);
-    let warmup = match &step.warmup {
-        Some(w) => Some(ProcessSpec {
-            argv: fill(&w.argv, client_side, &mut required)?,
-            timeout_s: bench_s,
-        }),
-        None => None,
-    };
-    let client = ProcessSpec {
-        argv: fill(&step.client.argv, client_side, &mut required)?,
-        timeout_s: bench_s,
-    };
     let mut lifetime = cfg.sandbox_slack_s + bench_s;
-    lifetime += server.as_ref().map_or(0, |s| s.ready_timeout_s);
-    lifetime += warmup.as_ref().map_or(0, |w| w.timeout_s);
+    if serving {
+        lifetime += cap(step.timeouts.server_ready_s, inputs.remaining);
+    }
+    if step.warmup.is_some() {
+        lifetime += bench_s;
+    }
     let timeout_s = lifetime.min(cfg.max_sandbox_s).max(60);
 
     let mut env: BTreeMap<String, String> = step.env.iter().cloned().collect();
@@ -134,21 +182,27 @@ pub fn run_request(
         volumes.insert(cfg.datasets.path.clone(), cfg.datasets.name.clone());
     }
     let py = &inputs.engine.python;
-    Ok(RunRequest {
-        app: cfg.app_name.clone(),
-        image: inputs.image.clone(),
-        sandbox: SandboxSpec {
-            gpu: cfg.gpu_string(&modal_type, step.gpu.count.max(1)),
-            timeout_s,
-            volumes,
-            secrets: cfg.secrets.clone(),
-            env,
-            workdir: cfg.workdir.clone(),
-            cpu: cfg.cpu,
-            memory_mib: cfg.memory_mib,
-            tags: inputs.labels.clone(),
+    Ok(SandboxPlan {
+        create: CreateRequest {
+            app: cfg.app_name.clone(),
+            image: inputs.image.clone(),
+            sandbox: SandboxSpec {
+                gpu: cfg.gpu_string(&modal_type, step.gpu.count.max(1)),
+                timeout_s,
+                volumes,
+                secrets: cfg.secrets.clone(),
+                env,
+                workdir: cfg.workdir.clone(),
+                cpu: cfg.cpu,
+                memory_mib: cfg.memory_mib,
+                tags: inputs.labels.clone(),
+                encrypted_ports: port.into_iter().collect(),
+            },
+            uploads,
         },
-        uploads,
+        paths,
+        required,
+        processes,
         gpu_query: vec![
             "nvidia-smi".into(),
             "--query-gpu=name".into(),
@@ -159,50 +213,12 @@ pub fn run_request(
             "-c".into(),
             "import importlib.metadata as m;print(m.version('vllm'))".into(),
         ],
-        require_files: required,
-        result_dir,
-        server,
-        warmup,
-        client,
-        collect_argv: vec![
-            py.clone(),
-            "-c".into(),
-            "import base64,json,os,sys;d=sys.argv[1];print(json.dumps({n:base64.b64encode(open(os.path.join(d,n),'rb').read()).decode() for n in sorted(os.listdir(d)) if os.path.isfile(os.path.join(d,n))}))".into(),
-        ],
+        modal_type,
     })
 }
 
 fn cap(secs: u64, remaining: Option<Duration>) -> u64 {
     remaining.map_or(secs, |r| secs.min(r.as_secs().max(1)))
-}
-
-/// Fill a process's argv through the step kit: the container's paths, `{PORT}` only with a
-/// server, and `{VLLM_SOURCE}` scripts collected in `required` (checked in the sandbox).
-fn fill_argv(
-    cfg: &ModalConfig,
-    argv: &[String],
-    side: &Side,
-    result_dir: &str,
-    data_dir: &str,
-    serving: bool,
-    required: &mut Vec<String>,
-) -> Result<Vec<String>, BackendError> {
-    let values = Values {
-        python: Some(side.python.clone()),
-        host: Some(HOST.to_string()),
-        port: serving.then_some(cfg.port),
-        result_dir: Some(result_dir.to_string()),
-        vllm_source: side.scripts.clone().map(|path| SourceTree {
-            path,
-            check: ScriptCheck::InImage,
-        }),
-        data_dir: Some(data_dir.to_string()),
-        // The sandbox's image has no perf-runner: plans for Modal keep the engine's client.
-        perf_runner: None,
-    };
-    let filled = values.fill(argv).map_err(|e| e.into_backend(NAME))?;
-    required.extend(filled.required);
-    Ok(filled.argv)
 }
 
 /// `{DATA_DIR}` in the container and the uploads that put the step's files there: one
@@ -290,43 +306,60 @@ mod tests {
 
     #[test]
     fn placeholders_are_the_step_kit_s_with_the_container_s_paths() {
-        let cfg = ModalConfig::default();
         let a = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let side = Side {
             python: "python3".into(),
             scripts: Some("/scripts".into()),
         };
-        let mut required = Vec::new();
+        let paths = Paths {
+            result_dir: "/r".into(),
+            data_dir: "/d".into(),
+        };
         let argv = a(&[
             "{PYTHON}",
             "{VLLM_SOURCE}/benchmarks/b.py",
+            "--host",
+            "{HOST}",
             "--port",
             "{PORT}",
         ]);
-        let out = fill_argv(&cfg, &argv, &side, "/r", "/d", true, &mut required).unwrap();
+        let out = values(Role::Server, &side, Some(8000), &paths)
+            .fill(&argv)
+            .unwrap();
         assert_eq!(
-            out,
+            out.argv,
             a(&[
                 "python3",
                 "/scripts/benchmarks/b.py",
+                "--host",
+                SERVER_HOST,
                 "--port",
-                &cfg.port.to_string()
+                "8000"
             ])
         );
         assert_eq!(
-            required,
+            out.required,
             ["/scripts/benchmarks/b.py"],
             "checked in the sandbox"
         );
+        let client = values(Role::Client, &side, Some(8000), &paths)
+            .fill(&argv)
+            .unwrap();
+        assert_eq!(client.argv[3], CLIENT_HOST);
         // The one error rule: {PORT} without a server, {VLLM_SOURCE} without scripts.
-        let e = fill_argv(&cfg, &argv, &side, "/r", "/d", false, &mut required).unwrap_err();
+        let e = values(Role::Client, &side, None, &paths)
+            .fill(&argv)
+            .unwrap_err()
+            .into_backend(NAME);
         assert_eq!((e.backend, e.kind), (NAME, Failure::BadConfig));
         let none = Side {
             python: "python3".into(),
             scripts: None,
         };
-        let e = fill_argv(&cfg, &argv, &none, "/r", "/d", true, &mut required).unwrap_err();
-        assert_eq!(e.kind, Failure::VllmVersion);
+        let e = values(Role::Server, &none, Some(1), &paths)
+            .fill(&argv)
+            .unwrap_err();
+        assert_eq!(e.failure(), Failure::VllmVersion);
     }
 
     #[test]

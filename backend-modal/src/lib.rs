@@ -12,6 +12,8 @@ pub mod shim;
 
 mod backend;
 mod dry_run;
+mod runtime;
+mod sandbox;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,8 +30,8 @@ pub(crate) struct PreparedBuild {
     pub commit: String,
 }
 
-/// The Modal backend: one sandbox per job, created and terminated by a shim that drives the
-/// official `modal` SDK. GPUs are leased per sandbox (`acquire` holds no device).
+/// The Modal backend: one sandbox per attempt, created and terminated by a shim that drives
+/// the official `modal` SDK; the step runs in it through the step kit's `run_step`. GPUs are leased per sandbox (`acquire` holds no device).
 #[derive(Debug, Clone)]
 pub struct ModalBackend {
     inner: Arc<Inner>,

@@ -1,16 +1,42 @@
-//! The JSON-lines protocol between this crate and the shim.
+//! The JSON-lines protocol between this crate and the shim (version 2: sandbox exec).
 //!
-//! Rust writes one [`Request`] line to the shim's stdin and keeps stdin open; later it may
-//! write `{"cmd":"cancel"}`, and closing stdin means cancel too. The shim writes one
-//! [`Event`] per stdout line and, whatever happens, terminates every sandbox it created before
-//! it exits (also on SIGTERM/SIGINT).
+//! The shim runs in one of two ways, chosen by its first stdin line:
+//!
+//! - **One request** ([`Request`]: `check`, `prepare`, `dry_run`): the shim answers with events
+//!   and exits. A later `{"cmd":"cancel"}` line, or closing stdin, cancels it.
+//! - **A sandbox** (first line a [`Command::Create`]): one long-lived shim per attempt. Rust
+//!   sends [`Command`]s, each wrapped in an [`Envelope`] with a sequence number `seq`, and the
+//!   shim answers each with [`Event::Reply`] (or [`Event::Failed`]) carrying the same `seq`.
+//!   Commands run concurrently; their replies may come in any order.
+//!   - `create`: upload datasets, build the job's image layers, `Sandbox.create("sleep",
+//!     "infinity", gpu=…, encrypted_ports=[server port], …)`; replies `{sandbox_id}`.
+//!   - `exec {id, argv, workdir}`: start a process in the sandbox, in a process group of its
+//!     own (`setsid`), with the sandbox's environment and secrets; replies once it
+//!     runs. Its output comes as [`Event::Output`] lines (`stdout`/`stderr`), then exactly one
+//!     [`Event::Exit`] after its last output line.
+//!   - `stop {id, grace_s}`: SIGTERM to the process's group, `grace_s` for it to go, then
+//!     SIGKILL; replies once its exit event was sent.
+//!   - `tunnel {port}`: where this machine reaches the sandbox's `port` (Modal's TLS tunnel,
+//!     relayed as plain HTTP on a local port of the shim so that the runner's probe can speak
+//!     to it); replies `{host, port, url}`.
+//!   - `fetch {dir}`: the regular files directly in `dir`; replies `{files: [{name,
+//!     content_b64}]}`.
+//!   - `terminate`: terminate the sandbox; replies `{seconds}` (its lifetime).
+//!
+//!   Closing stdin, or SIGTERM/SIGINT/SIGHUP, terminates every sandbox the shim created, and the
+//!   shim exits.
+//!
+//! Exits are pushed, so "has it ended?" and "wait for it" are answered on this side without a
+//! round trip. The shim decides nothing about the step — readiness, warm-up policy, phase
+//! timeouts and failure codes are the step kit's (`runner_core::stepkit::run_step`); it reports
+//! errors as raised ([`ErrorEvent`]), and `classify.rs` turns them into failures.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 /// The protocol version; the shim reports it in its `hello` event.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Where a `modal.Image` starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,6 +145,9 @@ pub struct SandboxSpec {
     pub memory_mib: Option<u32>,
     /// Tags (run id, commit, variant, attempt).
     pub tags: BTreeMap<String, String>,
+    /// Ports served through Modal's TLS tunnels (`encrypted_ports`): the server's.
+    #[serde(default)]
+    pub encrypted_ports: Vec<u16>,
 }
 
 /// A local file uploaded to a Volume before the sandbox starts (skipped when present).
@@ -132,59 +161,111 @@ pub struct Upload {
     pub remote_path: String,
 }
 
-/// A process run to completion in the sandbox.
+/// Create the attempt's sandbox: the first command of a sandbox shim.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProcessSpec {
-    /// Argv, placeholders filled for the container.
-    pub argv: Vec<String>,
-    /// Deadline, seconds.
-    pub timeout_s: u64,
-}
-
-/// The server, started in the background; ready = probe exits 0 AND server alive AND before
-/// the deadline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ServerSpec {
-    /// Argv, placeholders filled for the container.
-    pub argv: Vec<String>,
-    /// One readiness probe (exit 0 = ready).
-    pub probe_argv: Vec<String>,
-    /// Deadline for readiness, seconds.
-    pub ready_timeout_s: u64,
-    /// Pause between probes, seconds.
-    pub poll_s: f64,
-}
-
-/// Run one step in one sandbox.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRequest {
+pub struct CreateRequest {
     /// The Modal App the sandbox belongs to.
     pub app: String,
     /// The image (the prepared engine image, plus the serving client's layer if any).
     pub image: ImageRecipe,
     /// `Sandbox.create` arguments.
     pub sandbox: SandboxSpec,
-    /// Dataset uploads.
+    /// Dataset uploads, done before the sandbox is created.
     pub uploads: Vec<Upload>,
-    /// Prints one GPU name per line (`nvidia-smi --query-gpu=name …`).
-    pub gpu_query: Vec<String>,
-    /// Prints the engine version.
-    pub version_query: Vec<String>,
-    /// Files that must exist in the container (benchmark scripts); missing = `vllm_version`.
-    pub require_files: Vec<String>,
-    /// Where the client writes result files.
-    pub result_dir: String,
-    /// The server (serving modes).
-    pub server: Option<ServerSpec>,
-    /// The warm-up run.
-    pub warmup: Option<ProcessSpec>,
-    /// The measured client.
-    pub client: ProcessSpec,
-    /// Prints `{name: base64}` of the files in `result_dir`.
-    pub collect_argv: Vec<String>,
 }
 
-/// A request line.
+/// A command to a sandbox shim (see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    /// Create the sandbox.
+    Create(Box<CreateRequest>),
+    /// Start a process in the sandbox.
+    Exec {
+        /// The process's id, chosen by this side (unique in the shim).
+        id: String,
+        /// Its argv, placeholders filled for the container.
+        argv: Vec<String>,
+        /// Its working directory.
+        #[serde(default)]
+        workdir: Option<String>,
+    },
+    /// Stop a process and its group: SIGTERM, `grace_s`, SIGKILL.
+    Stop {
+        /// The process's id.
+        id: String,
+        /// Seconds between SIGTERM and SIGKILL.
+        grace_s: f64,
+    },
+    /// Where this machine reaches a port of the sandbox.
+    Tunnel {
+        /// The port inside the sandbox (one of `encrypted_ports`).
+        port: u16,
+    },
+    /// The regular files directly in a directory of the sandbox.
+    Fetch {
+        /// The directory.
+        dir: String,
+    },
+    /// Terminate the sandbox.
+    Terminate,
+}
+
+/// A command line: the command and its sequence number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Echoed by the reply.
+    pub seq: u64,
+    /// The command.
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+/// The reply to `create`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Created {
+    /// The sandbox's id (`sb-…`).
+    pub sandbox_id: String,
+}
+
+/// The reply to `tunnel`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TunnelReply {
+    /// Where the runner connects (plain HTTP).
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// The public address behind it, for the record.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// One file of a `fetch` reply.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FetchedFile {
+    /// Its name in the directory.
+    pub name: String,
+    /// Its bytes, base64.
+    pub content_b64: String,
+}
+
+/// The reply to `fetch`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Fetched {
+    /// The files.
+    #[serde(default)]
+    pub files: Vec<FetchedFile>,
+}
+
+/// The reply to `terminate`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TerminateReply {
+    /// How long the sandbox lived, seconds.
+    #[serde(default)]
+    pub seconds: Option<f64>,
+}
+
+/// A one-request line (see the module docs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
@@ -192,25 +273,27 @@ pub enum Request {
     Check,
     /// Build an image.
     Prepare(PrepareRequest),
-    /// Run a step.
-    Run(RunRequest),
-    /// Build the SDK objects of a prepare and a run without contacting Modal; answer `plan`.
+    /// Build the SDK objects of a prepare and a sandbox without contacting Modal; answer
+    /// `plan`.
     DryRun {
         /// The image build.
         prepare: PrepareRequest,
-        /// The run (its image is the prepared one).
-        run: RunRequest,
+        /// The sandbox (its image is the prepared one).
+        run: Box<CreateRequest>,
+        /// The processes the step would run, by role (`{"server": {"argv": […]}}`), shown in
+        /// the plan.
+        processes: BTreeMap<String, serde_json::Value>,
         /// The builder version to render Dockerfile commands for.
         builder_version: Option<String>,
     },
-    /// Stop: terminate the sandbox and exit.
+    /// Stop: end what was started and exit.
     Cancel,
 }
 
 /// An error reported by the shim: the exception's class chain and gRPC status, as raised.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ErrorEvent {
-    /// The qualified class (`modal.exception.AuthError`, `perf_runner.ServerExited`).
+    /// The qualified class (`modal.exception.AuthError`, `perf_runner.MissingScript`).
     pub class: String,
     /// The class and its bases, most specific first.
     #[serde(default)]
@@ -221,7 +304,7 @@ pub struct ErrorEvent {
     /// The error text.
     #[serde(default)]
     pub message: String,
-    /// Where it happened (`image`, `patch`, `upload`, `sandbox`, `server`, `client` …).
+    /// Where it happened (`image`, `patch`, `upload`, `sandbox`, `exec`, `tunnel` …).
     #[serde(default)]
     pub phase: Option<String>,
 }
@@ -235,7 +318,7 @@ pub enum Event {
         /// Its protocol version.
         protocol: u32,
     },
-    /// A phase started.
+    /// Progress, for people.
     Stage {
         /// Its name.
         stage: String,
@@ -246,40 +329,43 @@ pub enum Event {
         #[serde(default)]
         sandbox_id: Option<String>,
     },
+    /// A command succeeded.
+    Reply {
+        /// The command's `seq`.
+        seq: u64,
+        /// What it answers (see the reply types).
+        #[serde(default)]
+        value: serde_json::Value,
+    },
+    /// A command failed.
+    Failed {
+        /// The command's `seq`.
+        seq: u64,
+        /// What was raised.
+        error: ErrorEvent,
+    },
     /// One output line of a process.
-    Log {
-        /// `server`, `client_stdout`, `client_stderr`, `warmup_stdout`, `warmup_stderr`.
+    Output {
+        /// The process's id.
+        id: String,
+        /// `stdout` or `stderr`.
         stream: String,
         /// The line, without its newline.
         line: String,
     },
-    /// The GPUs the container got, as the driver names them.
-    Gpu {
-        /// One name per GPU.
-        names: Vec<String>,
-    },
-    /// The engine version in the container.
-    Version {
-        /// The version, if it could be read.
-        engine_version: Option<String>,
-    },
-    /// A process exited (the warm-up, or the measured client).
+    /// A process ended (after its last output line).
     Exit {
-        /// Exit code (`None` = killed).
-        code: Option<i32>,
-        /// `warmup` or `client`.
-        #[serde(default = "client_phase")]
-        phase: String,
-        /// Wall time, seconds.
+        /// The process's id.
+        id: String,
+        /// Its exit code (`None`: killed, or lost).
         #[serde(default)]
-        seconds: f64,
-    },
-    /// A result file the client wrote.
-    ResultFile {
-        /// Its file name.
-        name: String,
-        /// Its bytes, base64.
-        content_b64: String,
+        code: Option<i32>,
+        /// The signal that ended it, when known.
+        #[serde(default)]
+        signal: Option<i32>,
+        /// Why the shim lost track of it (the sandbox ended, a transport error …).
+        #[serde(default)]
+        error: Option<ErrorEvent>,
     },
     /// An image was built.
     Image {
@@ -304,7 +390,7 @@ pub enum Event {
         /// `modal.__version__`.
         modal_version: String,
     },
-    /// The sandbox was terminated.
+    /// A sandbox was terminated.
     Terminated {
         /// Which one.
         #[serde(default)]
@@ -315,15 +401,11 @@ pub enum Event {
     },
     /// The shim stopped on a cancel.
     Cancelled,
-    /// Something failed.
+    /// Something failed outside any command (a one-request run, or the shim itself).
     Error(ErrorEvent),
     /// An event this version does not know.
     #[serde(other)]
     Other,
-}
-
-fn client_phase() -> String {
-    "client".into()
 }
 
 #[cfg(test)]
@@ -339,15 +421,24 @@ mod tests {
         assert!(
             matches!(e, Event::Error(ErrorEvent { ref grpc_status, .. }) if grpc_status.as_deref() == Some("UNAVAILABLE"))
         );
-        let e: Event = serde_json::from_str(r#"{"event":"exit","code":3}"#).unwrap();
+        let e: Event = serde_json::from_str(r#"{"event":"exit","id":"p1","code":3}"#).unwrap();
         assert_eq!(
             e,
             Event::Exit {
+                id: "p1".into(),
                 code: Some(3),
-                phase: "client".into(),
-                seconds: 0.0
+                signal: None,
+                error: None
             }
         );
+        let e: Event =
+            serde_json::from_str(r#"{"event":"reply","seq":7,"value":{"sandbox_id":"sb-1"}}"#)
+                .unwrap();
+        let Event::Reply { seq: 7, value } = e else {
+            panic!("{e:?}")
+        };
+        let c: Created = serde_json::from_value(value).unwrap();
+        assert_eq!(c.sandbox_id, "sb-1");
         let e: Event = serde_json::from_str(r#"{"event":"new_thing","x":1}"#).unwrap();
         assert_eq!(e, Event::Other);
         assert_eq!(
@@ -357,7 +448,7 @@ mod tests {
     }
 
     #[test]
-    fn requests_are_tagged() {
+    fn commands_are_tagged_and_numbered() {
         let v = serde_json::to_value(Request::Cancel).unwrap();
         assert_eq!(v, serde_json::json!({"cmd": "cancel"}));
         let op = ImageOp::Entrypoint { args: vec![] };
@@ -365,5 +456,18 @@ mod tests {
             serde_json::to_value(op).unwrap(),
             serde_json::json!({"op": "entrypoint", "args": []})
         );
+        let line = Envelope {
+            seq: 3,
+            command: Command::Stop {
+                id: "server-1".into(),
+                grace_s: 2.5,
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&line).unwrap(),
+            serde_json::json!({"seq": 3, "cmd": "stop", "id": "server-1", "grace_s": 2.5})
+        );
+        let back: Envelope = serde_json::from_str(r#"{"seq":1,"cmd":"terminate"}"#).unwrap();
+        assert_eq!(back.command, Command::Terminate);
     }
 }

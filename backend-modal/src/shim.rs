@@ -1,7 +1,8 @@
 //! Running the shim: the embedded Python file written content-addressed to a cache dir, one
-//! process per request in its own process group, events read line by line, and a stop that
-//! always ends the process: `{"cmd":"cancel"}` and stdin closed, then after a grace SIGTERM to
-//! the group (the shim terminates its sandbox on it too), then SIGKILL.
+//! process per request (or per attempt's sandbox, see `sandbox`) in its own process
+//! group, events read line by line, and a stop that always ends the process:
+//! `{"cmd":"cancel"}` and stdin closed, then after a grace SIGTERM to the group (the shim
+//! terminates its sandbox on it too), then SIGKILL.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -94,7 +95,7 @@ pub fn shim_path(cfg: &ModalConfig) -> Result<PathBuf, BackendError> {
 }
 
 /// Sends SIGTERM to the shim's group when dropped while armed.
-struct GroupGuard(Option<u32>);
+pub(crate) struct GroupGuard(pub(crate) Option<u32>);
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
@@ -102,13 +103,36 @@ impl Drop for GroupGuard {
     }
 }
 
-fn signal_group(pgid: Option<u32>, sig: libc::c_int) {
+pub(crate) fn signal_group(pgid: Option<u32>, sig: libc::c_int) {
     if let Some(pid) = pgid.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 1) {
         // SAFETY: kill(2) with a negative pid signals exactly the process group we created.
         unsafe {
             libc::kill(-pid, sig);
         }
     }
+}
+
+/// Start the shim in its own process group, its stdin, stdout and stderr piped.
+pub(crate) fn spawn(cfg: &ModalConfig) -> Result<Child, BackendError> {
+    let path = shim_path(cfg)?;
+    let mut cmd = Command::new(&cfg.python);
+    cmd.arg("-u")
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    cmd.spawn().map_err(|e| {
+        BackendError::new(
+            NAME,
+            Failure::EnvironmentBroken,
+            format!(
+                "cannot start {} {}: {e}",
+                cfg.python.display(),
+                path.display()
+            ),
+        )
+    })
 }
 
 /// Run one request through the shim, handing every event to `on_event`.
@@ -120,7 +144,6 @@ pub async fn run(
     stderr_log: Option<&Path>,
     mut on_event: impl FnMut(Event) -> Control,
 ) -> Result<Outcome, BackendError> {
-    let path = shim_path(cfg)?;
     let line = serde_json::to_string(request).map_err(|e| {
         BackendError::new(
             NAME,
@@ -128,24 +151,7 @@ pub async fn run(
             format!("cannot encode the request: {e}"),
         )
     })?;
-    let mut cmd = Command::new(&cfg.python);
-    cmd.arg("-u")
-        .arg(&path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = cmd.spawn().map_err(|e| {
-        BackendError::new(
-            NAME,
-            Failure::EnvironmentBroken,
-            format!(
-                "cannot start {} {}: {e}",
-                cfg.python.display(),
-                path.display()
-            ),
-        )
-    })?;
+    let mut child = spawn(cfg)?;
     let pgid = child.id();
     // Dropped before the end (the caller's future was dropped): SIGTERM lets the shim terminate
     // its sandbox and exit by itself.
@@ -236,7 +242,7 @@ async fn begin_stop(
 }
 
 /// Wait for the shim to exit (signalling it when it lingers), then clear its group.
-async fn reap(
+pub(crate) async fn reap(
     cfg: &ModalConfig,
     child: &mut Child,
     pgid: Option<u32>,
@@ -265,7 +271,10 @@ async fn reap(
     status.and_then(|s| s.code())
 }
 
-async fn read_stderr(stderr: tokio::process::ChildStderr, log: Option<PathBuf>) -> String {
+pub(crate) async fn read_stderr(
+    stderr: tokio::process::ChildStderr,
+    log: Option<PathBuf>,
+) -> String {
     let mut file = match log {
         Some(p) => tokio::fs::File::create(&p).await.ok(),
         None => None,

@@ -1,7 +1,10 @@
 //! The REAL shim against the REAL `modal` package with only the remote calls stubbed
-//! (`tests/real_shim_harness.py`): the shim's own flow — processes, readiness, result files,
-//! cleanup on cancel, and the gRPC status it reads off the SDK's real exceptions. Skipped, with
-//! a note, where `import modal` fails.
+//! (`tests/real_shim_harness.py`, whose stand-in sandbox runs the shim's processes on this
+//! machine): the sandbox commands as the shim implements them on the SDK — `Sandbox.create`
+//! with the server's encrypted port, `exec` under `setsid`, a stop of the process group, the
+//! tunnel relayed from TLS to the runner's plain probe, result files through the SDK's
+//! filesystem API, cleanup on cancel, and the gRPC status it reads off the SDK's real
+//! exceptions. Skipped, with a note, where `import modal` fails.
 
 mod common;
 
@@ -10,9 +13,17 @@ use std::time::{Duration, Instant};
 
 use backend_modal::{ModalBackend, ModalConfig};
 use common::*;
+use perf_runner_tests::standin::{free_port, standin_binary};
 use runner_core::backend::JobEnvs;
 use runner_core::plan::TaskPlan;
 use runner_core::{Backend, BackendError, Failure, PreparedEnv, RunContext, StepOutput};
+
+/// A serving command the stand-in runs.
+const SERVE: &str = "vllm bench serve --model standin/model --dataset-name random \
+     --random-input-len 16 --random-output-len 8 --num-prompts 8";
+/// An offline command.
+const LATENCY: &str =
+    "vllm bench latency --model standin/model --input-len 8 --output-len 8 --batch-size 1";
 
 fn harnessed(dir: &Path, scenario: &str) -> ModalBackend {
     let state = dir.join("state");
@@ -35,7 +46,11 @@ fn harnessed(dir: &Path, scenario: &str) -> ModalBackend {
     .unwrap();
     ModalBackend::new(ModalConfig {
         shim_override: Some(wrapper),
+        container_python: standin_binary().display().to_string(),
+        workdir: dir.join("work").display().to_string(),
+        port: free_port().unwrap(),
         health_poll_s: 0.05,
+        stop_grace_ms: 2_000,
         cancel_grace_ms: 10_000,
         ..ModalConfig::default()
     })
@@ -62,20 +77,6 @@ async fn execute(
     p: &TaskPlan,
     cx: &RunContext,
 ) -> Result<StepOutput, BackendError> {
-    for ds in &p.step.datasets {
-        std::fs::write(cx.data_dir.join(&ds.name), b"[]").unwrap();
-    }
-    let mut p = p.clone();
-    p.step.datasets.clear(); // uploads would contact Modal
-    for a in p
-        .step
-        .client
-        .argv
-        .iter_mut()
-        .chain(p.step.warmup.iter_mut().flat_map(|w| w.argv.iter_mut()))
-    {
-        *a = a.replace("{DATA_DIR}/", "/datasets/");
-    }
     harnessed(dir, scenario).execute(&envs(), &p.step, cx).await
 }
 
@@ -83,31 +84,37 @@ fn json(path: PathBuf) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
+fn nothing_left(dir: &Path, cx: &RunContext) {
+    let left = tagged_processes(&cx.labels["run"]);
+    assert!(left.is_empty(), "{left:?}");
+    assert!(!shim_alive(dir));
+}
+
 #[tokio::test]
-async fn the_real_shim_runs_a_serving_step_and_terminates_its_sandbox() {
-    if !modal_ok("the_real_shim_runs_a_serving_step_and_terminates_its_sandbox") {
+async fn the_real_shim_runs_a_serving_step_through_its_tunnel() {
+    if !modal_ok("the_real_shim_runs_a_serving_step_through_its_tunnel") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let cx = cx(dir.path());
-    let out = execute(dir.path(), "ok", &plan(&serving(2), "H100:2"), &cx)
+    let out = execute(dir.path(), "ok", &plan(SERVE, "H100:2"), &cx)
         .await
         .unwrap();
     assert_eq!(out.exit_code, Some(0));
-    assert_eq!(
-        std::fs::read_to_string(&out.client_stdout).unwrap(),
-        "Request throughput (req/s): 9.0\n"
-    );
+    let stdout = std::fs::read_to_string(&out.client_stdout).unwrap();
+    assert!(stdout.contains("Request throughput (req/s):"), "{stdout}");
+    let log = std::fs::read_to_string(out.server_log.unwrap()).unwrap();
+    let shim_err = std::fs::read_to_string(dir.path().join("art/shim.stderr")).unwrap_or_default();
+    assert!(log.contains("Uvicorn running"), "{log}\n---\n{shim_err}");
     assert!(
-        std::fs::read_to_string(out.server_log.unwrap())
-            .unwrap()
-            .contains("Uvicorn running")
-    );
-    assert_eq!(
-        std::fs::read_to_string(&out.result_files[0]).unwrap(),
-        "{\"ok\": true}"
+        !out.result_files.is_empty(),
+        "fetched through the SDK's filesystem API"
     );
     assert_eq!(out.gpu_names.len(), 2);
+    assert!(
+        marked(dir.path(), "tls"),
+        "readiness was probed through the tunnel's TLS endpoint"
+    );
     assert!(
         marked(dir.path(), "terminated"),
         "the sandbox is terminated after a success too"
@@ -118,19 +125,27 @@ async fn the_real_shim_runs_a_serving_step_and_terminates_its_sandbox() {
     assert_eq!(create["image"], "Image");
     assert_eq!(create["secrets"], serde_json::json!(["Secret"]));
     assert_eq!(create["volumes"]["/root/.cache/huggingface"], "Volume");
+    let port = create["encrypted_ports"][0].as_u64().unwrap();
     let execs = std::fs::read_to_string(dir.path().join("state/execs.jsonl")).unwrap();
-    let client = execs
+    let server = execs
         .lines()
-        .find(|l| {
-            l.contains("[\"python3\", \"/opt/vllm-src/benchmarks/benchmark_serving.py\"")
-                && !l.contains("\"16\"")
-        })
+        .find(|l| l.contains("vllm.entrypoints.openai.api_server"))
         .unwrap();
     assert!(
-        client.contains("\"HF_HOME\"") && client.contains("\"secrets\": 1"),
-        "{client}"
+        server.starts_with("{\"argv\": [\"setsid\", \"--wait\", \"sh\", \"-c\"")
+            && server.contains(&format!("\"--port\", \"{port}\"")),
+        "{server}"
+    );
+    assert!(
+        server.contains("\"HF_HOME\"") && server.contains("\"secrets\": 1"),
+        "{server}"
+    );
+    assert!(
+        execs.lines().any(|l| l.contains("kill -TERM")),
+        "the server was stopped by its group"
     );
     assert!(dir.path().join("art/cost.json").exists());
+    nothing_left(dir.path(), &cx);
 }
 
 #[tokio::test]
@@ -145,7 +160,7 @@ async fn real_sdk_errors_carry_their_grpc_status_into_the_table() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let cx = cx(dir.path());
-        let e = execute(dir.path(), scenario, &plan(&latency(1), "H100:1"), &cx)
+        let e = execute(dir.path(), scenario, &plan(LATENCY, "H100:1"), &cx)
             .await
             .unwrap_err();
         assert_eq!(e.kind, want, "{scenario}: {e}");
@@ -159,13 +174,17 @@ async fn real_sdk_errors_carry_their_grpc_status_into_the_table() {
         if scenario == "exec_timeout" {
             assert!(marked(dir.path(), "terminated"));
         }
+        nothing_left(dir.path(), &cx);
     }
 }
 
 async fn cancel_when(scenario: &str, marker: &str) -> (tempfile::TempDir, BackendError, Duration) {
     let dir = tempfile::tempdir().unwrap();
     let cx = cx(dir.path());
-    let p = plan(&serving(1), "H100:1");
+    let mut p = plan(SERVE, "H100:1");
+    p.step
+        .env
+        .push(("VLLM_STANDIN_FAULT".into(), "hang".into()));
     let task = {
         let (d, cx) = (dir.path().to_path_buf(), cx.clone());
         let scenario = scenario.to_string();
@@ -185,6 +204,7 @@ async fn cancel_when(scenario: &str, marker: &str) -> (tempfile::TempDir, Backen
         .await
         .expect("returns promptly")
         .unwrap();
+    nothing_left(dir.path(), &cx);
     (dir, r.unwrap_err(), asked.elapsed())
 }
 
@@ -193,8 +213,8 @@ async fn cancelling_the_real_shim_terminates_its_sandbox() {
     if !modal_ok("cancelling_the_real_shim_terminates_its_sandbox") {
         return;
     }
-    // While the server is not ready yet.
-    let (dir, e, took) = cancel_when("never_ready", "created").await;
+    // While the server is not ready yet (it hangs): probed through the tunnel, never ready.
+    let (dir, e, took) = cancel_when("ok", "tls").await;
     assert_eq!(e.kind, Failure::Cancelled, "{e}");
     assert!(marked(dir.path(), "terminated"), "terminated on cancel");
     assert!(took < Duration::from_secs(5), "{took:?}");

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use backend_modal::{ModalBackend, ModalConfig};
+use perf_runner_tests::standin::{free_port, standin_binary};
 use runner_core::RunContext;
 use runner_core::backend::{GpuLease, NoProgress};
 use runner_core::dataset::Dataset;
@@ -92,7 +93,9 @@ pub fn modal_ok(test: &str) -> bool {
     )
 }
 
-/// A backend wired to the fake shim playing `scenario`; its state lands in `dir/state`.
+/// A backend wired to the fake shim playing `scenario`; its state lands in `dir/state`. The
+/// fake's "sandbox" is this machine: the container's paths (work folder, Volume mounts) lie
+/// under `dir`, `{PYTHON}` is the stand-in engine, and the server's port is a free one.
 pub fn fake(dir: &Path, scenario: &str, tweak: impl FnOnce(&mut ModalConfig)) -> ModalBackend {
     let state = dir.join("state");
     std::fs::create_dir_all(&state).unwrap();
@@ -108,9 +111,20 @@ pub fn fake(dir: &Path, scenario: &str, tweak: impl FnOnce(&mut ModalConfig)) ->
         ),
     )
     .unwrap();
+    let mnt = |name: &str| backend_modal::VolumeMount {
+        name: format!("perf-runner-{name}"),
+        path: dir.join("mnt").join(name).display().to_string(),
+    };
     let mut cfg = ModalConfig {
         shim_override: Some(wrapper),
         cache_dir: Some(dir.join("cache")),
+        container_python: standin_binary().display().to_string(),
+        workdir: dir.join("work").display().to_string(),
+        hf_cache: mnt("hf-cache"),
+        datasets: mnt("datasets"),
+        port: free_port().expect("a free port"),
+        health_poll_s: 0.05,
+        stop_grace_ms: 2_000,
         cancel_grace_ms: 5_000,
         kill_grace_ms: 1_000,
         ..ModalConfig::default()
@@ -137,4 +151,36 @@ pub fn marked(dir: &Path, marker: &str) -> bool {
 pub fn shim_alive(dir: &Path) -> bool {
     let pid = std::fs::read_to_string(dir.join("state/pid")).unwrap_or_default();
     !pid.trim().is_empty() && Path::new("/proc").join(pid.trim()).exists()
+}
+
+/// The processes of this machine whose environment carries the sandbox tag `run-id = run`
+/// (the fake shim puts every tag of its sandbox into its processes' environments), zombies
+/// left out: what a run left behind. Each as `pid (command line)`.
+pub fn tagged_processes(run: &str) -> Vec<String> {
+    let want = format!("PERF_RUNNER_TAG_RUN_ID={run}").into_bytes();
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        if !env.split(|b| *b == 0).any(|kv| kv == want.as_slice()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let state = stat.rsplit(')').next().unwrap_or("").trim().chars().next();
+        if state == Some('Z') {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        found.push(format!("{name} ({})", cmd.trim()));
+    }
+    found
 }

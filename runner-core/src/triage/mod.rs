@@ -144,7 +144,7 @@ pub struct Findings {
 }
 
 /// The triage of one task.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct TaskTriage {
     /// The human commit.
     pub commit: String,

@@ -75,27 +75,14 @@ pub struct TriageJson {
     pub notes: Vec<String>,
 }
 
-/// One task of [`TriageJson`].
+/// One task of [`TriageJson`]: its triage and the code of the reason that decides it.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct TaskJson {
-    /// Full commit hash.
-    pub commit: String,
-    /// The parent commit (the baseline), when known.
-    pub parent: Option<String>,
-    /// The GPU config (`unspecified` when the row has none).
-    pub gpu_config: String,
-    /// The model, when the command names one.
-    pub model: Option<String>,
-    /// The verdict.
-    pub verdict: Verdict,
+    /// The task's triage.
+    #[serde(flatten)]
+    pub task: TaskTriage,
     /// The code of the reason that decides the verdict, if any.
     pub primary_reason: Option<Failure>,
-    /// Every reason, most severe first.
-    pub reasons: Vec<super::Reason>,
-    /// Warnings that do not change the verdict.
-    pub warnings: Vec<String>,
-    /// What was not checked, and why.
-    pub not_checked: Vec<String>,
 }
 
 /// The summary of [`TriageJson`].
@@ -182,15 +169,8 @@ impl TriageReport {
                 .tasks
                 .iter()
                 .map(|t| TaskJson {
-                    commit: t.commit.clone(),
-                    parent: t.parent.clone(),
-                    gpu_config: t.gpu_config.clone(),
-                    model: t.model.clone(),
-                    verdict: t.verdict,
+                    task: t.clone(),
                     primary_reason: t.primary().map(|r| r.code),
-                    reasons: t.reasons.clone(),
-                    warnings: t.warnings.clone(),
-                    not_checked: t.not_checked.clone(),
                 })
                 .collect(),
             summary: SummaryJson {

@@ -103,6 +103,19 @@ pub fn load(path: Option<&Path>, settings: &Settings, intake: &Intake) -> Result
                 ),
             ));
         }
+        // Short hashes first: wheels, images and names need the whole commit.
+        let s = ds
+            .resolve_short_commits(repo)
+            .map_err(|e| anyhow::anyhow!("--vllm-source: {e}"))?;
+        if s.resolved > 0 {
+            tracing::info!(
+                resolved = s.resolved,
+                "short commit hashes resolved from the clone"
+            );
+        }
+        for (prefix, why) in &s.unresolved {
+            eprintln!("{prefix}: short commit hash kept: {}", escape(why));
+        }
         if ds.tasks.iter().any(|t| t.parent.is_none()) {
             let r = ds
                 .resolve_parents(repo)

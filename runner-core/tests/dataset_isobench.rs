@@ -185,6 +185,42 @@ pub fn repo_with_commits(dir: &Path) -> Vec<String> {
 }
 
 #[test]
+fn short_hashes_become_full_ones_from_a_git_clone() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("vllm");
+    std::fs::create_dir_all(&repo).unwrap();
+    let c = repo_with_commits(&repo);
+    let text = [
+        // A short commit and a short parent; a full one stays as it is.
+        row(serde_json::json!({"commit_hash": &c[2][..8], "parent_commit": &c[1][..9], "perf_command": CMD})),
+        row(serde_json::json!({"commit_hash": c[1], "perf_command": CMD})),
+        // A prefix the clone does not know stays short, with the reason.
+        row(serde_json::json!({"commit_hash": "abcdef12", "perf_command": CMD})),
+    ]
+    .join("\n");
+    let mut ds = load(&text, dir.path(), &dir.path().join("p"));
+    let r = ds.resolve_short_commits(&repo).unwrap();
+    assert_eq!(r.resolved, 2, "{r:?}");
+    assert_eq!(ds.tasks[0].commit, c[2]);
+    assert_eq!(ds.tasks[0].parent.as_deref(), Some(c[1].as_str()));
+    assert_eq!(ds.tasks[1].commit, c[1]);
+    assert_eq!(ds.tasks[2].commit, "abcdef12");
+    assert_eq!(r.unresolved.len(), 1);
+    assert!(r.unresolved[0].1.contains("not in the clone"), "{r:?}");
+    // Then the parents of the now-full commits resolve as usual.
+    let p = ds.resolve_parents(&repo).unwrap();
+    assert_eq!(ds.tasks[1].parent.as_deref(), Some(c[0].as_str()));
+    assert_eq!(p.unresolved.len(), 1);
+    // Not a clone: one error.
+    let mut again = load(&text, dir.path(), &dir.path().join("p"));
+    assert!(
+        again
+            .resolve_short_commits(&dir.path().join("nowhere"))
+            .is_err()
+    );
+}
+
+#[test]
 fn missing_parents_resolve_from_a_git_clone() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("vllm");

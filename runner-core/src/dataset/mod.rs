@@ -63,7 +63,7 @@ pub struct Dataset {
     lines_by_commit: std::collections::BTreeMap<String, usize>,
 }
 
-pub use parents::ParentResolution;
+pub use parents::{ParentResolution, ShortResolution};
 
 /// How a dataset is read.
 #[derive(Debug, Clone, Copy)]

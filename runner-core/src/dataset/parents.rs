@@ -1,6 +1,7 @@
-//! Missing parent commits, resolved from a local clone: `COMMIT^` for every task that has no
-//! parent, through one `git cat-file --batch-check` process (an argv, never a shell; every
-//! commit was checked to be a hexadecimal hash when its row was read).
+//! Commits resolved from a local clone, each kind through one `git cat-file --batch-check`
+//! process (an argv, never a shell; every commit was checked to be a hexadecimal hash when its
+//! row was read): short hashes to full ones (`PREFIX^{commit}`) — per-commit wheels, images
+//! and artifact names need the whole hash — and missing parents (`COMMIT^`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -17,7 +18,91 @@ pub struct ParentResolution {
     pub unresolved: Vec<(String, String)>,
 }
 
+/// What [`Dataset::resolve_short_commits`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShortResolution {
+    /// Commits (task or parent) that were short and are now full hashes.
+    pub resolved: usize,
+    /// Short commits the clone could not resolve: the prefix and why.
+    pub unresolved: Vec<(String, String)>,
+}
+
 impl Dataset {
+    /// Replace every short commit hash — a task's commit or its parent — with the full hash
+    /// the git clone at `repo` gives it. A prefix the clone does not know, or knows more than
+    /// one commit by, stays short and is listed with the reason. An error means git could not
+    /// run on `repo` at all.
+    pub fn resolve_short_commits(&mut self, repo: &Path) -> Result<ShortResolution, String> {
+        // (task index, whether it is the parent) of every short hash.
+        let mut short: Vec<(usize, bool)> = Vec::new();
+        for (i, t) in self.tasks.iter().enumerate() {
+            if t.commit.len() < 40 {
+                short.push((i, false));
+            }
+            if t.parent.as_ref().is_some_and(|p| p.len() < 40) {
+                short.push((i, true));
+            }
+        }
+        let mut out = ShortResolution::default();
+        if short.is_empty() {
+            return Ok(out);
+        }
+        let hash = |t: &crate::task::Task, parent: bool| -> String {
+            if parent {
+                t.parent.clone().unwrap_or_default()
+            } else {
+                t.commit.clone()
+            }
+        };
+        let input: String = short
+            .iter()
+            .map(|&(i, parent)| format!("{}^{{commit}}\n", hash(&self.tasks[i], parent)))
+            .collect();
+        let answers = batch_check(repo, input)?;
+        if answers.len() != short.len() {
+            return Err(format!(
+                "git cat-file answered {} of {} queries in {}",
+                answers.len(),
+                short.len(),
+                repo.display()
+            ));
+        }
+        for (&(i, parent), answer) in short.iter().zip(answers) {
+            let task = &mut self.tasks[i];
+            let prefix = hash(task, parent);
+            let mut words = answer.split_whitespace();
+            let (first, kind) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            match (hex_commit(first), kind) {
+                (Ok(full), "commit") if full.len() == 40 && full.starts_with(&prefix) => {
+                    if parent {
+                        task.parent = Some(full);
+                    } else {
+                        task.commit = full;
+                    }
+                    out.resolved += 1;
+                }
+                _ => {
+                    let why = match kind {
+                        "ambiguous" => {
+                            "more than one commit of the clone has this prefix; give more digits"
+                                .to_string()
+                        }
+                        "missing" => format!(
+                            "not in the clone at {} (fetch it, or give the full hash)",
+                            repo.display()
+                        ),
+                        _ => format!(
+                            "unexpected answer from git: {}",
+                            super::patches::excerpt(&answer)
+                        ),
+                    };
+                    out.unresolved.push((prefix, why));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Fill in the parent of every task that has none with `COMMIT^` (the first parent) as the
     /// git clone at `repo` resolves it. Tasks the clone does not know, or whose commit is the
     /// root, keep no parent and are listed with the reason. An error means git could not run

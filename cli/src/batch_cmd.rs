@@ -186,6 +186,10 @@ pub async fn run(
     json: bool,
 ) -> Result<i32> {
     let store = Arc::new(Store::open(store_path)?);
+    // Signals stop the run from here on, planning included: tasks not planned yet are
+    // recorded as interrupted, and the process ends through the engine's cancellation.
+    let cancel = CancellationToken::new();
+    crate::signals::spawn_handler(cancel.clone());
     let lock;
     // The backend is made before a run is created or taken up, so that unreadable settings
     // leave no run behind that never ends.
@@ -234,6 +238,10 @@ pub async fn run(
             // Plans are made for this backend: can it run the native serving client?
             let settings = &settings.clone().for_backend(&backend.capabilities());
             let (ds, tasks) = load_tasks(&spec, settings)?;
+            if cancel.is_cancelled() {
+                errln!("interrupted before the run was written");
+                return Ok(exit::INTERRUPTED);
+            }
             let run = RunId::generate();
             store.create_run(
                 &run,
@@ -251,9 +259,16 @@ pub async fn run(
                 esc(&ds.origin)
             );
             let choices = choices(&spec, settings)?;
-            let planning =
-                session::plan_tasks(&store, &run, &tasks, settings, &choices, planner(&router))
-                    .await?;
+            let planning = session::plan_tasks(
+                &store,
+                &run,
+                &tasks,
+                settings,
+                &choices,
+                planner(&router),
+                &cancel,
+            )
+            .await?;
             tell(&planning);
             unroutable = planning.unroutable();
             (run, planning.plans, backend)
@@ -287,8 +302,6 @@ pub async fn run(
     let engine = Engine::new(backend, store.clone(), opts)
         .with_progress(progress.clone())
         .with_limits(settings.limits);
-    let cancel = CancellationToken::new();
-    crate::signals::spawn_handler(cancel.clone());
     let summary = engine.run(&run, &plans, &cancel).await?;
     progress.finish();
     let status = if summary.cancelled {

@@ -17,6 +17,7 @@ use runner_core::session::{
 use runner_core::settings::Settings;
 use runner_core::store::Store;
 use runner_core::task::{Task, Variant};
+use tokio_util::sync::CancellationToken;
 
 const A: &str = "1111111111111111111111111111111111111111";
 const B: &str = "2222222222222222222222222222222222222222";
@@ -56,6 +57,11 @@ fn new_run(dir: &Path) -> (Store, RunId) {
     (store, run)
 }
 
+/// A cancellation token nobody cancels.
+fn go() -> CancellationToken {
+    CancellationToken::new()
+}
+
 fn choices(repeats: u32, aa: bool) -> Choices {
     Choices {
         repeats,
@@ -82,9 +88,17 @@ async fn every_task_gets_a_row_and_planned_ones_their_interleaved_jobs() {
     );
     let (store, run) = new_run(dir.path());
     let settings = Settings::embedded();
-    let planning = plan_tasks(&store, &run, &tasks, &settings, &choices(3, true), &Direct)
-        .await
-        .unwrap();
+    let planning = plan_tasks(
+        &store,
+        &run,
+        &tasks,
+        &settings,
+        &choices(3, true),
+        &Direct,
+        &go(),
+    )
+    .await
+    .unwrap();
 
     // A: planned, its plan and fingerprint stored, 2 variants × 3 repeats + 3 A/A jobs.
     assert_eq!(planning.plans.len(), 1);
@@ -166,7 +180,7 @@ async fn the_skip_list_skips_by_prefix_and_force_runs_everything() {
         skip: skip.clone(),
         ..choices(1, false)
     };
-    let p = plan_tasks(&store, &run, &tasks, &settings, &listed, &Direct)
+    let p = plan_tasks(&store, &run, &tasks, &settings, &listed, &Direct, &go())
         .await
         .unwrap();
     assert!(p.plans.is_empty());
@@ -187,7 +201,7 @@ async fn the_skip_list_skips_by_prefix_and_force_runs_everything() {
         force: true,
         ..choices(1, false)
     };
-    let p = plan_tasks(&store, &run, &tasks, &settings, &forced, &Direct)
+    let p = plan_tasks(&store, &run, &tasks, &settings, &forced, &Direct, &go())
         .await
         .unwrap();
     assert_eq!(p.plans.len(), 2, "{:?}", p.outcomes);
@@ -222,6 +236,7 @@ async fn a_task_no_backend_takes_is_skipped_with_every_reason() {
         &Settings::embedded(),
         &choices(1, false),
         &Nowhere,
+        &go(),
     )
     .await
     .unwrap();
@@ -256,9 +271,17 @@ async fn a_resume_gets_the_stored_plans_and_refuses_a_changed_one() {
     );
     let (store, run) = new_run(dir.path());
     let settings = Settings::embedded();
-    let first = plan_tasks(&store, &run, &tasks, &settings, &choices(2, false), &Direct)
-        .await
-        .unwrap();
+    let first = plan_tasks(
+        &store,
+        &run,
+        &tasks,
+        &settings,
+        &choices(2, false),
+        &Direct,
+        &go(),
+    )
+    .await
+    .unwrap();
     let again = resume_plans(&store, &run, &tasks, &settings, &Direct)
         .await
         .unwrap();
@@ -294,4 +317,44 @@ async fn a_resume_gets_the_stored_plans_and_refuses_a_changed_one() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("does not decode"), "{e}");
+}
+
+#[tokio::test]
+async fn a_signal_during_planning_skips_the_rest_as_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = dataset(
+        dir.path(),
+        &[
+            row(A, &["vllm/worker.py"], None),
+            row(B, &["vllm/worker.py"], None),
+        ],
+    );
+    let (store, run) = new_run(dir.path());
+    let cancelled = CancellationToken::new();
+    cancelled.cancel();
+    let p = plan_tasks(
+        &store,
+        &run,
+        &tasks,
+        &Settings::embedded(),
+        &choices(1, false),
+        &Direct,
+        &cancelled,
+    )
+    .await
+    .unwrap();
+    assert!(p.plans.is_empty());
+    assert!(p.outcomes.iter().all(|o| matches!(
+        o,
+        TaskOutcome::Skipped {
+            why: Skip::Interrupted,
+            ..
+        }
+    )));
+    let rows = store.tasks(&run).unwrap();
+    assert_eq!(rows.len(), 2, "every task keeps a row");
+    assert!(rows.iter().all(
+        |r| r.status == TaskStatus::Skipped && r.detail == "interrupted before it was planned"
+    ));
+    assert!(store.jobs(&run).unwrap().is_empty());
 }

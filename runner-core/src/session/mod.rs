@@ -6,7 +6,9 @@
 //!   `force`), a skip list skips its commits, an unusable agent patch fails its one task, a task
 //!   no backend can take here is skipped with every backend's reason; a planned task gets its
 //!   plan (own column), its step fingerprint and its interleaved job rows. Every task gets a
-//!   row, and a [`TaskOutcome`] says what happened to it.
+//!   row, and a [`TaskOutcome`] says what happened to it — also when a signal interrupts the
+//!   planning: the tasks not planned yet are skipped as interrupted (a resume runs the planned
+//!   ones; the report names the rest).
 //! - [`resume_plans`] takes a stored run up again: each planned task is planned afresh and
 //!   must give the same step fingerprint, or the resume is refused (the dataset or the
 //!   settings changed since).
@@ -127,6 +129,8 @@ pub enum Skip {
     NotVerifiable(String),
     /// No backend can take it here (every backend's reason).
     NoBackend(String),
+    /// The run was interrupted (a signal) before the task was planned.
+    Interrupted,
 }
 
 impl std::fmt::Display for Skip {
@@ -135,6 +139,7 @@ impl std::fmt::Display for Skip {
             Skip::Listed => f.write_str("listed in the skip list"),
             Skip::NotVerifiable(why) => write!(f, "triage: {why}"),
             Skip::NoBackend(why) => write!(f, "not verifiable here: {why}"),
+            Skip::Interrupted => f.write_str("interrupted before it was planned"),
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::settings::{Limits, Settings};
 use crate::store::{Store, TaskRow};
 use crate::task::{Task, Variant};
 use crate::triage::{TriageOptions, TriageReport, Verdict, triage_dataset};
+use tokio_util::sync::CancellationToken;
 
 /// The commits of a skip list (`<commit> <code> <detail>` per line, `#` comments), lower case.
 /// The file is untrusted input: read at most `limits.max_dataset_bytes`, and only a regular
@@ -103,6 +104,7 @@ pub async fn plan_tasks(
     settings: &Settings,
     choices: &Choices,
     planner: &dyn Planner,
+    cancel: &CancellationToken,
 ) -> Result<Planning, SessionError> {
     let report = triage_dataset(tasks, &triage_options(settings)).await;
     let mut out = Planning::default();
@@ -120,6 +122,14 @@ pub async fn plan_tasks(
             commit: t.commit.clone(),
             why,
         };
+        if cancel.is_cancelled() {
+            store.put_task(
+                run,
+                &row(TaskStatus::Skipped, Skip::Interrupted.to_string()),
+            )?;
+            out.outcomes.push(skipped(Skip::Interrupted));
+            continue;
+        }
         if !choices.force && listed(&choices.skip, &t.commit) {
             store.put_task(run, &row(TaskStatus::Skipped, Skip::Listed.to_string()))?;
             out.outcomes.push(skipped(Skip::Listed));

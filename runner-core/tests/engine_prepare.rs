@@ -126,6 +126,14 @@ async fn prepare_retries_are_kept_try_by_try() {
         .collect();
     assert_eq!(rows.len(), 2, "{section}");
     assert!(rows[0].contains("| baseline | 1 |"), "{}", rows[0]);
+    let html = runner_core::report::html(&report);
+    assert_eq!(
+        html.matches("<td><code>infra_transient</code></td>")
+            .count(),
+        2,
+        "{html}"
+    );
+    assert!(html.contains("download reset by peer"));
 }
 
 #[tokio::test]

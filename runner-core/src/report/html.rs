@@ -119,6 +119,22 @@ fn task_section(out: &mut String, t: &TaskReport) {
         }
         out.push_str("</table>");
     }
+    let retried: Vec<_> = t.prepare.iter().filter(|p| p.failure.is_some()).collect();
+    if !retried.is_empty() {
+        out.push_str("<table><tr><th>prepare</th><th>try</th><th>code</th><th>seconds</th><th>detail</th></tr>");
+        for p in retried {
+            let _ = write!(
+                out,
+                r#"<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{:.1}</td><td>{}</td></tr>"#,
+                esc(p.variant.as_str()),
+                p.attempt,
+                esc(p.failure.map_or("", |f| f.code())),
+                p.seconds,
+                esc(p.detail.as_deref().unwrap_or(""))
+            );
+        }
+        out.push_str("</table>");
+    }
     out.push_str("</div></div></div>");
 }
 

@@ -19,6 +19,27 @@ fn perf_runner(args: &[&str]) -> Output {
         .expect("run perf-runner")
 }
 
+/// `bench serve` of `prompts` tiny requests (4 tokens in, 4 out) to `model` on `port`, plus
+/// `extra` flags.
+fn tiny_bench(port: &str, model: &str, prompts: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "bench",
+        "serve",
+        "--port",
+        port,
+        "--model",
+        model,
+        "--num-prompts",
+        prompts,
+        "--random-input-len",
+        "4",
+        "--random-output-len",
+        "4",
+    ];
+    args.extend_from_slice(extra);
+    perf_runner(&args)
+}
+
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -267,20 +288,7 @@ fn a_tokenizer_json_gives_exact_prompt_lengths_and_chat_sharegpt_goodput_work() 
 #[test]
 fn a_server_that_is_down_fails_every_request_and_exits_non_zero_with_the_first_error() {
     let port = free_port().unwrap().to_string();
-    let o = perf_runner(&[
-        "bench",
-        "serve",
-        "--port",
-        &port,
-        "--model",
-        "m",
-        "--num-prompts",
-        "4",
-        "--random-input-len",
-        "4",
-        "--random-output-len",
-        "4",
-    ]);
+    let o = tiny_bench(&port, "m", "4", &[]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(4), "{out}\n{err}");
     assert_eq!(metric(&out, "Failed requests:"), 4.0);
@@ -295,20 +303,7 @@ fn a_server_that_is_down_fails_every_request_and_exits_non_zero_with_the_first_e
 fn an_unknown_model_is_an_http_404_per_request() {
     let srv = server(1.0, 1000.0);
     let port = srv.port().to_string();
-    let o = perf_runner(&[
-        "bench",
-        "serve",
-        "--port",
-        &port,
-        "--model",
-        "other",
-        "--num-prompts",
-        "3",
-        "--random-input-len",
-        "4",
-        "--random-output-len",
-        "4",
-    ]);
+    let o = tiny_bench(&port, "other", "3", &[]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(4), "{out}\n{err}");
     assert!(err.contains("HTTP 404 Not Found"), "{err}");
@@ -388,21 +383,7 @@ fn malformed_events_and_resets_are_failed_requests_with_reasons() {
         ),
     ] {
         let port = tiny_server(reply).to_string();
-        let o = perf_runner(&[
-            "bench",
-            "serve",
-            "--port",
-            &port,
-            "--model",
-            "m",
-            "--num-prompts",
-            "3",
-            "--random-input-len",
-            "4",
-            "--random-output-len",
-            "4",
-            "--disable-tqdm",
-        ]);
+        let o = tiny_bench(&port, "m", "3", &["--disable-tqdm"]);
         let (out, err) = text(&o);
         assert_eq!(o.status.code(), Some(4), "{reason}: {out}\n{err}");
         assert_eq!(metric(&out, "Failed requests:"), 3.0);

@@ -125,9 +125,9 @@ pub struct DockerConfig {
     /// on `PATH`, or a path; for a remote engine, a wrapper that runs it on that host).
     pub nvidia_smi: PathBuf,
     /// The folder of host-wide GPU lock files shared with the local backend and other
-    /// perf-runner processes of this host; `None` = `perf-runner-gpu-leases` in the temporary
-    /// folder. (For a remote engine, GPUs are kept apart per process only unless every client
-    /// of that engine shares this folder.)
+    /// perf-runner processes of this host; `None` = `/var/tmp/perf-runner-gpu-leases`. (For a
+    /// remote engine, GPUs are kept apart per process only unless every client of that engine
+    /// shares this folder.)
     pub gpu_lock_dir: Option<PathBuf>,
     /// Run without GPUs: leases hold no devices and containers get none (CPU images, such as
     /// the test stand-in). Off by default: a GPU step on a host without `nvidia-smi` is refused.

@@ -42,8 +42,8 @@ pub struct LocalConfig {
     /// The `nvidia-smi` program (a name looked up on `PATH`, or a path).
     pub nvidia_smi: PathBuf,
     /// The folder of host-wide GPU lock files that keeps the leases of every perf-runner
-    /// process of this host apart (the Docker backend's too); `None` = `perf-runner-gpu-leases`
-    /// in the temporary folder.
+    /// process of this host apart (the Docker backend's too); `None` =
+    /// `/var/tmp/perf-runner-gpu-leases`.
     pub gpu_lock_dir: Option<PathBuf>,
     /// The `uv` program; when it does not run, `python -m venv` + pip is used instead.
     pub uv: PathBuf,

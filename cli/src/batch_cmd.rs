@@ -214,7 +214,13 @@ pub async fn run(
                 );
             }
             let (backend, router) = route::make(&spec.backend, settings)?;
-            if !usable(backend.as_ref()).await? {
+            // A signal while the backend is checked (Modal's check may take a minute) ends
+            // the command at once: nothing was started yet.
+            let ok = tokio::select! {
+                ok = usable(backend.as_ref()) => ok?,
+                _ = cancel.cancelled() => return Ok(exit::INTERRUPTED),
+            };
+            if !ok {
                 return Ok(exit::BACKEND_UNAVAILABLE);
             }
             // Plans are made for this backend: can it run the native serving client?
@@ -232,7 +238,13 @@ pub async fn run(
                 spec.dataset = Some(std::path::absolute(d).unwrap_or_else(|_| d.clone()));
             }
             let (backend, router) = route::make(&spec.backend, settings)?;
-            if !usable(backend.as_ref()).await? {
+            // A signal while the backend is checked (Modal's check may take a minute) ends
+            // the command at once: nothing was started yet.
+            let ok = tokio::select! {
+                ok = usable(backend.as_ref()) => ok?,
+                _ = cancel.cancelled() => return Ok(exit::INTERRUPTED),
+            };
+            if !ok {
                 return Ok(exit::BACKEND_UNAVAILABLE);
             }
             // Plans are made for this backend: can it run the native serving client?

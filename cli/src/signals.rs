@@ -21,19 +21,31 @@ async fn recv(s: &mut Option<Signal>) {
 }
 
 /// Cancel `cancel` on the first SIGINT, SIGTERM or SIGHUP (from then on these signals no
-/// longer end the process by themselves). Must be called inside a Tokio runtime.
+/// longer end the process by themselves); a second one ends the process at once with exit code
+/// 130, for a user who will not wait for the clean-up (what was started is then left for
+/// `perf-runner gc`). Must be called inside a Tokio runtime.
 pub fn spawn_handler(cancel: CancellationToken) {
     let mut int = listen("SIGINT", SignalKind::interrupt());
     let mut term = listen("SIGTERM", SignalKind::terminate());
     let mut hup = listen("SIGHUP", SignalKind::hangup());
     tokio::spawn(async move {
-        let name = tokio::select! {
-            _ = recv(&mut int) => "SIGINT",
-            _ = recv(&mut term) => "SIGTERM",
-            _ = recv(&mut hup) => "SIGHUP",
-        };
-        // Cancel first: after SIGHUP the terminal may be gone, and printing may fail.
-        cancel.cancel();
-        errln!("{name} received: stopping (cleaning up what was started)…");
+        let mut first = true;
+        loop {
+            let name = tokio::select! {
+                _ = recv(&mut int) => "SIGINT",
+                _ = recv(&mut term) => "SIGTERM",
+                _ = recv(&mut hup) => "SIGHUP",
+            };
+            if !first {
+                errln!(
+                    "{name} received again: exiting now (`perf-runner gc` removes what is left)"
+                );
+                std::process::exit(runner_core::exit::INTERRUPTED);
+            }
+            first = false;
+            // Cancel first: after SIGHUP the terminal may be gone, and printing may fail.
+            cancel.cancel();
+            errln!("{name} received: stopping (cleaning up what was started; again to exit now)…");
+        }
     });
 }

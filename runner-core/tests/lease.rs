@@ -276,6 +276,34 @@ async fn two_runners_on_one_host_never_share_a_gpu() {
     b.release(second).await.unwrap();
 }
 
+/// A process group killed (and reaped) when dropped, also when an assertion fails first.
+struct Holder(std::process::Child);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The lock folder and files are made usable by every user of the host (1777 and 0666, as
+/// `/tmp`), whatever the umask: another user's runs take the same locks.
+#[tokio::test]
+async fn lock_files_are_shared_by_every_user_of_the_host() {
+    use std::os::unix::fs::PermissionsExt;
+    let host = Host::new(&mixed(3));
+    let dir = host.dir.path().join("fresh-locks");
+    let m = host.manager(|s| s.lock_dir = Some(dir.clone()));
+    let lease = m.acquire(&req(Some("H200"), 1), &cx()).await.unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&dir), 0o1777);
+    assert_eq!(mode(&lock_path(&dir, &lease.devices[0])), 0o666);
+    m.release(lease).await.unwrap();
+}
+
 /// A real other process (`flock`, holding GPU 0's lock file) keeps GPU 0 from this one; when
 /// it is killed, the lock goes with it and GPU 0 is leased.
 #[tokio::test]
@@ -290,13 +318,15 @@ async fn a_gpu_locked_by_another_process_is_not_leased_until_that_process_is_gon
     let lock = lock_path(&host.dir.path().join("locks"), &gpu0);
     // `-o`: flock itself holds the lock, not its `sleep`; its own process group, so that the
     // whole of it goes at the end.
-    let mut holder = std::process::Command::new("flock")
-        .args(["-x", "-o"])
-        .arg(&lock)
-        .args(["sleep", "60"])
-        .process_group(0)
-        .spawn()
-        .expect("flock (util-linux) runs");
+    let holder = Holder(
+        std::process::Command::new("flock")
+            .args(["-x", "-o"])
+            .arg(&lock)
+            .args(["sleep", "60"])
+            .process_group(0)
+            .spawn()
+            .expect("flock (util-linux) runs"),
+    );
     // Until flock holds it, a lease could still take GPU 0: wait for the lock to be taken.
     let free = || {
         std::process::Command::new("flock")
@@ -325,11 +355,7 @@ async fn a_gpu_locked_by_another_process_is_not_leased_until_that_process_is_gon
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!waiting.is_finished());
-    holder.kill().unwrap();
-    holder.wait().unwrap();
-    let _ = std::process::Command::new("kill")
-        .args(["-KILL", "--", &format!("-{}", holder.id())])
-        .status();
+    drop(holder);
     let zero = tokio::time::timeout(Duration::from_secs(3), waiting)
         .await
         .expect("GPU 0 leased once its holder is gone")

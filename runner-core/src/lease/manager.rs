@@ -39,13 +39,17 @@ pub struct LeaseSettings {
     /// A folder of lock files, one per GPU (by UUID), shared by every perf-runner process of
     /// this host: a GPU one process leased is not leased by another (the local and the Docker
     /// backend, two runs at once) until it is released or that process is gone (the lock goes
-    /// with it). `None`: leases are kept apart within this process only.
+    /// with it). `None` — or a folder that cannot be used, which is warned about — keeps leases
+    /// apart within this process only.
     pub lock_dir: Option<PathBuf>,
 }
 
-/// The host-wide folder of GPU lock files: `perf-runner-gpu-leases` in the temporary folder.
+/// The host-wide folder of GPU lock files: `/var/tmp/perf-runner-gpu-leases`. A fixed path,
+/// not one from the environment: `TMPDIR` differs between a Slurm job, a systemd service with a
+/// private `/tmp` and a login shell, and processes that looked in different folders would share
+/// GPUs. It is made writable by every user (mode 1777, like `/tmp`), its files 0666.
 pub fn default_lock_dir() -> PathBuf {
-    std::env::temp_dir().join("perf-runner-gpu-leases")
+    PathBuf::from("/var/tmp/perf-runner-gpu-leases")
 }
 
 impl LeaseSettings {
@@ -268,6 +272,18 @@ impl LeaseManager {
         let id = self.new_id();
         let devices = free.iter().map(|(g, _)| g.device.clone()).collect();
         for (g, lock) in free {
+            // Free by every lock, yet in use: a process no lock knows (a container a killed
+            // runner left, another tool). Said, so a slow or failed run has its reason.
+            if let Some(used) = g
+                .memory_used_mib
+                .filter(|&m| m >= self.settings.release_memory_mib)
+            {
+                tracing::warn!(
+                    gpu = g.device.index,
+                    used_mib = used,
+                    "leased GPU already has {used} MiB in use by something else (`perf-runner gc` removes what an earlier run left)"
+                );
+            }
             held.insert(
                 g.device.index,
                 Held {
@@ -288,14 +304,7 @@ impl LeaseManager {
             return Ok(None);
         };
         let path = lock_path(dir, &g.device);
-        let file = std::fs::create_dir_all(dir).and_then(|_| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .or_else(|_| std::fs::File::open(&path))
-        });
+        let file = open_lock(dir, &path);
         let file = match file {
             Ok(f) => f,
             Err(e) => {
@@ -380,6 +389,32 @@ impl LeaseManager {
             }
             tokio::time::sleep(self.settings.release_poll).await;
         }
+    }
+}
+
+/// Open (creating) the lock file `path` in `dir`, the folder created writable by every user
+/// (1777) and the file by every user (0666), so that the runs of other users on this host take
+/// the same locks. An existing file another user made read-only is opened read-only (`flock`
+/// needs no write access).
+fn open_lock(dir: &Path, path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if !dir.is_dir() {
+        std::fs::create_dir_all(dir)?;
+        // The umask narrowed it; only its creator can widen it (another user's folder stays).
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777));
+    }
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o666)
+        .open(path)
+    {
+        Ok(f) => {
+            let _ = f.set_permissions(std::fs::Permissions::from_mode(0o666));
+            Ok(f)
+        }
+        Err(_) => std::fs::File::open(path),
     }
 }
 

@@ -11,7 +11,9 @@
 //!   others used when it was taken) before the devices count as free. Each leased device's
 //!   lock file (`flock`, in [`LeaseSettings::lock_dir`]) is held with it, so two perf-runner
 //!   processes of one host — two runs, or the local and the Docker backend — never lease the
-//!   same GPU; a process that dies gives its locks back with it.
+//!   same GPU unless the lock folder cannot be used (warned); a process that dies gives its
+//!   locks back with it (a container it started may still run: a GPU leased with memory in use
+//!   is warned about).
 //!
 //! The `nvidia-smi` program is a setting ([`LeaseSettings::nvidia_smi`]): a wrapper that runs
 //! it elsewhere, or a fake in tests. A backend wraps the manager in its `acquire`/`release`;

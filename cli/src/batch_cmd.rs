@@ -193,7 +193,7 @@ pub async fn run(
     let lock;
     // The backend is made before a run is created or taken up, so that unreadable settings
     // leave no run behind that never ends.
-    let mut unroutable = 0;
+    let unroutable;
     let (run, plans, backend) = match resume {
         Some(id) => {
             let run: RunId = id.parse().map_err(|e: String| anyhow!("--resume: {e}"))?;
@@ -226,8 +226,22 @@ pub async fn run(
             // Plans are made for this backend: can it run the native serving client?
             let settings = &settings.clone().for_backend(&backend.capabilities());
             let (_, tasks) = load_tasks(&spec, settings)?;
-            let plans =
+            let mut plans =
                 session::resume_plans(&store, &run, &tasks, settings, planner(&router)).await?;
+            // Tasks a signal kept from being planned when the run started are planned now.
+            let more = session::plan_interrupted(
+                &store,
+                &run,
+                &tasks,
+                settings,
+                &choices(&spec, settings)?,
+                planner(&router),
+                &cancel,
+            )
+            .await?;
+            tell(&more);
+            unroutable = more.unroutable();
+            plans.extend(more.plans);
             errln!("resuming {run}: {} planned task(s)", plans.len());
             store.set_run_status(&run, RunStatus::Running)?;
             (run, plans, backend)

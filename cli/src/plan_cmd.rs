@@ -194,7 +194,8 @@ pub struct PlanJson {
 pub struct PlanTaskJson {
     /// Dataset line.
     pub line: usize,
-    /// Full commit hash.
+    /// The commit hash: whole, unless the dataset gave a prefix that no `--vllm-source` clone
+    /// resolved.
     pub commit: String,
     /// Parent commit (the baseline).
     pub parent: Option<String>,

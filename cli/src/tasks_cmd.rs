@@ -56,7 +56,8 @@ pub struct TasksJson {
 pub struct TaskJson {
     /// Dataset line.
     pub line: usize,
-    /// Full commit hash.
+    /// The commit hash: whole, unless the dataset gave a prefix that no `--vllm-source` clone
+    /// resolved.
     pub commit: String,
     /// Parent commit (the baseline), when known.
     pub parent: Option<String>,

@@ -124,7 +124,8 @@ fn a_config_file_that_is_a_fifo_is_refused_without_blocking() {
     for args in [vec!["tasks"], vec!["--config", "perf-runner.toml", "tasks"]] {
         let (o, t) = run_in(d.path(), &args, &envs);
         let err = stderr(&o);
-        assert!(t < Duration::from_secs(1), "{args:?} took {t:?}");
+        // Not blocked (the watchdog would have killed it at 10 s); quick even on a busy host.
+        assert!(t < Duration::from_secs(5), "{args:?} took {t:?}");
         assert_eq!(o.status.code(), Some(3), "{args:?}: {err}");
         assert!(
             err.contains("perf-runner.toml") && err.contains("not a regular file"),

@@ -128,6 +128,7 @@ CREATE INDEX IF NOT EXISTS attempts_run ON attempts (run_id, commit_hash);
 CREATE TABLE IF NOT EXISTS prepare_tries (
   id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, commit_hash TEXT NOT NULL,
   variant TEXT NOT NULL, attempt INTEGER NOT NULL, failure TEXT, record_json TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS prepare_tries_run ON prepare_tries (run_id, commit_hash);
 ";
 
 /// The results store.
@@ -155,8 +156,10 @@ impl Store {
             })?;
         }
         let conn = Connection::open(path).map_err(|e| sql(path, e))?;
+        // The busy timeout first: switching to WAL needs a lock that a running writer (a run
+        // being recorded while `report` or `runs` opens the store) may hold for a moment.
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+            "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         )
         .and_then(|_| conn.execute_batch(SCHEMA))
         .and_then(|_| migrate(&conn))

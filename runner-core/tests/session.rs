@@ -12,12 +12,16 @@ use runner_core::dataset::Dataset;
 use runner_core::plan::{PlanError, TaskPlan};
 use runner_core::record::{JobStatus, RunId, TaskStatus};
 use runner_core::session::{
-    self, Choices, Direct, Planner, SessionError, Skip, TaskOutcome, plan_tasks, resume_plans,
+    self, Choices, Direct, Planner, SessionError, Skip, TaskOutcome, plan_interrupted, plan_tasks,
+    resume_plans,
 };
 use runner_core::settings::Settings;
 use runner_core::store::Store;
 use runner_core::task::{Task, Variant};
 use tokio_util::sync::CancellationToken;
+
+#[path = "report_support.rs"]
+mod support;
 
 const A: &str = "1111111111111111111111111111111111111111";
 const B: &str = "2222222222222222222222222222222222222222";
@@ -357,4 +361,160 @@ async fn a_signal_during_planning_skips_the_rest_as_interrupted() {
         |r| r.status == TaskStatus::Skipped && r.detail == "interrupted before it was planned"
     ));
     assert!(store.jobs(&run).unwrap().is_empty());
+}
+
+/// Plans like [`Direct`], cancelling `token` once it planned one task (a signal mid-planning),
+/// and says every task goes to `backend` (as the `auto` router would).
+struct SignalAfterOne {
+    token: CancellationToken,
+    backend: &'static str,
+}
+
+#[async_trait]
+impl Planner for SignalAfterOne {
+    async fn plan(
+        &self,
+        task: &Task,
+        variants: &[Variant],
+        settings: &Settings,
+        patch: Option<PatchSpec>,
+    ) -> Result<Result<TaskPlan, String>, PlanError> {
+        let p = Direct.plan(task, variants, settings, patch).await;
+        self.token.cancel();
+        p
+    }
+
+    fn backend_of(&self, _: &str) -> Option<String> {
+        Some(self.backend.to_string())
+    }
+}
+
+#[tokio::test]
+async fn a_resume_plans_what_a_signal_kept_from_being_planned() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = dataset(
+        dir.path(),
+        &[
+            row(A, &["vllm/worker.py"], None),
+            row(B, &["vllm/worker.py"], None),
+        ],
+    );
+    let (store, run) = new_run(dir.path());
+    let settings = Settings::embedded();
+    let token = CancellationToken::new();
+    let signal = SignalAfterOne {
+        token: token.clone(),
+        backend: "local",
+    };
+    let first = plan_tasks(
+        &store,
+        &run,
+        &tasks,
+        &settings,
+        &choices(2, false),
+        &signal,
+        &token,
+    )
+    .await
+    .unwrap();
+    // A was planned before the signal and keeps its plan and jobs; B was not.
+    assert_eq!(first.plans.len(), 1);
+    assert_eq!(first.plans[0].commit, A);
+    assert_eq!(
+        first.outcomes[1],
+        TaskOutcome::Skipped {
+            commit: B.into(),
+            why: Skip::Interrupted
+        }
+    );
+    assert_eq!(store.jobs(&run).unwrap().len(), 4);
+
+    // The resume keeps A's plan and plans B now, with its jobs.
+    let stored = resume_plans(&store, &run, &tasks, &settings, &Direct)
+        .await
+        .unwrap();
+    assert_eq!(stored, first.plans);
+    let more = plan_interrupted(
+        &store,
+        &run,
+        &tasks,
+        &settings,
+        &choices(2, false),
+        &Direct,
+        &go(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(more.plans.len(), 1);
+    assert_eq!(more.plans[0].commit, B);
+    assert_eq!(store.jobs(&run).unwrap().len(), 8);
+    let rows = store.tasks(&run).unwrap();
+    assert!(
+        rows.iter().all(|r| r.status == TaskStatus::Planned),
+        "{rows:?}"
+    );
+    // Nothing is left to plan the next time.
+    let none = plan_interrupted(
+        &store,
+        &run,
+        &tasks,
+        &settings,
+        &choices(2, false),
+        &Direct,
+        &go(),
+    )
+    .await
+    .unwrap();
+    assert!(none.outcomes.is_empty());
+}
+
+#[tokio::test]
+async fn a_resume_refuses_a_task_that_would_move_to_another_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = dataset(dir.path(), &[row(A, &["vllm/worker.py"], None)]);
+    let (store, run) = new_run(dir.path());
+    let settings = Settings::embedded();
+    let plans = plan_tasks(
+        &store,
+        &run,
+        &tasks,
+        &settings,
+        &choices(2, false),
+        &Direct,
+        &go(),
+    )
+    .await
+    .unwrap()
+    .plans;
+    // One attempt ran on `local`.
+    let job = store.jobs(&run).unwrap()[0].0.clone();
+    let mut rec = support::record(&run, &job, 1, 0, &[("avg_latency_s", 1.0)], None);
+    rec.backend = "local".into();
+    store
+        .record_attempt(&rec, runner_core::record::JobStatus::Succeeded)
+        .unwrap();
+
+    // Routed to the same backend: resumed; to another one: refused, naming both.
+    let same = SignalAfterOne {
+        token: CancellationToken::new(),
+        backend: "local",
+    };
+    assert_eq!(
+        resume_plans(&store, &run, &tasks, &settings, &same)
+            .await
+            .unwrap(),
+        plans
+    );
+    let moved = SignalAfterOne {
+        token: CancellationToken::new(),
+        backend: "slurm",
+    };
+    let e = resume_plans(&store, &run, &tasks, &settings, &moved)
+        .await
+        .unwrap_err();
+    let e = e.to_string();
+    assert!(
+        e.contains("ran on backend local") && e.contains("gives it to slurm"),
+        "{e}"
+    );
 }

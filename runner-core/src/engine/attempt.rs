@@ -213,7 +213,13 @@ impl<'a> TaskRun<'a> {
             return Err((Failure::BadConfig, format!("no build planned for {v}")));
         };
         let started = Instant::now();
-        let mut attempt = 1;
+        // A resumed run numbers on from the tries it made before.
+        let mut attempt = self
+            .engine
+            .store
+            .prepare_try_count(self.run, &self.plan.commit, v)
+            .unwrap_or(0)
+            + 1;
         // Every try is kept in the store (its own table: a build belongs to a variant, not to
         // one job) and in `prepare-<variant>/attempts.json` beside the build's logs.
         let mut tries: Vec<PrepareTry> = Vec::new();

@@ -389,7 +389,10 @@ pub fn markdown(r: &Report) -> String {
         .flat_map(|t| {
             t.prepare
                 .iter()
-                .filter(|p| p.failure.is_some())
+                .filter(|p| {
+                    p.failure
+                        .is_some_and(|f| f != crate::failure::Failure::Cancelled)
+                })
                 .map(move |p| (t, p))
         })
         .collect();

@@ -168,6 +168,8 @@ impl Table {
     /// `null` is an empty field. A text field that a spreadsheet would run as a formula
     /// (starting with `=`, `+`, `-`, `@`, a tab or a carriage return — a commit subject comes
     /// from the dataset) gets a leading `'`, so it stays text; numbers are written as numbers.
+    /// JSON lines and Parquet keep such text as it is (no spreadsheet runs them), so only there
+    /// do the three exports differ.
     pub fn to_csv(&self) -> String {
         let line = |cells: Vec<String>| cells.join(",") + "\n";
         let mut out = line(self.columns.iter().map(|c| quote(c)).collect());

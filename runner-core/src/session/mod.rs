@@ -10,8 +10,9 @@
 //!   planning: the tasks not planned yet are skipped as interrupted (a resume runs the planned
 //!   ones; the report names the rest).
 //! - [`resume_plans`] takes a stored run up again: each planned task is planned afresh and
-//!   must give the same step fingerprint, or the resume is refused (the dataset or the
-//!   settings changed since).
+//!   must give the same step fingerprint (and, routed, the same backend its attempts ran on),
+//!   or the resume is refused (the dataset or the settings changed since);
+//!   [`plan_interrupted`] plans the tasks a signal kept from being planned.
 //! - [`engine_options`] turns the settings and the run's choices into the engine's options.
 //! - [`exit_code`] says how the run ends, in the codes of [`crate::exit`].
 //!
@@ -35,7 +36,7 @@ use crate::store::StoreError;
 use crate::task::{Task, Variant};
 
 pub use plan::{PatchFileError, patch_spec, plan_tasks, read_skip_list, triage_options};
-pub use resume::resume_plans;
+pub use resume::{plan_interrupted, resume_plans};
 
 /// How a session plans one task.
 #[async_trait]

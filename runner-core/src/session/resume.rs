@@ -1,6 +1,8 @@
 //! Taking a stored run up again: its planned tasks' plans, each checked against a fresh plan.
 
-use super::{Planner, SessionError};
+use tokio_util::sync::CancellationToken;
+
+use super::{Choices, Planner, Planning, SessionError, Skip, plan_tasks};
 use crate::plan::TaskPlan;
 use crate::record::{RunId, TaskStatus};
 use crate::settings::Settings;
@@ -11,7 +13,8 @@ use crate::task::{Task, Variant};
 /// again from `tasks` (today's dataset) and `settings`; its step fingerprint must be the one
 /// stored, or the resume is refused — a resumed run measures exactly what it started to. A
 /// planned commit that is no longer in the dataset, or that no backend takes any more, is
-/// refused too.
+/// refused too; so is one whose attempts ran on another backend than the one the planner (the
+/// `auto` router) gives it now: one task's variants never mix backends.
 pub async fn resume_plans(
     store: &Store,
     run: &RunId,
@@ -23,6 +26,7 @@ pub async fn resume_plans(
         run: run.0.clone(),
         why,
     };
+    let attempts = store.attempts(run)?;
     let mut plans = Vec::new();
     for row in store
         .tasks(run)?
@@ -50,6 +54,19 @@ pub async fn resume_plans(
             Ok(p) => p,
             Err(why) => return Err(refuse(format!("{}: {why}", row.commit))),
         };
+        let ran_on = attempts
+            .iter()
+            .find(|a| a.job.commit == row.commit)
+            .map(|a| a.backend.as_str());
+        if let (Some(ran), Some(now)) = (ran_on, planner.backend_of(&row.commit)) {
+            if ran != now {
+                return Err(refuse(format!(
+                    "{}: its attempts ran on backend {ran}, and `auto` gives it to {now} now (a \
+                     backend's availability changed); resume where {ran} is usable, or start a new run",
+                    row.commit
+                )));
+            }
+        }
         if fresh.step_fingerprint != plan.step_fingerprint {
             return Err(refuse(format!(
                 "the plan of {} changed since the run started (dataset or settings edited); start a new run",
@@ -59,4 +76,29 @@ pub async fn resume_plans(
         plans.push(plan);
     }
     Ok(plans)
+}
+
+/// On a resume, plan the tasks that a signal kept from being planned when `run` started
+/// (skipped as interrupted), as [`plan_tasks`] would have: their rows and jobs join the run.
+/// A commit no longer in the dataset stays skipped.
+pub async fn plan_interrupted(
+    store: &Store,
+    run: &RunId,
+    tasks: &[Task],
+    settings: &Settings,
+    choices: &Choices,
+    planner: &dyn Planner,
+    cancel: &CancellationToken,
+) -> Result<Planning, SessionError> {
+    let interrupted = Skip::Interrupted.to_string();
+    let wanted: Vec<Task> = store
+        .tasks(run)?
+        .iter()
+        .filter(|r| r.status == TaskStatus::Skipped && r.detail == interrupted)
+        .filter_map(|r| tasks.iter().find(|t| t.commit == r.commit).cloned())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Planning::default());
+    }
+    plan_tasks(store, run, &wanted, settings, choices, planner, cancel).await
 }

@@ -46,6 +46,22 @@ impl Store {
         })
     }
 
+    /// How many tries at `variant`'s build of `commit` the run has (a resumed run numbers on).
+    pub fn prepare_try_count(
+        &self,
+        run: &RunId,
+        commit: &str,
+        variant: Variant,
+    ) -> Result<u32, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM prepare_tries WHERE run_id = ?1 AND commit_hash = ?2 AND variant = ?3",
+                params![run.0, commit, variant.as_str()],
+                |r| r.get(0),
+            )
+        })
+    }
+
     /// Every prepare try of `run`, in the order they were made.
     pub fn prepare_tries(&self, run: &RunId) -> Result<Vec<PrepareTry>, StoreError> {
         let rows: Vec<String> = self.with(|c| {

@@ -44,6 +44,7 @@ from modal_sdk import (  # noqa: E402  (the SDK half of the shim, next to this f
 )
 
 PROTOCOL = 2
+PID_WAIT_S = 10  # how long a signal waits for a process to have written its group id
 _OUT = sys.stdout
 sys.stdout = sys.stderr
 
@@ -263,8 +264,15 @@ class Box:
             proc.done.set()
 
     async def signal(self, pid, sig):
+        # `exec` replies once Modal took the process, maybe before its `sh -c` wrote the group
+        # id: wait for the file (bounded) unless the process has ended.
+        proc = self.procs.get(pid)
+        tries = 0 if proc is None or proc.done.is_set() else PID_WAIT_S * 10
         # `kill -SIG -PGID`: the form dash, bash and busybox all read as a group (not `--`).
-        script = f'g=$(cat {PIDS}/{pid} 2>/dev/null) && kill -{sig} -"$g" 2>/dev/null; true'
+        script = (
+            f'f={PIDS}/{pid}; i=0; while [ ! -s "$f" ] && [ "$i" -lt {tries} ]; do sleep 0.1; i=$((i+1)); done; '
+            f'g=$(cat "$f" 2>/dev/null) && kill -{sig} -"$g" 2>/dev/null; true'
+        )
         handle = await self.need().exec.aio("sh", "-c", script)
         await handle.wait.aio()
 

@@ -1,7 +1,8 @@
 """A stand-in for the Modal shim and Modal's servers, for tests only: it speaks the same JSON
 lines (protocol 2) but contacts nobody. Its "sandbox" is this machine: `exec` runs real
 processes (each in a process group of its own, its output streamed line by line), a
-`stop` signals the group (TERM, grace, KILL), the tunnel is 127.0.0.1 and the server's own
+`stop` signals the group (TERM, grace, KILL) and fails as the real one does when the process
+does not end, the tunnel is 127.0.0.1 and the server's own
 port, `fetch` reads a local folder, and `terminate` kills every group it started.
 
 A per-test wrapper sets SCENARIO and STATE_DIR and execs this file; the folder above STATE_DIR
@@ -181,7 +182,9 @@ class Box:
             self.signal(p, signal.SIGTERM)
             done.wait(max(float(cmd.get("grace_s") or 0), 0.0))
         self.signal(p, signal.SIGKILL)
-        done.wait(60)
+        if not done.wait(60):
+            # What the real shim's `asyncio.wait_for` raises.
+            raise Raised(error("builtins.TimeoutError", ["builtins.OSError"], None, "", "stop"))
         return {}
 
     def tunnel(self, cmd):

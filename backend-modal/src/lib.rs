@@ -14,6 +14,7 @@ mod backend;
 mod dry_run;
 mod runtime;
 mod sandbox;
+mod sink;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -8,15 +8,13 @@
 //! shim terminates its sandbox and exits.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use runner_core::backend::ProgressSink;
-use runner_core::stepkit::{Exit, Output};
+use runner_core::stepkit::Exit;
 use runner_core::{BackendError, Failure};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -29,9 +27,8 @@ use crate::config::ModalConfig;
 use crate::dry_run::shim_error;
 use crate::protocol::{Command, Envelope, ErrorEvent, Event, PROTOCOL_VERSION};
 use crate::shim::{self, GroupGuard};
-
-/// The most a captured process keeps of each stream.
-const CAPTURE_CAP: usize = 1 << 20;
+pub(crate) use crate::sink::Sink;
+use crate::sink::Writer;
 
 /// How a process ended, or why that is not known.
 pub(crate) type Ended = Result<Exit, ErrorEvent>;
@@ -68,62 +65,6 @@ impl CallError {
                 format!("{what}: no answer from the shim within {d:?}"),
             ),
         }
-    }
-}
-
-/// Where a process's output goes.
-pub(crate) enum Sink {
-    /// The attempt's files.
-    Files(Output),
-    /// Kept in memory (small queries: GPU names, the engine version).
-    Capture,
-}
-
-enum Writer {
-    Merged(BufWriter<File>),
-    Split(BufWriter<File>, BufWriter<File>),
-    Capture(String, String),
-}
-
-impl Writer {
-    fn open(sink: &Sink) -> std::io::Result<Writer> {
-        Ok(match sink {
-            Sink::Files(out @ Output::Merged(p)) => {
-                Writer::Merged(BufWriter::new(out.open_options().open(p)?))
-            }
-            Sink::Files(out @ Output::Split { stdout, stderr }) => Writer::Split(
-                BufWriter::new(out.open_options().open(stdout)?),
-                BufWriter::new(out.open_options().open(stderr)?),
-            ),
-            Sink::Capture => Writer::Capture(String::new(), String::new()),
-        })
-    }
-
-    fn line(&mut self, stream: &str, line: &str) {
-        let err = stream == "stderr";
-        let r = match self {
-            Writer::Merged(f) => writeln!(f, "{line}"),
-            Writer::Split(o, e) => writeln!(if err { e } else { o }, "{line}"),
-            Writer::Capture(o, e) => {
-                let s = if err { e } else { o };
-                if s.len() < CAPTURE_CAP {
-                    s.push_str(line);
-                    s.push('\n');
-                }
-                Ok(())
-            }
-        };
-        if let Err(e) = r {
-            tracing::warn!("cannot write a process's output: {e}");
-        }
-    }
-
-    fn flush(&mut self) {
-        let _ = match self {
-            Writer::Merged(f) => f.flush(),
-            Writer::Split(o, e) => o.flush().and(e.flush()),
-            Writer::Capture(..) => Ok(()),
-        };
     }
 }
 
@@ -376,13 +317,12 @@ impl Link {
 
     /// What a [`Sink::Capture`] process printed: stdout, stderr.
     pub(crate) fn captured(&self, id: &str) -> (String, String) {
-        match self.procs.lock().ok().as_ref().and_then(|m| m.get(id)) {
-            Some(Proc {
-                out: Writer::Capture(o, e),
-                ..
-            }) => (o.clone(), e.clone()),
-            _ => Default::default(),
-        }
+        self.procs
+            .lock()
+            .ok()
+            .as_ref()
+            .and_then(|m| m.get(id).and_then(|p| p.out.captured()))
+            .unwrap_or_default()
     }
 
     /// What the shim said about its sandbox.

@@ -85,10 +85,14 @@ pub enum Command {
         /// The port inside the sandbox (one of `encrypted_ports`).
         port: u16,
     },
-    /// The regular files directly in a directory of the sandbox.
+    /// The regular files directly in a directory of the sandbox, within the caps.
     Fetch {
         /// The directory.
         dir: String,
+        /// A file over this size is skipped (not read).
+        max_bytes: u64,
+        /// The files sent all together stay within this size; the rest are skipped.
+        max_total_bytes: u64,
     },
     /// Terminate the sandbox.
     Terminate,
@@ -132,12 +136,30 @@ pub struct FetchedFile {
     pub content_b64: String,
 }
 
+/// A file a `fetch` left out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SkippedFile {
+    /// Its name in the directory.
+    pub name: String,
+    /// Its size, when known.
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// Why it was left out, for people.
+    pub reason: String,
+}
+
 /// The reply to `fetch`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Fetched {
     /// The files.
     #[serde(default)]
     pub files: Vec<FetchedFile>,
+    /// Files left out (over a cap, unreadable), the first few.
+    #[serde(default)]
+    pub skipped: Vec<SkippedFile>,
+    /// How many more were left out than `skipped` lists.
+    #[serde(default)]
+    pub skipped_more: u64,
 }
 
 /// The reply to `terminate`.

@@ -1,4 +1,4 @@
-//! The JSON-lines protocol between this crate and the shim (version 2: sandbox exec).
+//! The JSON-lines protocol between this crate and the shim (version 3: sandbox exec).
 //!
 //! The shim runs in one of two ways, chosen by its first stdin line:
 //!
@@ -11,20 +11,27 @@
 //!   - `create`: upload datasets, build the job's image layers, `Sandbox.create("sleep",
 //!     "infinity", gpu=…, encrypted_ports=[server port], …)`; replies `{sandbox_id}`.
 //!   - `exec {id, argv, workdir}`: start a process in the sandbox, in a process group of its
-//!     own (`setsid`), with the sandbox's environment and secrets; replies once it
-//!     runs. Its output comes as [`Event::Output`] lines (`stdout`/`stderr`), then exactly one
-//!     [`Event::Exit`] after its last output line.
+//!     own (`setsid`), with the sandbox's environment and secrets; replies once Modal took
+//!     it (it may not have started yet). Its output comes as [`Event::Output`] lines
+//!     (`stdout`/`stderr`; a line over 64 KiB is cut there, `cut` says how many bytes were
+//!     dropped), then exactly one [`Event::Exit`] after its last output line.
 //!   - `stop {id, grace_s}`: SIGTERM to the process's group, `grace_s` for it to go, then
-//!     SIGKILL; replies once its exit event was sent.
+//!     SIGKILL; replies once its exit event was sent, fails when it was not. A stop right
+//!     after an `exec` waits (bounded) for the process to have started.
 //!   - `tunnel {port}`: where this machine reaches the sandbox's `port` (Modal's TLS tunnel,
 //!     relayed as plain HTTP on a local port of the shim so that the runner's probe can speak
 //!     to it); replies `{host, port, url}`.
-//!   - `fetch {dir}`: the regular files directly in `dir`; replies `{files: [{name,
-//!     content_b64}]}`.
+//!   - `fetch {dir, max_bytes, max_total_bytes}`: the regular files directly in `dir`, each
+//!     at most `max_bytes` and all together at most `max_total_bytes` (sizes are checked
+//!     before anything is read); replies `{files: [{name, content_b64}], skipped: [{name,
+//!     size, reason}], skipped_more}` — what was left out, and why.
 //!   - `terminate`: terminate the sandbox; replies `{seconds}` (its lifetime).
 //!
 //!   Closing stdin, or SIGTERM/SIGINT/SIGHUP, terminates every sandbox the shim created, and the
 //!   shim exits.
+//!
+//! The shim writes a reply's `seq` before its value. Every line is read up to a bound (see
+//! `sandbox`): what the shim forwards comes from the sandbox, where an agent patch runs.
 //!
 //! Exits are pushed, so "has it ended?" and "wait for it" are answered on this side without a
 //! round trip. The shim decides nothing about the step — readiness, warm-up policy, phase
@@ -40,7 +47,7 @@ pub use commands::*;
 pub use requests::*;
 
 /// The protocol version; the shim reports it in its `hello` event.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// An error reported by the shim: the exception's class chain and gRPC status, as raised.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -102,8 +109,11 @@ pub enum Event {
         id: String,
         /// `stdout` or `stderr`.
         stream: String,
-        /// The line, without its newline.
+        /// The line, without its newline (its first 64 KiB).
         line: String,
+        /// How many bytes of the line were dropped (0: it is whole).
+        #[serde(default)]
+        cut: u64,
     },
     /// A process ended (after its last output line).
     Exit {
@@ -191,6 +201,18 @@ mod tests {
         };
         let c: Created = serde_json::from_value(value).unwrap();
         assert_eq!(c.sandbox_id, "sb-1");
+        let e: Event =
+            serde_json::from_str(r#"{"event":"output","id":"c","stream":"stdout","line":"x"}"#)
+                .unwrap();
+        assert!(
+            matches!(e, Event::Output { cut: 0, .. }),
+            "cut defaults to 0"
+        );
+        let f: Fetched = serde_json::from_str(
+            r#"{"files":[],"skipped":[{"name":"r.json","size":9,"reason":"over the cap"}]}"#,
+        )
+        .unwrap();
+        assert_eq!((f.skipped[0].size, f.skipped_more), (Some(9), 0));
         let e: Event = serde_json::from_str(r#"{"event":"new_thing","x":1}"#).unwrap();
         assert_eq!(e, Event::Other);
         assert_eq!(

@@ -17,7 +17,7 @@ use runner_core::backend::ProgressSink;
 use runner_core::stepkit::Exit;
 use runner_core::{BackendError, Failure};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -25,10 +25,13 @@ use tokio_util::sync::CancellationToken;
 use crate::NAME;
 use crate::config::ModalConfig;
 use crate::dry_run::shim_error;
-use crate::protocol::{Command, Envelope, ErrorEvent, Event, PROTOCOL_VERSION};
+use crate::lines::BoundedLines;
+use crate::protocol::{Command, Envelope, ErrorEvent, Event};
 use crate::shim::{self, GroupGuard};
 pub(crate) use crate::sink::Sink;
 use crate::sink::Writer;
+
+mod events;
 
 /// How a process ended, or why that is not known.
 pub(crate) type Ended = Result<Exit, ErrorEvent>;
@@ -92,9 +95,10 @@ pub(crate) struct Link {
     seq: AtomicU64,
     gone: CancellationToken,
     facts: Mutex<Facts>,
+    /// Why no command can be answered (a shim of another protocol).
+    refused: Mutex<Option<ErrorEvent>>,
     progress: Arc<dyn ProgressSink>,
 }
-
 fn lost(message: &str) -> ErrorEvent {
     ErrorEvent {
         class: "perf_runner.ShimGone".into(),
@@ -106,88 +110,8 @@ fn lost(message: &str) -> ErrorEvent {
 }
 
 impl Link {
-    fn on_event(&self, ev: Event) {
-        match ev {
-            Event::Hello { protocol } if protocol != PROTOCOL_VERSION => {
-                let e = lost(&format!(
-                    "the shim speaks protocol {protocol}, this program {PROTOCOL_VERSION}"
-                ));
-                if let Ok(mut f) = self.facts.lock() {
-                    f.error = Some(e);
-                }
-            }
-            Event::Stage {
-                stage,
-                detail,
-                sandbox_id,
-            } => {
-                if let (Some(id), Ok(mut f)) = (sandbox_id, self.facts.lock()) {
-                    f.sandbox_id = Some(id);
-                }
-                self.progress.event(&stage, &detail);
-            }
-            Event::Reply { seq, value } => self.answer(seq, Ok(value)),
-            Event::Failed { seq, error } => self.answer(seq, Err(error)),
-            Event::Output { id, stream, line } => {
-                if let Some(p) = self.procs.lock().ok().as_mut().and_then(|m| m.get_mut(&id)) {
-                    p.out.line(&stream, &line);
-                }
-            }
-            Event::Exit {
-                id,
-                code,
-                signal,
-                error,
-            } => {
-                if let Some(p) = self.procs.lock().ok().as_mut().and_then(|m| m.get_mut(&id)) {
-                    p.out.flush();
-                    let ended = match error {
-                        Some(e) => Err(e),
-                        None => Ok(Exit { code, signal }),
-                    };
-                    p.ended.send_replace(Some(ended));
-                }
-            }
-            Event::Terminated {
-                sandbox_id,
-                seconds,
-            } => {
-                if let Ok(mut f) = self.facts.lock() {
-                    f.seconds = seconds.or(f.seconds);
-                    f.sandbox_id = sandbox_id.or(f.sandbox_id.take());
-                }
-            }
-            Event::Error(e) => {
-                tracing::warn!(class = %e.class, "the shim reported: {}", e.message);
-                if let Ok(mut f) = self.facts.lock() {
-                    f.error = Some(e);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn answer(&self, seq: u64, r: Result<Value, ErrorEvent>) {
-        if let Some(tx) = self.pending.lock().ok().and_then(|mut m| m.remove(&seq)) {
-            let _ = tx.send(r);
-        }
-    }
-
-    /// The shim's stdout ended: nothing more will be answered or end.
-    fn end(&self) {
-        self.gone.cancel();
-        if let Ok(mut m) = self.pending.lock() {
-            m.clear();
-        }
-        if let Ok(mut m) = self.procs.lock() {
-            for p in m.values_mut() {
-                p.out.flush();
-                if p.ended.borrow().is_none() {
-                    p.ended
-                        .send_replace(Some(Err(lost("the shim exited while it ran"))));
-                }
-            }
-        }
+    fn refused(&self) -> Option<ErrorEvent> {
+        self.refused.lock().ok().and_then(|r| r.clone())
     }
 
     /// Send a command without waiting for its answer.
@@ -216,6 +140,10 @@ impl Link {
                 m.remove(&seq);
             }
         };
+        if let Some(e) = self.refused() {
+            forget();
+            return Err(CallError::Raised(e));
+        }
         let sent = serde_json::to_string(&Envelope { seq, command })
             .ok()
             .and_then(|line| {
@@ -341,11 +269,13 @@ pub(crate) struct Shim {
 }
 
 impl Shim {
-    /// Start a shim; its stderr goes to `stderr_log`.
+    /// Start a shim; its stderr goes to `stderr_log`. An event line over `line_max` bytes is
+    /// not read (a reply among them fails its call).
     pub(crate) fn open(
         cfg: &ModalConfig,
         progress: Arc<dyn ProgressSink>,
         stderr_log: &Path,
+        line_max: usize,
     ) -> Result<Shim, BackendError> {
         let mut child = shim::spawn(cfg)?;
         let pgid = child.id();
@@ -358,6 +288,7 @@ impl Shim {
             seq: AtomicU64::new(0),
             gone: CancellationToken::new(),
             facts: Mutex::new(Facts::default()),
+            refused: Mutex::new(None),
             progress,
         });
         if let Some(mut stdin) = child.stdin.take() {
@@ -379,11 +310,18 @@ impl Shim {
             .ok_or_else(|| BackendError::new(NAME, Failure::Unknown, "the shim has no stdout"))?;
         let reader = link.clone();
         tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
+            let mut lines = BoundedLines::new(BufReader::new(stdout), line_max);
             while let Ok(Some(l)) = lines.next_line().await {
-                match serde_json::from_str::<Event>(&l) {
+                if l.is_cut() {
+                    reader.overlong(&l);
+                    continue;
+                }
+                match serde_json::from_slice::<Event>(&l.bytes) {
                     Ok(ev) => reader.on_event(ev),
-                    Err(_) => tracing::debug!(line = %l, "shim: not an event"),
+                    Err(_) => {
+                        let l = String::from_utf8_lossy(&l.bytes[..l.bytes.len().min(500)]);
+                        tracing::debug!(line = %l, "shim: not an event")
+                    }
                 }
             }
             reader.end();

@@ -2,20 +2,25 @@
 """perf-runner's Modal shim: drives the official `modal` SDK for the backend-modal crate.
 
 The crate embeds this file, writes it to a cache dir (content-addressed) and runs it with
-`python -u` in its own process group. JSON lines (protocol 2, see backend-modal/src/protocol.rs):
+`python -u` in its own process group. JSON lines (protocol 3, see backend-modal/src/protocol/):
 
 one request   stdin: {"cmd": "check" | "prepare" | "dry_run", ...}, later maybe {"cmd": "cancel"}
               (EOF means cancel too); stdout: hello, stage, image, plan, check, error,
               terminated, cancelled. The shim exits when it is done.
 a sandbox     stdin: {"seq": N, "cmd": "create" | "exec" | "stop" | "tunnel" | "fetch" |
               "terminate", ...}, one per line, the first a create; stdout: hello, stage,
-              reply {seq, value} / failed {seq, error}, output {id, stream, line}, exit {id,
-              code}, terminated. Commands run concurrently. EOF ends it.
+              reply {seq, value} / failed {seq, error}, output {id, stream, line, cut}, exit
+              {id, code}, terminated. Commands run concurrently. EOF ends it.
 
 The shim is a thin "sandbox exec" server: it starts processes in the sandbox (each under
 `setsid`, so that a stop ends its whole process group), streams their output, reports their
 exits, opens the tunnel to the server's port and fetches files. It decides nothing about the
 step: readiness, the warm-up rule, phase timeouts and failure codes are the runner's.
+
+What comes out of the sandbox is bounded before it is held here (modal_streams.py): an output
+line is cut at 64 KiB (the event says how many bytes were dropped), and `fetch` checks every
+file's size before reading it, reads at most the caps the command names, and lists what it
+left out.
 
 Nothing but events goes to stdout: sys.stdout points at stderr, so SDK output cannot corrupt
 the protocol. Whatever happens (success, error, EOF, SIGTERM/SIGINT/SIGHUP) every sandbox this
@@ -25,11 +30,9 @@ the table. The SDK objects themselves are built in modal_sdk.py, next to this fi
 """
 
 import asyncio
-import base64
 import json
 import os
 import signal
-import ssl
 import sys
 import time
 
@@ -42,8 +45,10 @@ from modal_sdk import (  # noqa: E402  (the SDK half of the shim, next to this f
     raw,
     sandbox_kwargs,
 )
+from modal_streams import Fetch, lines, relay  # noqa: E402  (what comes out of the sandbox)
 
-PROTOCOL = 2
+PROTOCOL = 3
+PID_WAIT_S = 10  # how long a signal waits for a process to have written its group id
 _OUT = sys.stdout
 sys.stdout = sys.stderr
 
@@ -237,15 +242,16 @@ class Box:
         extra = {"env": self.kwargs.get("env"), "secrets": self.kwargs.get("secrets")}
         if cmd.get("workdir"):
             extra["workdir"] = cmd["workdir"]
-        handle = await sb.exec.aio(*argv, bufsize=1, **extra)
+        # Raw chunks, split into lines here: the SDK's own line buffering holds a line whole.
+        handle = await sb.exec.aio(*argv, text=False, bufsize=-1, **extra)
         proc = self.procs[pid] = Proc(handle)
         asyncio.ensure_future(self.follow(pid, proc))
         return {}
 
     async def follow(self, pid, proc):
         async def pump(stream, name):
-            async for line in stream:
-                emit("output", id=pid, stream=name, line=line.rstrip("\n"))
+            async for line, cut in lines(stream):
+                emit("output", id=pid, stream=name, line=line, cut=cut)
 
         pumps = [
             asyncio.ensure_future(pump(proc.handle.stdout, "stdout")),
@@ -263,8 +269,15 @@ class Box:
             proc.done.set()
 
     async def signal(self, pid, sig):
+        # `exec` replies once Modal took the process, maybe before its `sh -c` wrote the group
+        # id: wait for the file (bounded) unless the process has ended.
+        proc = self.procs.get(pid)
+        tries = 0 if proc is None or proc.done.is_set() else PID_WAIT_S * 10
         # `kill -SIG -PGID`: the form dash, bash and busybox all read as a group (not `--`).
-        script = f'g=$(cat {PIDS}/{pid} 2>/dev/null) && kill -{sig} -"$g" 2>/dev/null; true'
+        script = (
+            f'f={PIDS}/{pid}; i=0; while [ ! -s "$f" ] && [ "$i" -lt {tries} ]; do sleep 0.1; i=$((i+1)); done; '
+            f'g=$(cat "$f" 2>/dev/null) && kill -{sig} -"$g" 2>/dev/null; true'
+        )
         handle = await self.need().exec.aio("sh", "-c", script)
         await handle.wait.aio()
 
@@ -296,17 +309,30 @@ class Box:
         return self.relays[port][1]
 
     async def fetch(self, cmd):
-        fs = self.need().filesystem
+        sb = self.need()
         try:
-            entries = await fs.list_files.aio(cmd["dir"])
+            entries = await sb.filesystem.list_files.aio(cmd["dir"])
         except self.modal.exception.SandboxFilesystemNotFoundError:
-            return {"files": []}
-        files = []
-        for e in entries:
-            if e.is_file():
-                data = await fs.read_bytes.aio(e.path)
-                files.append({"name": e.name, "content_b64": base64.b64encode(data).decode()})
-        return {"files": files}
+            return {"files": [], "skipped": []}
+        fetch = Fetch(int(cmd["max_bytes"]), int(cmd["max_total_bytes"]))
+        for e in sorted(entries, key=lambda e: e.name):
+            if not e.is_file():
+                continue
+            if fetch.refuse(e.name, e.size):
+                continue
+            # `head -c`: what is read is bounded in the sandbox too, even if the file grew.
+            handle = await sb.exec.aio("head", "-c", str(fetch.room() + 1), e.path, text=False, bufsize=-1)
+            data = bytearray()
+            async for chunk in handle.stdout:
+                data += chunk if isinstance(chunk, bytes) else chunk.encode()
+                if len(data) > fetch.room():
+                    break
+            code = await handle.wait.aio()
+            if code != 0 and len(data) <= fetch.room():
+                fetch.skip(e.name, e.size, f"reading it failed (head exited {code})")
+                continue
+            fetch.add(e.name, bytes(data))
+        return fetch.reply()
 
     async def terminate(self, wait_create=120):
         """Terminate the sandbox; one still being created is waited for (up to `wait_create`
@@ -330,35 +356,6 @@ class Box:
         seconds = time.monotonic() - (self.started or time.monotonic())
         emit("terminated", sandbox_id=sb.object_id, seconds=seconds)
         return {"seconds": seconds}
-
-
-async def relay(tls_socket, url):
-    """A local plain-TCP port relayed to the tunnel's TLS socket: the runner's readiness probe
-    speaks plain HTTP to it."""
-    host, port = tls_socket
-
-    async def pipe(reader, writer):
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    async def handle(reader, writer):
-        try:
-            up_r, up_w = await asyncio.open_connection(host, port, ssl=ssl.create_default_context(), server_hostname=host)
-        except OSError as exc:
-            print(f"tunnel {host}:{port}: {exc!r}", file=sys.stderr)
-            writer.close()
-            return
-        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    local = server.sockets[0].getsockname()[1]
-    return server, {"host": "127.0.0.1", "port": local, "url": url}
 
 
 async def command(box, cmd):

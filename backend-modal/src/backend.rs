@@ -270,6 +270,7 @@ impl Backend for ModalBackend {
             plan,
             engine,
             client,
+            max_result_bytes: self.max_result_bytes(),
         };
         execute::execute(&cfg, job, envs, step, cx).await
     }

@@ -47,11 +47,15 @@ pub const PERMANENT_GRPC: [&str; 8] = [
 ];
 
 /// Qualified exception class → failure, most specific classes first.
-pub const CLASS_TABLE: [(&str, Failure); 37] = [
+pub const CLASS_TABLE: [(&str, Failure); 39] = [
     // The shim's own conditions (the step's are the step kit's, not the shim's).
     ("perf_runner.Cancelled", Failure::Cancelled),
     ("perf_runner.PatchFailed", Failure::PatchFailed),
     ("perf_runner.BadRequest", Failure::BadConfig),
+    // A shim of another protocol version (a stale `shim_override`): fixing it is configuration.
+    ("perf_runner.ProtocolMismatch", Failure::BadConfig),
+    // A reply line over the bound (see `sandbox`): a broken shim, not a transient condition.
+    ("perf_runner.ReplyTooLong", Failure::Unknown),
     // Timeouts of the work itself; upload/stream timeouts are infrastructure.
     ("modal.exception.SandboxTimeoutError", Failure::Timeout),
     ("modal.exception.ExecTimeoutError", Failure::Timeout),

@@ -10,14 +10,13 @@
 //! 4. `run_step` runs the step through `runtime::SandboxRuntime`: readiness
 //!    (`GET /health` through the sandbox's tunnel), the warm-up rule, phase timeouts,
 //!    cancellation and failure codes are the step kit's, as for every backend.
-//! 5. The client's result files are fetched into `results/`, the sandbox is terminated
-//!    (however the step ended), and `modal.json` and `cost.json` are written.
+//! 5. The client's result files are fetched into `results/` (within the result cap; what is
+//!    left out is listed in `modal.json`), the sandbox is terminated (however the step ended),
+//!    and `modal.json` and `cost.json` are written.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use runner_core::backend::JobEnvs;
 use runner_core::plan::StepPlan;
 use runner_core::stepkit::{self, AttemptFiles, StepPolicy};
@@ -28,13 +27,14 @@ use tokio_util::sync::CancellationToken;
 use crate::NAME;
 use crate::config::ModalConfig;
 use crate::job::{SandboxPlan, Side, gpu_matches};
-use crate::protocol::{Command, Created, Fetched, TerminateReply};
+use crate::protocol::{Command, Created, TerminateReply};
+use crate::results::{self, Skipped};
 use crate::runtime::SandboxRuntime;
 use crate::sandbox::{Link, Shim, Sink};
 
 /// How long a query process in the sandbox (GPU names, version, scripts) may take.
 const QUERY_WAIT: Duration = Duration::from_secs(180);
-/// How long fetching the result files and terminating the sandbox may take, each.
+/// How long terminating the sandbox may take.
 const FINISH_WAIT: Duration = Duration::from_secs(300);
 
 fn err(kind: Failure, message: impl Into<String>) -> BackendError {
@@ -47,6 +47,8 @@ struct Record {
     gpu_names: Vec<String>,
     engine_version: Option<String>,
     created_at: Option<Instant>,
+    /// Result files left out of the fetch, and why.
+    skipped: Vec<Skipped>,
 }
 
 /// The sides of a job and its sandbox plan, ready to run.
@@ -54,6 +56,8 @@ pub(crate) struct Job {
     pub plan: SandboxPlan,
     pub engine: Side,
     pub client: Side,
+    /// The cap on each result file, and on all of them together.
+    pub max_result_bytes: u64,
 }
 
 /// Run one attempt of `step` (see the module docs).
@@ -82,18 +86,30 @@ pub(crate) async fn execute(
     let gpu = job.plan.create.sandbox.gpu.clone();
     cx.progress
         .event("modal", &format!("one sandbox with {gpu}"));
-    let shim = Shim::open(cfg, cx.progress.clone(), &files.backend_file("shim.stderr"))?;
+    let shim = Shim::open(
+        cfg,
+        cx.progress.clone(),
+        &files.backend_file("shim.stderr"),
+        results::reply_line_max(job.max_result_bytes),
+    )?;
     let link = shim.link();
     let mut rec = Record::default();
     let r = run(cfg, &job, envs, step, cx, &link, &mut rec).await;
     // However it ended: the result files of a measured client, then the sandbox goes.
     let r = match r {
         Ok(out) if !AttemptFiles::is_warmup_stdout(&out.client_stdout) => {
-            fetch(&link, &job.plan.paths.result_dir, &files)
+            let dir = &job.plan.paths.result_dir;
+            results::fetch(&link, dir, &files, job.max_result_bytes)
                 .await
-                .map(|()| StepOutput {
-                    result_files: files.result_files(),
-                    ..out
+                .map(|skipped| {
+                    for s in &skipped {
+                        cx.progress.event("results", &s.to_string());
+                    }
+                    rec.skipped = skipped;
+                    StepOutput {
+                        result_files: files.result_files(),
+                        ..out
+                    }
                 })
         }
         other => other,
@@ -126,6 +142,7 @@ pub(crate) async fn execute(
         "sandbox_id": facts.sandbox_id, "gpu": gpu, "gpu_names": rec.gpu_names,
         "engine_version": rec.engine_version, "shim_exit": shim_exit,
         "sandbox_seconds": seconds, "cost_usd": cost,
+        "results_skipped": rec.skipped,
     });
     let _ = std::fs::write(files.backend_file("modal.json"), format!("{meta:#}\n"));
     match r {
@@ -284,43 +301,4 @@ fn gpu_mismatch(cfg: &ModalConfig, modal_type: &str, count: u32, names: &[String
             names.join(", ")
         ),
     )
-}
-
-/// Fetch the files the client wrote in `dir` into the attempt's `results/` (names reduced to
-/// their file name).
-async fn fetch(link: &Link, dir: &str, files: &AttemptFiles) -> Result<(), BackendError> {
-    let never = CancellationToken::new();
-    let v = link
-        .call(
-            Command::Fetch {
-                dir: dir.to_string(),
-            },
-            &never,
-            Some(FINISH_WAIT),
-        )
-        .await
-        .map_err(|e| e.into_backend("fetching the result files"))?;
-    let fetched: Fetched = serde_json::from_value(v)
-        .map_err(|e| err(Failure::Unknown, format!("a fetch reply: {e}")))?;
-    for f in fetched.files {
-        let Some(base) = Path::new(&f.name)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-        else {
-            tracing::warn!(name = %f.name, "a result file without a usable name; skipped");
-            continue;
-        };
-        match base64::engine::general_purpose::STANDARD.decode(&f.content_b64) {
-            Ok(bytes) => {
-                let path = files.results_dir().join(&base);
-                if let Err(e) = std::fs::write(&path, bytes) {
-                    tracing::warn!("{}: {e}", path.display());
-                }
-            }
-            Err(e) => {
-                tracing::warn!(name = %f.name, "a result file that is not base64 ({e}); skipped")
-            }
-        }
-    }
-    Ok(())
 }

@@ -12,8 +12,11 @@ pub mod shim;
 
 mod backend;
 mod dry_run;
+mod lines;
+mod results;
 mod runtime;
 mod sandbox;
+mod sink;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +25,12 @@ pub use config::{DEFAULT_TOML, ModalConfig, VolumeMount, cost_usd};
 
 /// The backend's stable name.
 pub(crate) const NAME: &str = "modal";
+
+/// The most a result file fetched from a sandbox may be, and the most all of an attempt's
+/// result files together may be, unless [`ModalBackend::with_max_result_bytes`] says otherwise:
+/// 64 MiB. The engine's `limits.max_result_bytes` does not reach a backend (neither its
+/// configuration section nor the run context carries it), so this is the default.
+pub const DEFAULT_MAX_RESULT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A build this backend prepared: how it was installed and the image Modal built for it.
 #[derive(Debug, Clone)]
@@ -35,6 +44,7 @@ pub(crate) struct PreparedBuild {
 #[derive(Debug, Clone)]
 pub struct ModalBackend {
     inner: Arc<Inner>,
+    max_result_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -60,7 +70,21 @@ impl ModalBackend {
                 config,
                 builds: Mutex::new(HashMap::new()),
             }),
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
         }
+    }
+
+    /// Cap the result files fetched from a sandbox (each, and all together) at `bytes` (at
+    /// least 1), e.g. the engine's `limits.max_result_bytes`. A file over it is not read in the
+    /// sandbox; `modal.json` lists it with its size and the reason.
+    pub fn with_max_result_bytes(mut self, bytes: u64) -> Self {
+        self.max_result_bytes = bytes.max(1);
+        self
+    }
+
+    /// The cap on fetched result files.
+    pub fn max_result_bytes(&self) -> u64 {
+        self.max_result_bytes
     }
 
     /// Its configuration.

@@ -10,22 +10,28 @@ use std::process::Stdio;
 use std::time::Instant;
 
 use runner_core::{BackendError, Failure};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use crate::NAME;
 use crate::config::ModalConfig;
+use crate::lines::BoundedLines;
 use crate::protocol::{Event, Request};
 
 /// The shim's files (name, source), embedded in the binary; the first is the entry point.
-pub const SHIM_FILES: [(&str, &str); 2] = [
+pub const SHIM_FILES: [(&str, &str); 3] = [
     ("modal_shim.py", include_str!("../shim/modal_shim.py")),
     ("modal_sdk.py", include_str!("../shim/modal_sdk.py")),
+    ("modal_streams.py", include_str!("../shim/modal_streams.py")),
 ];
 
 /// Lines of the shim's stderr kept for error messages.
 const STDERR_TAIL: usize = 40;
+/// The longest event line of a one-request run (a dry run's plan is the largest).
+const REQUEST_LINE_MAX: usize = 16 * 1024 * 1024;
+/// The longest stderr line kept whole (the SDK's build logs go there).
+const STDERR_LINE_MAX: usize = 64 * 1024;
 
 /// What the event handler wants next.
 #[derive(Debug)]
@@ -173,7 +179,7 @@ pub async fn run(
             "the shim has no stdout",
         ));
     };
-    let mut lines = BufReader::new(stdout).lines();
+    let mut lines = BoundedLines::new(BufReader::new(stdout), REQUEST_LINE_MAX);
     let mut ending = None;
     let mut escalation: Option<(Instant, libc::c_int)> = None;
     let far = Instant::now() + std::time::Duration::from_secs(86_400 * 365);
@@ -183,7 +189,12 @@ pub async fn run(
         tokio::select! {
             l = lines.next_line() => match l {
                 Ok(Some(l)) => {
-                    let Ok(ev) = serde_json::from_str::<Event>(&l) else {
+                    if l.is_cut() {
+                        tracing::warn!(dropped = l.dropped, "the shim wrote an event line over {REQUEST_LINE_MAX} bytes; dropped");
+                        continue;
+                    }
+                    let Ok(ev) = serde_json::from_slice::<Event>(&l.bytes) else {
+                        let l = String::from_utf8_lossy(&l.bytes[..l.bytes.len().min(500)]);
                         tracing::debug!(line = %l, "shim: not an event");
                         continue;
                     };
@@ -280,8 +291,12 @@ pub(crate) async fn read_stderr(
         None => None,
     };
     let mut tail = VecDeque::new();
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(l)) = lines.next_line().await {
+    let mut lines = BoundedLines::new(BufReader::new(stderr), STDERR_LINE_MAX);
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut l = String::from_utf8_lossy(&line.bytes).into_owned();
+        if line.is_cut() {
+            l.push_str(&format!(" [{} more bytes dropped]", line.dropped));
+        }
         tracing::debug!(target: "backend_modal::shim", "{l}");
         if let Some(f) = file.as_mut() {
             let _ = f.write_all(format!("{l}\n").as_bytes()).await;

@@ -1,8 +1,10 @@
 """A stand-in for the Modal shim and Modal's servers, for tests only: it speaks the same JSON
-lines (protocol 2) but contacts nobody. Its "sandbox" is this machine: `exec` runs real
-processes (each in a process group of its own, its output streamed line by line), a
-`stop` signals the group (TERM, grace, KILL), the tunnel is 127.0.0.1 and the server's own
-port, `fetch` reads a local folder, and `terminate` kills every group it started.
+lines (protocol 3) but contacts nobody. Its "sandbox" is this machine: `exec` runs real
+processes (each in a process group of its own, its output streamed line by line, a line cut
+at 64 KiB as the real shim cuts it), a `stop` signals the group (TERM, grace, KILL) and fails
+as the real one does when the process does not end, the tunnel is 127.0.0.1 and the server's
+own port, `fetch` reads a local folder within the caps it is sent (sizes checked first), and
+`terminate` kills every group it started. Scenario `old_protocol` announces protocol 2.
 
 A per-test wrapper sets SCENARIO and STATE_DIR and execs this file; the folder above STATE_DIR
 is the test's own, and only mounts and work folders inside it are made. Records in STATE_DIR:
@@ -28,6 +30,8 @@ STATE_DIR = globals().get("STATE_DIR", ".")
 ROOT = os.path.dirname(os.path.abspath(STATE_DIR))
 NAMES = {"H100": "NVIDIA H100 80GB HBM3", "H200": "NVIDIA H200", "A100-80GB": "NVIDIA A100-SXM4-80GB"}
 OUT = threading.Lock()
+PROTOCOL = 2 if SCENARIO == "old_protocol" else 3
+LINE_MAX = 64 * 1024
 
 
 def emit(event, **fields):
@@ -149,8 +153,20 @@ class Box:
 
     def follow(self, pid, p, done):
         def pump(stream, name):
-            for raw in iter(stream.readline, b""):
-                emit("output", id=pid, stream=name, line=raw.decode("utf-8", "replace").rstrip("\n"))
+            # At most LINE_MAX + 1 bytes at a time: a longer line is cut, the rest counted.
+            head, cut = None, 0
+            for raw in iter(lambda: stream.readline(LINE_MAX + 1), b""):
+                whole = raw.endswith(b"\n")
+                part = raw[:-1] if whole else raw
+                if head is None:
+                    head, cut = part[:LINE_MAX], len(part) - len(part[:LINE_MAX])
+                else:
+                    cut += len(part)
+                if whole:
+                    emit("output", id=pid, stream=name, line=head.decode("utf-8", "replace"), cut=cut)
+                    head, cut = None, 0
+            if head is not None:
+                emit("output", id=pid, stream=name, line=head.decode("utf-8", "replace"), cut=cut)
 
         readers = [threading.Thread(target=pump, args=(p.stdout, "stdout")), threading.Thread(target=pump, args=(p.stderr, "stderr"))]
         for r in readers:
@@ -181,7 +197,9 @@ class Box:
             self.signal(p, signal.SIGTERM)
             done.wait(max(float(cmd.get("grace_s") or 0), 0.0))
         self.signal(p, signal.SIGKILL)
-        done.wait(60)
+        if not done.wait(60):
+            # What the real shim's `asyncio.wait_for` raises.
+            raise Raised(error("builtins.TimeoutError", ["builtins.OSError"], None, "", "stop"))
         return {}
 
     def tunnel(self, cmd):
@@ -190,17 +208,34 @@ class Box:
 
     def fetch(self, cmd):
         d = cmd["dir"]
-        files = []
+        cap, total_cap = int(cmd["max_bytes"]), int(cmd["max_total_bytes"])
+        files, skipped, total = [], [], 0
         if os.path.isdir(d):
             for n in sorted(os.listdir(d)):
                 path = os.path.join(d, n)
-                if os.path.isfile(path) and not os.path.islink(path):
-                    with open(path, "rb") as f:
-                        files.append({"name": n, "content_b64": base64.b64encode(f.read()).decode()})
+                if not os.path.isfile(path) or os.path.islink(path):
+                    continue
+                size = os.stat(path).st_size
+                if size > cap:
+                    skipped.append({"name": n, "size": size, "reason": f"over the cap of {cap} bytes on the result files fetched from a sandbox"})
+                    continue
+                if size > total_cap - total:
+                    skipped.append({"name": n, "size": size, "reason": f"the files before it reach the cap of {total_cap} bytes on one fetch"})
+                    continue
+                with open(path, "rb") as f:
+                    data = f.read(total_cap - total + 1)
+                if len(data) > total_cap - total:
+                    skipped.append({"name": n, "size": len(data), "reason": "it grew over the cap while it was read"})
+                    continue
+                total += len(data)
+                files.append({"name": n, "content_b64": base64.b64encode(data).decode()})
         if SCENARIO == "escape":
             body = base64.b64encode(b"{}").decode()
             files.append({"name": "../escape.json", "content_b64": body})
-        return {"files": files}
+        if SCENARIO == "huge_reply":
+            # A shim that ignores the caps: a reply line over what the runner reads.
+            files.append({"name": "huge.json", "content_b64": "A" * (cap * 2 + (9 << 20))})
+        return {"files": files, "skipped": skipped, "skipped_more": 0}
 
     def terminate(self):
         with self.lock:
@@ -281,7 +316,7 @@ def prepare(req):
 first = json.loads(sys.stdin.readline())
 with open(os.path.join(STATE_DIR, "pid"), "w") as f:
     f.write(str(os.getpid()))
-emit("hello", protocol=2)
+emit("hello", protocol=PROTOCOL)
 if first.get("cmd") == "create":
     sandbox(first)
 record(first)

@@ -223,3 +223,22 @@ async fn cancelling_the_real_shim_terminates_its_sandbox() {
     assert_eq!(e.kind, Failure::Cancelled, "{e}");
     assert!(marked(dir.path(), "created") && marked(dir.path(), "terminated"));
 }
+
+#[tokio::test]
+async fn a_stop_right_after_exec_still_ends_the_process() {
+    if !modal_ok("a_stop_right_after_exec_still_ends_the_process") {
+        return;
+    }
+    // Modal took the server's exec, the readiness probe is running (`tls`), but its `sh -c`
+    // has not written its group id yet (it starts 4 s later, past the stop's grace): the stop
+    // that follows the cancel must still find and end it.
+    let (dir, e, took) = cancel_when("late_start", "tls").await;
+    assert_eq!(e.kind, Failure::Cancelled, "{e}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(marked(dir.path(), "terminated"));
+    let execs = std::fs::read_to_string(dir.path().join("state/execs.jsonl")).unwrap();
+    assert!(
+        execs.lines().any(|l| l.contains("kill -TERM")),
+        "the server was stopped by its group"
+    );
+}

@@ -7,9 +7,11 @@ endpoint in front of the server's port (self-signed, trusted through the `ssl` m
 exceptions are the SDK's own.
 
 A per-test wrapper sets SCENARIO, STATE_DIR and SHIM and execs this file. The shim's folder of
-process-group ids lies under STATE_DIR/tmp. Markers in STATE_DIR: `creating`, `created` (a sandbox exists), `terminated`
-(the shim terminated it), `tls` (a connection came through the tunnel); `create.json` and
-`execs.jsonl` record what the shim asked for. Processes carry the sandbox's tags in their
+process-group ids lies under STATE_DIR/tmp. Markers in STATE_DIR: `creating`, `created` (a
+sandbox exists), `terminated` (the shim terminated it), `tls` (a connection came through the
+tunnel); `create.json` and
+`execs.jsonl` record what the shim asked for. Scenario `late_start`: the server's process
+starts 4 s after its exec returned. Processes carry the sandbox's tags in their
 environment (`PERF_RUNNER_TAG_<KEY>`), a fake `nvidia-smi` is first on their PATH.
 """
 
@@ -52,27 +54,42 @@ class Aio:
         return await self.fn(*args, **kwargs)
 
 
-class Lines:
-    def __init__(self, stream):
-        self.stream = stream
+class Stream:
+    """A process's stdout or stderr as the SDK yields it: with `bufsize=1` whole lines, with
+    `bufsize=-1` chunks as they come (a line of any length never waits for its newline);
+    bytes with `text=False`."""
+
+    def __init__(self, started, name, text, bufsize):
+        self.started, self.name, self.text, self.bufsize = started, name, text, bufsize
 
     def __aiter__(self):
         return self._gen()
 
     async def _gen(self):
-        async for raw in self.stream:
-            yield raw.decode("utf-8", "replace")
+        stream = getattr(await self.started, self.name)
+        while True:
+            raw = await (stream.readline() if self.bufsize == 1 else stream.read(65536))
+            if not raw:
+                return
+            yield raw.decode("utf-8", "replace") if self.text else raw
 
 
 class Proc:
-    def __init__(self, p):
-        self.p = p
-        self.stdout, self.stderr = Lines(p.stdout), Lines(p.stderr)
-        self.wait = Aio(p.wait)
+    """A process the stand-in sandbox runs; `started` resolves to it once it has started,
+    which may be after `exec` returned (as on Modal)."""
+
+    def __init__(self, started, text, bufsize):
+        self.started = started
+        self.stdout = Stream(started, "stdout", text, bufsize)
+        self.stderr = Stream(started, "stderr", text, bufsize)
+        self.wait = Aio(self._wait)
         self.poll = Aio(self._poll)
 
+    async def _wait(self):
+        return await (await self.started).wait()
+
     async def _poll(self):
-        return self.p.returncode
+        return (await self.started).returncode if self.started.done() else None
 
 
 class Filesystem:
@@ -129,15 +146,24 @@ class Sandbox:
         env["PATH"] = os.path.join(STATE_DIR, "bin") + os.pathsep + env.get("PATH", "")
         argv = [a.replace("/tmp/.perf-runner-pids", TMP + "/.perf-runner-pids") for a in argv]
         workdir = kwargs.get("workdir")
-        p = await asyncio.create_subprocess_exec(
-            *argv,
-            env=env,
-            cwd=workdir if workdir and os.path.isdir(workdir) else None,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        return Proc(p)
+        # `late_start`: Modal took the process, it runs a moment later (a server's exec
+        # returns first, then its `sh -c` writes the group id), later than a stop's grace.
+        late = SCENARIO == "late_start" and any("api_server" in a for a in argv)
+
+        async def start():
+            if late:
+                await asyncio.sleep(4)
+            return await asyncio.create_subprocess_exec(
+                *argv,
+                env=env,
+                cwd=workdir if workdir and os.path.isdir(workdir) else None,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+
+        started = asyncio.ensure_future(start())
+        return Proc(started, kwargs.get("text", True), kwargs.get("bufsize", -1))
 
     async def _tunnels(self, timeout=50):
         (port,) = self.kwargs["encrypted_ports"]
@@ -198,7 +224,7 @@ async def create(*args, **kwargs):
         raise exc
     if SCENARIO == "slow_create":
         mark("creating")
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(4)
     mark("created")
     return Sandbox(kwargs)
 

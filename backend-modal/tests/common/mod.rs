@@ -3,6 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod run;
+
+#[allow(unused_imports)]
+pub use run::*;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;

@@ -8,18 +8,16 @@
 //! shim terminates its sandbox and exits.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use runner_core::backend::ProgressSink;
-use runner_core::stepkit::{Exit, Output};
+use runner_core::stepkit::Exit;
 use runner_core::{BackendError, Failure};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -27,11 +25,13 @@ use tokio_util::sync::CancellationToken;
 use crate::NAME;
 use crate::config::ModalConfig;
 use crate::dry_run::shim_error;
-use crate::protocol::{Command, Envelope, ErrorEvent, Event, PROTOCOL_VERSION};
+use crate::lines::BoundedLines;
+use crate::protocol::{Command, Envelope, ErrorEvent, Event};
 use crate::shim::{self, GroupGuard};
+pub(crate) use crate::sink::Sink;
+use crate::sink::Writer;
 
-/// The most a captured process keeps of each stream.
-const CAPTURE_CAP: usize = 1 << 20;
+mod events;
 
 /// How a process ended, or why that is not known.
 pub(crate) type Ended = Result<Exit, ErrorEvent>;
@@ -71,62 +71,6 @@ impl CallError {
     }
 }
 
-/// Where a process's output goes.
-pub(crate) enum Sink {
-    /// The attempt's files.
-    Files(Output),
-    /// Kept in memory (small queries: GPU names, the engine version).
-    Capture,
-}
-
-enum Writer {
-    Merged(BufWriter<File>),
-    Split(BufWriter<File>, BufWriter<File>),
-    Capture(String, String),
-}
-
-impl Writer {
-    fn open(sink: &Sink) -> std::io::Result<Writer> {
-        Ok(match sink {
-            Sink::Files(out @ Output::Merged(p)) => {
-                Writer::Merged(BufWriter::new(out.open_options().open(p)?))
-            }
-            Sink::Files(out @ Output::Split { stdout, stderr }) => Writer::Split(
-                BufWriter::new(out.open_options().open(stdout)?),
-                BufWriter::new(out.open_options().open(stderr)?),
-            ),
-            Sink::Capture => Writer::Capture(String::new(), String::new()),
-        })
-    }
-
-    fn line(&mut self, stream: &str, line: &str) {
-        let err = stream == "stderr";
-        let r = match self {
-            Writer::Merged(f) => writeln!(f, "{line}"),
-            Writer::Split(o, e) => writeln!(if err { e } else { o }, "{line}"),
-            Writer::Capture(o, e) => {
-                let s = if err { e } else { o };
-                if s.len() < CAPTURE_CAP {
-                    s.push_str(line);
-                    s.push('\n');
-                }
-                Ok(())
-            }
-        };
-        if let Err(e) = r {
-            tracing::warn!("cannot write a process's output: {e}");
-        }
-    }
-
-    fn flush(&mut self) {
-        let _ = match self {
-            Writer::Merged(f) => f.flush(),
-            Writer::Split(o, e) => o.flush().and(e.flush()),
-            Writer::Capture(..) => Ok(()),
-        };
-    }
-}
-
 struct Proc {
     out: Writer,
     ended: watch::Sender<Option<Ended>>,
@@ -151,9 +95,10 @@ pub(crate) struct Link {
     seq: AtomicU64,
     gone: CancellationToken,
     facts: Mutex<Facts>,
+    /// Why no command can be answered (a shim of another protocol).
+    refused: Mutex<Option<ErrorEvent>>,
     progress: Arc<dyn ProgressSink>,
 }
-
 fn lost(message: &str) -> ErrorEvent {
     ErrorEvent {
         class: "perf_runner.ShimGone".into(),
@@ -165,88 +110,8 @@ fn lost(message: &str) -> ErrorEvent {
 }
 
 impl Link {
-    fn on_event(&self, ev: Event) {
-        match ev {
-            Event::Hello { protocol } if protocol != PROTOCOL_VERSION => {
-                let e = lost(&format!(
-                    "the shim speaks protocol {protocol}, this program {PROTOCOL_VERSION}"
-                ));
-                if let Ok(mut f) = self.facts.lock() {
-                    f.error = Some(e);
-                }
-            }
-            Event::Stage {
-                stage,
-                detail,
-                sandbox_id,
-            } => {
-                if let (Some(id), Ok(mut f)) = (sandbox_id, self.facts.lock()) {
-                    f.sandbox_id = Some(id);
-                }
-                self.progress.event(&stage, &detail);
-            }
-            Event::Reply { seq, value } => self.answer(seq, Ok(value)),
-            Event::Failed { seq, error } => self.answer(seq, Err(error)),
-            Event::Output { id, stream, line } => {
-                if let Some(p) = self.procs.lock().ok().as_mut().and_then(|m| m.get_mut(&id)) {
-                    p.out.line(&stream, &line);
-                }
-            }
-            Event::Exit {
-                id,
-                code,
-                signal,
-                error,
-            } => {
-                if let Some(p) = self.procs.lock().ok().as_mut().and_then(|m| m.get_mut(&id)) {
-                    p.out.flush();
-                    let ended = match error {
-                        Some(e) => Err(e),
-                        None => Ok(Exit { code, signal }),
-                    };
-                    p.ended.send_replace(Some(ended));
-                }
-            }
-            Event::Terminated {
-                sandbox_id,
-                seconds,
-            } => {
-                if let Ok(mut f) = self.facts.lock() {
-                    f.seconds = seconds.or(f.seconds);
-                    f.sandbox_id = sandbox_id.or(f.sandbox_id.take());
-                }
-            }
-            Event::Error(e) => {
-                tracing::warn!(class = %e.class, "the shim reported: {}", e.message);
-                if let Ok(mut f) = self.facts.lock() {
-                    f.error = Some(e);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn answer(&self, seq: u64, r: Result<Value, ErrorEvent>) {
-        if let Some(tx) = self.pending.lock().ok().and_then(|mut m| m.remove(&seq)) {
-            let _ = tx.send(r);
-        }
-    }
-
-    /// The shim's stdout ended: nothing more will be answered or end.
-    fn end(&self) {
-        self.gone.cancel();
-        if let Ok(mut m) = self.pending.lock() {
-            m.clear();
-        }
-        if let Ok(mut m) = self.procs.lock() {
-            for p in m.values_mut() {
-                p.out.flush();
-                if p.ended.borrow().is_none() {
-                    p.ended
-                        .send_replace(Some(Err(lost("the shim exited while it ran"))));
-                }
-            }
-        }
+    fn refused(&self) -> Option<ErrorEvent> {
+        self.refused.lock().ok().and_then(|r| r.clone())
     }
 
     /// Send a command without waiting for its answer.
@@ -275,6 +140,10 @@ impl Link {
                 m.remove(&seq);
             }
         };
+        if let Some(e) = self.refused() {
+            forget();
+            return Err(CallError::Raised(e));
+        }
         let sent = serde_json::to_string(&Envelope { seq, command })
             .ok()
             .and_then(|line| {
@@ -376,13 +245,12 @@ impl Link {
 
     /// What a [`Sink::Capture`] process printed: stdout, stderr.
     pub(crate) fn captured(&self, id: &str) -> (String, String) {
-        match self.procs.lock().ok().as_ref().and_then(|m| m.get(id)) {
-            Some(Proc {
-                out: Writer::Capture(o, e),
-                ..
-            }) => (o.clone(), e.clone()),
-            _ => Default::default(),
-        }
+        self.procs
+            .lock()
+            .ok()
+            .as_ref()
+            .and_then(|m| m.get(id).and_then(|p| p.out.captured()))
+            .unwrap_or_default()
     }
 
     /// What the shim said about its sandbox.
@@ -401,11 +269,13 @@ pub(crate) struct Shim {
 }
 
 impl Shim {
-    /// Start a shim; its stderr goes to `stderr_log`.
+    /// Start a shim; its stderr goes to `stderr_log`. An event line over `line_max` bytes is
+    /// not read (a reply among them fails its call).
     pub(crate) fn open(
         cfg: &ModalConfig,
         progress: Arc<dyn ProgressSink>,
         stderr_log: &Path,
+        line_max: usize,
     ) -> Result<Shim, BackendError> {
         let mut child = shim::spawn(cfg)?;
         let pgid = child.id();
@@ -418,6 +288,7 @@ impl Shim {
             seq: AtomicU64::new(0),
             gone: CancellationToken::new(),
             facts: Mutex::new(Facts::default()),
+            refused: Mutex::new(None),
             progress,
         });
         if let Some(mut stdin) = child.stdin.take() {
@@ -439,11 +310,18 @@ impl Shim {
             .ok_or_else(|| BackendError::new(NAME, Failure::Unknown, "the shim has no stdout"))?;
         let reader = link.clone();
         tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
+            let mut lines = BoundedLines::new(BufReader::new(stdout), line_max);
             while let Ok(Some(l)) = lines.next_line().await {
-                match serde_json::from_str::<Event>(&l) {
+                if l.is_cut() {
+                    reader.overlong(&l);
+                    continue;
+                }
+                match serde_json::from_slice::<Event>(&l.bytes) {
                     Ok(ev) => reader.on_event(ev),
-                    Err(_) => tracing::debug!(line = %l, "shim: not an event"),
+                    Err(_) => {
+                        let l = String::from_utf8_lossy(&l.bytes[..l.bytes.len().min(500)]);
+                        tracing::debug!(line = %l, "shim: not an event")
+                    }
                 }
             }
             reader.end();

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, anyhow};
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use runner_core::Backend;
 use runner_core::plan::TaskPlan;
-use runner_core::settings::Settings;
+use runner_core::settings::{Limits, Settings};
 use runner_core::text;
 use serde::de::DeserializeOwned;
 
@@ -41,8 +41,9 @@ pub struct Registered {
     /// Check its section: the keys it does not know (each worth a warning), or why the section
     /// cannot be read.
     pub check_section: fn(&toml::Table) -> Result<Vec<String>>,
-    /// The backend, configured from its section.
-    pub make: fn(&toml::Table) -> Result<Arc<dyn Backend>>,
+    /// The backend, configured from its section and the run's input limits (a backend that
+    /// fetches files from far away bounds them by `max_result_bytes`).
+    pub make: fn(&toml::Table, &Limits) -> Result<Arc<dyn Backend>>,
     /// Its `gc`, where runs can leave something behind.
     pub gc: Option<GcFn>,
     /// Its `plan --backend` dry run, where it has one.
@@ -56,7 +57,7 @@ pub const REGISTRY: &[Registered] = &[
         about: "this host: its GPUs, a venv per build, processes",
         default_toml: backend_local::DEFAULT_TOML,
         check_section: unknown_keys::<backend_local::LocalConfig>,
-        make: |t| {
+        make: |t, _| {
             Ok(Arc::new(backend_local::LocalBackend::new(read(
                 "local", t,
             )?)))
@@ -69,7 +70,7 @@ pub const REGISTRY: &[Registered] = &[
         about: "containers of the Docker Engine, an image per build",
         default_toml: backend_docker::DEFAULT_TOML,
         check_section: unknown_keys::<backend_docker::DockerConfig>,
-        make: |t| {
+        make: |t, _| {
             Ok(Arc::new(backend_docker::DockerBackend::new(read(
                 "docker", t,
             )?)))
@@ -82,10 +83,11 @@ pub const REGISTRY: &[Registered] = &[
         about: "Modal's cloud GPUs, through its Python SDK",
         default_toml: backend_modal::DEFAULT_TOML,
         check_section: unknown_keys::<backend_modal::ModalConfig>,
-        make: |t| {
-            Ok(Arc::new(backend_modal::ModalBackend::new(read(
-                "modal", t,
-            )?)))
+        make: |t, limits| {
+            Ok(Arc::new(
+                backend_modal::ModalBackend::new(read("modal", t)?)
+                    .with_max_result_bytes(limits.max_result_bytes),
+            ))
         },
         gc: None,
         dry_run: Some(modal_dry_run),
@@ -95,7 +97,7 @@ pub const REGISTRY: &[Registered] = &[
         about: "a Slurm cluster: an allocation per task, job steps, venvs on a shared filesystem",
         default_toml: backend_slurm::DEFAULT_TOML,
         check_section: unknown_keys::<backend_slurm::SlurmConfig>,
-        make: |t| {
+        make: |t, _| {
             Ok(Arc::new(backend_slurm::SlurmBackend::new(read(
                 "slurm", t,
             )?)))
@@ -109,7 +111,7 @@ pub const REGISTRY: &[Registered] = &[
         about: "test only: fictional GPUs; writes vLLM-format results it computes",
         default_toml: backend_dummy::DEFAULT_TOML,
         check_section: unknown_keys::<backend_dummy::DummyConfig>,
-        make: |t| {
+        make: |t, _| {
             Ok(Arc::new(backend_dummy::DummyBackend::new(read(
                 "dummy", t,
             )?)))
@@ -186,7 +188,7 @@ pub fn default_toml() -> String {
 /// The backend `name`, configured from its settings section.
 pub fn make(name: &str, settings: &Settings) -> Result<Arc<dyn Backend>> {
     let r = find(name)?;
-    (r.make)(&section(r, settings)?)
+    (r.make)(&section(r, settings)?, &settings.limits)
 }
 
 /// The settings section of a registered backend (empty when the configuration has none).
@@ -318,7 +320,7 @@ mod tests {
             );
             let section = doc[r.name].as_table().unwrap();
             assert_eq!((r.check_section)(section).unwrap(), Vec::<String>::new());
-            (r.make)(section).unwrap();
+            (r.make)(section, &Limits::default()).unwrap();
         }
         assert!(seen.is_superset(&["local", "docker", "modal"].into()));
     }
@@ -337,7 +339,7 @@ mod tests {
     #[test]
     fn a_section_key_of_the_wrong_type_is_an_error_naming_the_section() {
         let t: toml::Table = toml::from_str("cpu_only = \"yes\"").unwrap();
-        let e = (find("local").unwrap().make)(&t).unwrap_err();
+        let e = (find("local").unwrap().make)(&t, &Limits::default()).unwrap_err();
         assert!(
             format!("{e:#}").contains("invalid [local] settings"),
             "{e:#}"

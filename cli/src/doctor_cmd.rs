@@ -21,7 +21,7 @@ pub async fn doctor(settings: &Settings, only: Option<&str>, format: Format) -> 
     }
     let mut reports = Vec::new();
     for r in REGISTRY.iter().filter(|r| only.is_none_or(|o| o == r.name)) {
-        let made = backends::section(r, settings).and_then(|t| (r.make)(&t));
+        let made = backends::section(r, settings).and_then(|t| (r.make)(&t, &settings.limits));
         let health = match made {
             Ok(backend) => match backend.check().await {
                 Ok(h) => json!({"usable": h.usable, "checks": h.checks}),

@@ -86,7 +86,7 @@ pub async fn dry_run(
     };
     let section = backends::section(backend, settings)?;
     // Planned for this backend: its capabilities decide the serving client.
-    let caps = (backend.make)(&section)?.capabilities();
+    let caps = (backend.make)(&section, &settings.limits)?.capabilities();
     let settings = &settings.clone().for_backend(&caps);
     let Some((_, plan)) = planned(plan_of(args, variants, patch, settings, intake))? else {
         return Ok(exit::TASKS_FAILED);

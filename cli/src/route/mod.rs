@@ -74,7 +74,7 @@ impl Router {
                 continue;
             }
             let backend = backends::section(r, settings)
-                .and_then(|t| (r.make)(&t))
+                .and_then(|t| (r.make)(&t, &settings.limits))
                 .map_err(|e| format!("its settings cannot be used: {e:#}"));
             candidates.push(Candidate {
                 name: r.name,

@@ -12,7 +12,7 @@ use runner_core::exit;
 use runner_core::failure::Failure;
 use runner_core::plan::TaskPlan;
 use runner_core::record::{RunId, RunStatus, TaskStatus};
-use runner_core::session::{self, Choices, Planner, Skip, TaskOutcome};
+use runner_core::session::{self, Choices, Planner, Session, Skip, TaskOutcome};
 use runner_core::settings::Settings;
 use runner_core::store::{LockError, RunLock, Store};
 use runner_core::task::{Task, parse_variant_list};
@@ -226,19 +226,18 @@ pub async fn run(
             // Plans are made for this backend: can it run the native serving client?
             let settings = &settings.clone().for_backend(&backend.capabilities());
             let (_, tasks) = load_tasks(&spec, settings)?;
-            let mut plans =
-                session::resume_plans(&store, &run, &tasks, settings, planner(&router)).await?;
-            // Tasks a signal kept from being planned when the run started are planned now.
-            let more = session::plan_interrupted(
-                &store,
-                &run,
-                &tasks,
+            let session = Session {
+                store: &store,
+                run: &run,
                 settings,
-                &choices(&spec, settings)?,
-                planner(&router),
-                &cancel,
-            )
-            .await?;
+                planner: planner(&router),
+                cancel: &cancel,
+            };
+            let mut plans = session.resume(&tasks).await?;
+            // Tasks a signal kept from being planned when the run started are planned now.
+            let more = session
+                .plan_interrupted(&tasks, &choices(&spec, settings)?)
+                .await?;
             tell(&more);
             unroutable = more.unroutable();
             plans.extend(more.plans);
@@ -285,16 +284,14 @@ pub async fn run(
                 esc(&ds.origin)
             );
             let choices = choices(&spec, settings)?;
-            let planning = session::plan_tasks(
-                &store,
-                &run,
-                &tasks,
+            let session = Session {
+                store: &store,
+                run: &run,
                 settings,
-                &choices,
-                planner(&router),
-                &cancel,
-            )
-            .await?;
+                planner: planner(&router),
+                cancel: &cancel,
+            };
+            let planning = session.plan(&tasks, &choices).await?;
             tell(&planning);
             unroutable = planning.unroutable();
             (run, planning.plans, backend)

@@ -12,8 +12,7 @@ use runner_core::dataset::Dataset;
 use runner_core::plan::{PlanError, TaskPlan};
 use runner_core::record::{JobStatus, RunId, TaskStatus};
 use runner_core::session::{
-    self, Choices, Direct, Planner, SessionError, Skip, TaskOutcome, plan_interrupted, plan_tasks,
-    resume_plans,
+    self, Choices, Direct, Planner, Session, SessionError, Skip, TaskOutcome,
 };
 use runner_core::settings::Settings;
 use runner_core::store::Store;
@@ -61,6 +60,23 @@ fn new_run(dir: &Path) -> (Store, RunId) {
     (store, run)
 }
 
+/// The session of `run`.
+fn at<'a>(
+    store: &'a Store,
+    run: &'a RunId,
+    settings: &'a Settings,
+    planner: &'a dyn Planner,
+    cancel: &'a CancellationToken,
+) -> Session<'a> {
+    Session {
+        store,
+        run,
+        settings,
+        planner,
+        cancel,
+    }
+}
+
 /// A cancellation token nobody cancels.
 fn go() -> CancellationToken {
     CancellationToken::new()
@@ -92,17 +108,10 @@ async fn every_task_gets_a_row_and_planned_ones_their_interleaved_jobs() {
     );
     let (store, run) = new_run(dir.path());
     let settings = Settings::embedded();
-    let planning = plan_tasks(
-        &store,
-        &run,
-        &tasks,
-        &settings,
-        &choices(3, true),
-        &Direct,
-        &go(),
-    )
-    .await
-    .unwrap();
+    let planning = at(&store, &run, &settings, &Direct, &go())
+        .plan(&tasks, &choices(3, true))
+        .await
+        .unwrap();
 
     // A: planned, its plan and fingerprint stored, 2 variants × 3 repeats + 3 A/A jobs.
     assert_eq!(planning.plans.len(), 1);
@@ -184,7 +193,8 @@ async fn the_skip_list_skips_by_prefix_and_force_runs_everything() {
         skip: skip.clone(),
         ..choices(1, false)
     };
-    let p = plan_tasks(&store, &run, &tasks, &settings, &listed, &Direct, &go())
+    let p = at(&store, &run, &settings, &Direct, &go())
+        .plan(&tasks, &listed)
         .await
         .unwrap();
     assert!(p.plans.is_empty());
@@ -205,7 +215,8 @@ async fn the_skip_list_skips_by_prefix_and_force_runs_everything() {
         force: true,
         ..choices(1, false)
     };
-    let p = plan_tasks(&store, &run, &tasks, &settings, &forced, &Direct, &go())
+    let p = at(&store, &run, &settings, &Direct, &go())
+        .plan(&tasks, &forced)
         .await
         .unwrap();
     assert_eq!(p.plans.len(), 2, "{:?}", p.outcomes);
@@ -233,17 +244,10 @@ async fn a_task_no_backend_takes_is_skipped_with_every_reason() {
     let dir = tempfile::tempdir().unwrap();
     let tasks = dataset(dir.path(), &[row(A, &["vllm/worker.py"], None)]);
     let (store, run) = new_run(dir.path());
-    let p = plan_tasks(
-        &store,
-        &run,
-        &tasks,
-        &Settings::embedded(),
-        &choices(1, false),
-        &Nowhere,
-        &go(),
-    )
-    .await
-    .unwrap();
+    let p = at(&store, &run, &Settings::embedded(), &Nowhere, &go())
+        .plan(&tasks, &choices(1, false))
+        .await
+        .unwrap();
     assert_eq!(p.unroutable(), 1);
     let rows = store.tasks(&run).unwrap();
     assert_eq!(rows[0].status, TaskStatus::Skipped);
@@ -275,18 +279,12 @@ async fn a_resume_gets_the_stored_plans_and_refuses_a_changed_one() {
     );
     let (store, run) = new_run(dir.path());
     let settings = Settings::embedded();
-    let first = plan_tasks(
-        &store,
-        &run,
-        &tasks,
-        &settings,
-        &choices(2, false),
-        &Direct,
-        &go(),
-    )
-    .await
-    .unwrap();
-    let again = resume_plans(&store, &run, &tasks, &settings, &Direct)
+    let first = at(&store, &run, &settings, &Direct, &go())
+        .plan(&tasks, &choices(2, false))
+        .await
+        .unwrap();
+    let again = at(&store, &run, &settings, &Direct, &go())
+        .resume(&tasks)
         .await
         .unwrap();
     assert_eq!(again, first.plans);
@@ -294,7 +292,8 @@ async fn a_resume_gets_the_stored_plans_and_refuses_a_changed_one() {
     // A longer benchmark limit changes the step, so the run cannot be resumed as it was.
     let mut edited = settings.clone();
     edited.timeouts.benchmark_s += 1;
-    let e = resume_plans(&store, &run, &tasks, &edited, &Direct)
+    let e = at(&store, &run, &edited, &Direct, &go())
+        .resume(&tasks)
         .await
         .unwrap_err();
     assert!(matches!(e, SessionError::Resume { .. }), "{e}");
@@ -304,7 +303,8 @@ async fn a_resume_gets_the_stored_plans_and_refuses_a_changed_one() {
     );
 
     // A planned commit gone from the dataset.
-    let e = resume_plans(&store, &run, &tasks[..1], &settings, &Direct)
+    let e = at(&store, &run, &settings, &Direct, &go())
+        .resume(&tasks[..1])
         .await
         .unwrap_err();
     assert!(
@@ -317,7 +317,8 @@ async fn a_resume_gets_the_stored_plans_and_refuses_a_changed_one() {
     let mut rows = store.tasks(&run).unwrap();
     rows[0].plan = Some("{not json".into());
     store.put_task(&run, &rows[0]).unwrap();
-    let e = resume_plans(&store, &run, &tasks, &settings, &Direct)
+    let e = at(&store, &run, &settings, &Direct, &go())
+        .resume(&tasks)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("does not decode"), "{e}");
@@ -336,17 +337,10 @@ async fn a_signal_during_planning_skips_the_rest_as_interrupted() {
     let (store, run) = new_run(dir.path());
     let cancelled = CancellationToken::new();
     cancelled.cancel();
-    let p = plan_tasks(
-        &store,
-        &run,
-        &tasks,
-        &Settings::embedded(),
-        &choices(1, false),
-        &Direct,
-        &cancelled,
-    )
-    .await
-    .unwrap();
+    let p = at(&store, &run, &Settings::embedded(), &Direct, &cancelled)
+        .plan(&tasks, &choices(1, false))
+        .await
+        .unwrap();
     assert!(p.plans.is_empty());
     assert!(p.outcomes.iter().all(|o| matches!(
         o,
@@ -406,17 +400,10 @@ async fn a_resume_plans_what_a_signal_kept_from_being_planned() {
         token: token.clone(),
         backend: "local",
     };
-    let first = plan_tasks(
-        &store,
-        &run,
-        &tasks,
-        &settings,
-        &choices(2, false),
-        &signal,
-        &token,
-    )
-    .await
-    .unwrap();
+    let first = at(&store, &run, &settings, &signal, &token)
+        .plan(&tasks, &choices(2, false))
+        .await
+        .unwrap();
     // A was planned before the signal and keeps its plan and jobs; B was not.
     assert_eq!(first.plans.len(), 1);
     assert_eq!(first.plans[0].commit, A);
@@ -430,21 +417,15 @@ async fn a_resume_plans_what_a_signal_kept_from_being_planned() {
     assert_eq!(store.jobs(&run).unwrap().len(), 4);
 
     // The resume keeps A's plan and plans B now, with its jobs.
-    let stored = resume_plans(&store, &run, &tasks, &settings, &Direct)
+    let stored = at(&store, &run, &settings, &Direct, &go())
+        .resume(&tasks)
         .await
         .unwrap();
     assert_eq!(stored, first.plans);
-    let more = plan_interrupted(
-        &store,
-        &run,
-        &tasks,
-        &settings,
-        &choices(2, false),
-        &Direct,
-        &go(),
-    )
-    .await
-    .unwrap();
+    let more = at(&store, &run, &settings, &Direct, &go())
+        .plan_interrupted(&tasks, &choices(2, false))
+        .await
+        .unwrap();
     assert_eq!(more.plans.len(), 1);
     assert_eq!(more.plans[0].commit, B);
     assert_eq!(store.jobs(&run).unwrap().len(), 8);
@@ -454,17 +435,10 @@ async fn a_resume_plans_what_a_signal_kept_from_being_planned() {
         "{rows:?}"
     );
     // Nothing is left to plan the next time.
-    let none = plan_interrupted(
-        &store,
-        &run,
-        &tasks,
-        &settings,
-        &choices(2, false),
-        &Direct,
-        &go(),
-    )
-    .await
-    .unwrap();
+    let none = at(&store, &run, &settings, &Direct, &go())
+        .plan_interrupted(&tasks, &choices(2, false))
+        .await
+        .unwrap();
     assert!(none.outcomes.is_empty());
 }
 
@@ -474,18 +448,11 @@ async fn a_resume_refuses_a_task_that_would_move_to_another_backend() {
     let tasks = dataset(dir.path(), &[row(A, &["vllm/worker.py"], None)]);
     let (store, run) = new_run(dir.path());
     let settings = Settings::embedded();
-    let plans = plan_tasks(
-        &store,
-        &run,
-        &tasks,
-        &settings,
-        &choices(2, false),
-        &Direct,
-        &go(),
-    )
-    .await
-    .unwrap()
-    .plans;
+    let plans = at(&store, &run, &settings, &Direct, &go())
+        .plan(&tasks, &choices(2, false))
+        .await
+        .unwrap()
+        .plans;
     // One attempt ran on `local`.
     let job = store.jobs(&run).unwrap()[0].0.clone();
     let mut rec = support::record(&run, &job, 1, 0, &[("avg_latency_s", 1.0)], None);
@@ -500,7 +467,8 @@ async fn a_resume_refuses_a_task_that_would_move_to_another_backend() {
         backend: "local",
     };
     assert_eq!(
-        resume_plans(&store, &run, &tasks, &settings, &same)
+        at(&store, &run, &settings, &same, &go())
+            .resume(&tasks)
             .await
             .unwrap(),
         plans
@@ -509,7 +477,8 @@ async fn a_resume_refuses_a_task_that_would_move_to_another_backend() {
         token: CancellationToken::new(),
         backend: "slurm",
     };
-    let e = resume_plans(&store, &run, &tasks, &settings, &moved)
+    let e = at(&store, &run, &settings, &moved, &go())
+        .resume(&tasks)
         .await
         .unwrap_err();
     let e = e.to_string();

@@ -2,17 +2,17 @@
 //! the run's exit code after it — the same for every front end (the CLI parses arguments and
 //! prints what a session returns; it decides nothing here).
 //!
-//! - [`plan_tasks`] plans a new run: triage gates what it calls not verifiable (unless
+//! - [`Session::plan`] plans a new run: triage gates what it calls not verifiable (unless
 //!   `force`), a skip list skips its commits, an unusable agent patch fails its one task, a task
 //!   no backend can take here is skipped with every backend's reason; a planned task gets its
 //!   plan (own column), its step fingerprint and its interleaved job rows. Every task gets a
 //!   row, and a [`TaskOutcome`] says what happened to it — also when a signal interrupts the
 //!   planning: the tasks not planned yet are skipped as interrupted (a resume runs the planned
 //!   ones; the report names the rest).
-//! - [`resume_plans`] takes a stored run up again: each planned task is planned afresh and
+//! - [`Session::resume`] takes a stored run up again: each planned task is planned afresh and
 //!   must give the same step fingerprint (and, routed, the same backend its attempts ran on),
 //!   or the resume is refused (the dataset or the settings changed since);
-//!   [`plan_interrupted`] plans the tasks a signal kept from being planned.
+//!   [`Session::plan_interrupted`] plans the tasks a signal kept from being planned.
 //! - [`engine_options`] turns the settings and the run's choices into the engine's options.
 //! - [`exit_code`] says how the run ends, in the codes of [`crate::exit`].
 //!
@@ -31,12 +31,30 @@ use crate::build::PatchSpec;
 use crate::engine::{EngineOptions, EngineSummary, RetryPolicy};
 use crate::failure::Failure;
 use crate::plan::{PlanError, TaskPlan, plan_task};
+use crate::record::RunId;
 use crate::settings::Settings;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 use crate::task::{Task, Variant};
+use tokio_util::sync::CancellationToken;
 
-pub use plan::{PatchFileError, patch_spec, plan_tasks, read_skip_list, triage_options};
-pub use resume::{plan_interrupted, resume_plans};
+pub use plan::{PatchFileError, patch_spec, read_skip_list, triage_options};
+
+/// One run's session: where it is recorded, its settings, how it plans, and the signal that
+/// stops it. [`Session::plan`] plans a new run, [`Session::resume`] takes one up again,
+/// [`Session::plan_interrupted`] plans what a signal kept from being planned.
+#[derive(Clone, Copy)]
+pub struct Session<'a> {
+    /// The results store.
+    pub store: &'a Store,
+    /// The run.
+    pub run: &'a RunId,
+    /// The settings the plans are made with (for the run's backend).
+    pub settings: &'a Settings,
+    /// How each task is planned.
+    pub planner: &'a dyn Planner,
+    /// Cancelled by a signal: planning stops between tasks.
+    pub cancel: &'a CancellationToken,
+}
 
 /// How a session plans one task.
 #[async_trait]

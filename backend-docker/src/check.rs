@@ -114,6 +114,17 @@ pub(crate) async fn health(b: &DockerBackend) -> Health {
         None => line("hf cache", true, "not mounted"),
     };
     checks.push(hf);
+    if !b.config.cpu_only {
+        let dir = b
+            .config
+            .gpu_lock_dir
+            .clone()
+            .unwrap_or_else(runner_core::lease::default_lock_dir);
+        checks.push(match runner_core::lease::lock_dir_health(&dir) {
+            Ok(d) => line("gpu locks", true, d),
+            Err(d) => line("gpu locks", false, d),
+        });
+    }
     let secrets: Vec<&str> = b.secrets.0.iter().map(|(k, _)| k.as_str()).collect();
     checks.push(line(
         "secrets",

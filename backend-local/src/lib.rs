@@ -211,6 +211,17 @@ async fn health(cfg: &LocalConfig) -> Health {
             ),
         );
     }
+    if !cfg.cpu_only {
+        let dir = cfg
+            .gpu_lock_dir
+            .clone()
+            .unwrap_or_else(runner_core::lease::default_lock_dir);
+        let (ok, detail) = match runner_core::lease::lock_dir_health(&dir) {
+            Ok(d) => (true, d),
+            Err(d) => (false, d),
+        };
+        check("gpu locks", ok, detail);
+    }
     let python = version_of(&cfg.python, "--version").await;
     let usable = python.is_some() && (gpus || cfg.cpu_only);
     check(

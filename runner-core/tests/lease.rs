@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use runner_core::Failure;
 use runner_core::backend::{GpuLease, NoProgress, RunContext};
 use runner_core::lease::{
-    CPU_ONLY_LEASE, LeaseManager, LeaseSettings, cuda_visible_devices, lock_path,
+    CPU_ONLY_LEASE, LeaseManager, LeaseSettings, cuda_visible_devices, lock_dir_health, lock_path,
 };
 use runner_core::plan::GpuRequest;
 use tokio_util::sync::CancellationToken;
@@ -302,6 +302,22 @@ async fn lock_files_are_shared_by_every_user_of_the_host() {
     assert_eq!(mode(&dir), 0o1777);
     assert_eq!(mode(&lock_path(&dir, &lease.devices[0])), 0o666);
     m.release(lease).await.unwrap();
+}
+
+/// `doctor`'s check of the lock folder: a usable folder is said so, one that cannot exist
+/// (under a regular file) names itself and what it means.
+#[test]
+fn the_lock_folder_check_says_whether_processes_are_kept_apart() {
+    let d = tempfile::tempdir().unwrap();
+    let ok = lock_dir_health(&d.path().join("locks")).unwrap();
+    assert!(ok.contains("shared by every perf-runner"), "{ok}");
+    std::fs::write(d.path().join("file"), "x").unwrap();
+    let bad = d.path().join("file").join("locks");
+    let e = lock_dir_health(&bad).unwrap_err();
+    assert!(
+        e.contains(&bad.display().to_string()) && e.contains("may lease the same GPU"),
+        "{e}"
+    );
 }
 
 /// A real other process (`flock`, holding GPU 0's lock file) keeps GPU 0 from this one; when

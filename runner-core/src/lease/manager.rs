@@ -392,6 +392,27 @@ impl LeaseManager {
     }
 }
 
+/// Whether the GPU lock folder `dir` can keep this host's perf-runner processes apart: `Ok`
+/// with what was checked, or why not (leases then hold within this process only). Creates the
+/// folder and a probe file as a lease would; takes no GPU's lock.
+pub fn lock_dir_health(dir: &Path) -> Result<String, String> {
+    let probe = dir.join("probe.lock");
+    match open_lock(dir, &probe).and_then(|f| try_flock(&f).map(|got| (f, got))) {
+        Ok((_, true)) => Ok(format!(
+            "{} (shared by every perf-runner of this host)",
+            dir.display()
+        )),
+        Ok((_, false)) => Ok(format!(
+            "{} (a probe is locked by another process)",
+            dir.display()
+        )),
+        Err(e) => Err(format!(
+            "{}: {e}; two perf-runner processes of this host may lease the same GPU (set gpu_lock_dir)",
+            dir.display()
+        )),
+    }
+}
+
 /// Open (creating) the lock file `path` in `dir`, the folder created writable by every user
 /// (1777) and the file by every user (0666), so that the runs of other users on this host take
 /// the same locks. An existing file another user made read-only is opened read-only (`flock`

@@ -26,5 +26,5 @@ mod manager;
 pub use discovery::{DiscoveryError, GpuStatus, matches_kind, sku};
 pub use manager::{
     CPU_ONLY_LEASE, LeaseManager, LeaseSettings, cuda_visible_devices, default_lock_dir, indices,
-    lock_path,
+    lock_dir_health, lock_path,
 };

@@ -101,15 +101,29 @@ pub(crate) async fn execute(
             let dir = &job.plan.paths.result_dir;
             results::fetch(&link, dir, &files, job.max_result_bytes)
                 .await
-                .map(|skipped| {
+                .and_then(|skipped| {
                     for s in &skipped {
                         cx.progress.event("results", &s.to_string());
                     }
+                    let said: Vec<String> = skipped.iter().map(ToString::to_string).collect();
                     rec.skipped = skipped;
-                    StepOutput {
-                        result_files: files.result_files(),
-                        ..out
+                    let result_files = files.result_files();
+                    if result_files.is_empty() && !said.is_empty() {
+                        // The client wrote its result, but none of it came back: say why in
+                        // the attempt's failure rather than as a bare `no_metrics`.
+                        return Err(BackendError::new(
+                            NAME,
+                            Failure::NoMetrics,
+                            format!(
+                                "no result file was fetched from the sandbox: {} (raise limits.max_result_bytes)",
+                                said.join("; ")
+                            ),
+                        ));
                     }
+                    Ok(StepOutput {
+                        result_files,
+                        ..out
+                    })
                 })
         }
         other => other,

@@ -156,3 +156,40 @@ async fn a_shim_of_another_protocol_is_refused_as_bad_config() {
     assert!(commands(r.path(), "exec").is_empty(), "nothing ran");
     nothing_left(&r);
 }
+
+/// A client whose every result file is over the cap: nothing is fetched, and the attempt fails
+/// as `no_metrics` saying which files were left behind and which setting to raise, instead of
+/// a bare "no metrics" later.
+#[tokio::test]
+async fn a_result_over_the_cap_fails_the_attempt_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("work/results");
+    let script = dir.path().join("bloated-python");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             case \"$*\" in *latency*) ;; *) exec {standin} \"$@\" ;; esac\n\
+             {standin} \"$@\"; code=$?\n\
+             for f in {results}/*; do truncate -s 2M \"$f\"; done\n\
+             exit $code\n",
+            standin = standin_binary().display(),
+            results = results.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let python = script.display().to_string();
+    let b = fake(dir.path(), "ok", |c| c.container_python = python).with_max_result_bytes(CAP);
+    let p = plan(BENCH_LATENCY, "H100:1");
+    let cx = cx(dir.path());
+    let e = envs(&b, &p, &cx, false).await;
+    let err = b.execute(&e, &p.step, &cx).await.unwrap_err();
+    assert_eq!(err.kind, Failure::NoMetrics, "{err}");
+    assert!(
+        err.message.contains("no result file was fetched")
+            && err.message.contains("2097152 bytes")
+            && err.message.contains("limits.max_result_bytes"),
+        "{err}"
+    );
+}

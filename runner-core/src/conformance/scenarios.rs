@@ -252,42 +252,53 @@ pub async fn cancel_mid_client(s: &dyn Subject) -> Result<Report, String> {
 
 /// (4a) The server crashes at start: `server_failed`, quoting the engine's error, no client.
 pub async fn crash_at_start(s: &dyn Subject) -> Result<Report, String> {
-    let name = "crash_at_start";
-    let t0 = Instant::now();
     let p = plan(SERVE)?;
     let step = with_fault(&p.step, "crash_at_start");
-    let a = attempt(s, name, &p, &step, None).await?;
-    let msg = expect_error(name, &a, Failure::ServerFailed)?;
-    if !msg.contains("Engine core initialization failed") {
-        return Err(format!(
-            "{name}: the error does not quote the server's log: {msg}"
-        ));
-    }
-    let t = Transcript::read(&AttemptFiles::of(&a.cx).commands());
-    if t.roles() != ["server"] {
-        return Err(format!("{name}: ran {:?}, want the server only", t.roles()));
-    }
-    nothing_left(name, &a)?;
-    Ok(Report {
-        scenario: name,
-        seconds: t0.elapsed().as_secs_f64(),
-        detail: "server_failed with the engine's error".into(),
-    })
+    server_fails(
+        s,
+        "crash_at_start",
+        &p,
+        &step,
+        (Failure::ServerFailed, "Engine core initialization failed"),
+        "server_failed with the engine's error",
+    )
+    .await
 }
 
 /// (4b) The server binds its port but never gets ready (`hang`), `server_ready_s` = 3:
 /// `timeout` within the phase's limit plus the stop's grace, and the server is gone.
 pub async fn hanging_server(s: &dyn Subject) -> Result<Report, String> {
-    let name = "hanging_server";
-    let t0 = Instant::now();
     let p = plan(SERVE)?;
     let mut step = with_fault(&p.step, "hang");
     step.timeouts.server_ready_s = 3;
-    let a = attempt(s, name, &p, &step, None).await?;
-    let msg = expect_error(name, &a, Failure::Timeout)?;
-    if !msg.contains("server_ready_s") {
+    server_fails(
+        s,
+        "hanging_server",
+        &p,
+        &step,
+        (Failure::Timeout, "server_ready_s"),
+        "timeout (server_ready_s = 3)",
+    )
+    .await
+}
+
+/// A step whose server fails: the attempt's error has `want.0`'s code and names `want.1`, only
+/// the server ran, and nothing of the run is left.
+async fn server_fails(
+    s: &dyn Subject,
+    name: &'static str,
+    p: &TaskPlan,
+    step: &StepPlan,
+    want: (Failure, &str),
+    detail: &str,
+) -> Result<Report, String> {
+    let t0 = Instant::now();
+    let a = attempt(s, name, p, step, None).await?;
+    let msg = expect_error(name, &a, want.0)?;
+    if !msg.contains(want.1) {
         return Err(format!(
-            "{name}: the timeout does not name server_ready_s: {msg}"
+            "{name}: the error does not name {:?}: {msg}",
+            want.1
         ));
     }
     let t = Transcript::read(&AttemptFiles::of(&a.cx).commands());
@@ -298,6 +309,6 @@ pub async fn hanging_server(s: &dyn Subject) -> Result<Report, String> {
     Ok(Report {
         scenario: name,
         seconds: t0.elapsed().as_secs_f64(),
-        detail: "timeout (server_ready_s = 3)".into(),
+        detail: detail.into(),
     })
 }

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use perf_runner_tests::git::repo_with_commits;
 use serde_json::{Value, json};
 
 struct Fixture {
@@ -18,15 +19,7 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("vllm");
         std::fs::create_dir_all(&repo).unwrap();
-        git(&repo, &["init", "-q"]);
-        let commits = (0..4)
-            .map(|i| {
-                std::fs::write(repo.join("f.txt"), format!("{i}\n")).unwrap();
-                git(&repo, &["add", "f.txt"]);
-                git(&repo, &["commit", "-q", "-m", &format!("c{i}")]);
-                git(&repo, &["rev-parse", "HEAD"])
-            })
-            .collect();
+        let commits = repo_with_commits(&repo, 4);
         Fixture { dir, commits }
     }
 
@@ -47,21 +40,6 @@ impl Fixture {
             .output()
             .expect("runs")
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 fn json_out(o: &Output) -> Value {

@@ -2,7 +2,8 @@
 //! and parents resolved from a real git clone made here.
 
 use std::path::Path;
-use std::process::Command;
+
+use perf_runner_tests::git::repo_with_commits;
 
 use runner_core::dataset::{Dataset, LoadOptions};
 use runner_core::settings::{Inputs, Limits};
@@ -156,40 +157,12 @@ fn predictions_become_agent_patches_matched_by_id_or_commit() {
     assert!(ds.tasks[0].patch.is_some() && ds.tasks[1].patch.is_some());
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// A clone with three commits; returns it and the hashes, oldest first.
-pub fn repo_with_commits(dir: &Path) -> Vec<String> {
-    git(dir, &["init", "-q"]);
-    (0..3)
-        .map(|i| {
-            std::fs::write(dir.join("f.txt"), format!("{i}\n")).unwrap();
-            git(dir, &["add", "f.txt"]);
-            git(dir, &["commit", "-q", "-m", &format!("c{i}")]);
-            git(dir, &["rev-parse", "HEAD"])
-        })
-        .collect()
-}
-
 #[test]
 fn short_hashes_become_full_ones_from_a_git_clone() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("vllm");
     std::fs::create_dir_all(&repo).unwrap();
-    let c = repo_with_commits(&repo);
+    let c = repo_with_commits(&repo, 3);
     let text = [
         // A short commit and a short parent; a full one stays as it is.
         row(serde_json::json!({"commit_hash": &c[2][..8], "parent_commit": &c[1][..9], "perf_command": CMD})),
@@ -225,7 +198,7 @@ fn missing_parents_resolve_from_a_git_clone() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("vllm");
     std::fs::create_dir_all(&repo).unwrap();
-    let c = repo_with_commits(&repo);
+    let c = repo_with_commits(&repo, 3);
     let text = [
         row(serde_json::json!({"commit_hash": c[2], "perf_command": CMD})),
         // A short hash resolves too; a given parent is kept as given.

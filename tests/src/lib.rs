@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod fake_gpus;
+pub mod git;
 pub mod require;
 pub mod rootfs;
 pub mod standin;

@@ -20,13 +20,7 @@ use session_support::*;
 #[tokio::test]
 async fn a_resume_gets_the_stored_plans_and_refuses_a_changed_one() {
     let dir = tempfile::tempdir().unwrap();
-    let tasks = dataset(
-        dir.path(),
-        &[
-            row(A, &["vllm/worker.py"], None),
-            row(B, &["vllm/worker.py"], None),
-        ],
-    );
+    let tasks = tasks_a_and_b(dir.path());
     let (store, run) = new_run(dir.path());
     let settings = Settings::embedded();
     let first = at(&store, &run, &settings, &Direct, &go())
@@ -77,13 +71,7 @@ async fn a_resume_gets_the_stored_plans_and_refuses_a_changed_one() {
 #[tokio::test]
 async fn a_signal_during_planning_skips_the_rest_as_interrupted() {
     let dir = tempfile::tempdir().unwrap();
-    let tasks = dataset(
-        dir.path(),
-        &[
-            row(A, &["vllm/worker.py"], None),
-            row(B, &["vllm/worker.py"], None),
-        ],
-    );
+    let tasks = tasks_a_and_b(dir.path());
     let (store, run) = new_run(dir.path());
     let cancelled = CancellationToken::new();
     cancelled.cancel();
@@ -136,13 +124,7 @@ impl Planner for SignalAfterOne {
 #[tokio::test]
 async fn a_resume_plans_what_a_signal_kept_from_being_planned() {
     let dir = tempfile::tempdir().unwrap();
-    let tasks = dataset(
-        dir.path(),
-        &[
-            row(A, &["vllm/worker.py"], None),
-            row(B, &["vllm/worker.py"], None),
-        ],
-    );
+    let tasks = tasks_a_and_b(dir.path());
     let (store, run) = new_run(dir.path());
     let settings = Settings::embedded();
     let token = CancellationToken::new();

@@ -80,3 +80,14 @@ pub fn choices(repeats: u32, aa: bool) -> Choices {
         ..Choices::default()
     }
 }
+
+/// Two plain tasks, `A` and `B`, that plan.
+pub fn tasks_a_and_b(dir: &Path) -> Vec<Task> {
+    dataset(
+        dir,
+        &[
+            row(A, &["vllm/worker.py"], None),
+            row(B, &["vllm/worker.py"], None),
+        ],
+    )
+}

@@ -54,51 +54,36 @@ impl Dataset {
                 t.commit.clone()
             }
         };
-        let input: String = short
+        let queries: Vec<String> = short
             .iter()
-            .map(|&(i, parent)| format!("{}^{{commit}}\n", hash(&self.tasks[i], parent)))
+            .map(|&(i, parent)| format!("{}^{{commit}}", hash(&self.tasks[i], parent)))
             .collect();
-        let answers = batch_check(repo, input)?;
-        if answers.len() != short.len() {
-            return Err(format!(
-                "git cat-file answered {} of {} queries in {}",
-                answers.len(),
-                short.len(),
-                repo.display()
-            ));
-        }
-        for (&(i, parent), answer) in short.iter().zip(answers) {
+        for (&(i, parent), answer) in short.iter().zip(ask(repo, &queries)?) {
             let task = &mut self.tasks[i];
             let prefix = hash(task, parent);
-            let mut words = answer.split_whitespace();
-            let (first, kind) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-            match (hex_commit(first), kind) {
-                (Ok(full), "commit") if full.len() == 40 && full.starts_with(&prefix) => {
+            let why = match answer {
+                Answer::Commit(full) if full.len() == 40 && full.starts_with(&prefix) => {
                     if parent {
                         task.parent = Some(full);
                     } else {
                         task.commit = full;
                     }
                     out.resolved += 1;
+                    continue;
                 }
-                _ => {
-                    let why = match kind {
-                        "ambiguous" => {
-                            "more than one commit of the clone has this prefix; give more digits"
-                                .to_string()
-                        }
-                        "missing" => format!(
-                            "not in the clone at {} (fetch it, or give the full hash)",
-                            repo.display()
-                        ),
-                        _ => format!(
-                            "unexpected answer from git: {}",
-                            super::patches::excerpt(&answer)
-                        ),
-                    };
-                    out.unresolved.push((prefix, why));
+                Answer::Ambiguous => {
+                    "more than one commit of the clone has this prefix; give more digits"
+                        .to_string()
                 }
-            }
+                Answer::Missing => format!(
+                    "not in the clone at {} (fetch it, or give the full hash)",
+                    repo.display()
+                ),
+                Answer::Commit(other) | Answer::Other(other) => {
+                    format!("unexpected answer from git: {other}")
+                }
+            };
+            out.unresolved.push((prefix, why));
         }
         Ok(out)
     }
@@ -115,48 +100,71 @@ impl Dataset {
         if missing.is_empty() {
             return Ok(out);
         }
-        let input: String = missing
+        let queries: Vec<String> = missing
             .iter()
-            .map(|&i| format!("{}^\n", self.tasks[i].commit))
+            .map(|&i| format!("{}^", self.tasks[i].commit))
             .collect();
-        let answers = batch_check(repo, input)?;
-        if answers.len() != missing.len() {
-            return Err(format!(
-                "git cat-file answered {} of {} queries in {}",
-                answers.len(),
-                missing.len(),
-                repo.display()
-            ));
-        }
-        for (&i, answer) in missing.iter().zip(answers) {
+        for (&i, answer) in missing.iter().zip(ask(repo, &queries)?) {
             let task = &mut self.tasks[i];
-            let mut words = answer.split_whitespace();
-            let (first, kind) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-            match (hex_commit(first), kind) {
-                (Ok(parent), "commit") => {
+            let why = match answer {
+                Answer::Commit(parent) => {
                     task.parent = Some(parent);
                     out.resolved += 1;
+                    continue;
                 }
-                _ => {
-                    let why = match kind {
-                        "ambiguous" => "the commit prefix is ambiguous in the clone".to_string(),
-                        "missing" => format!(
-                            "{}^ is not in the clone at {} (a commit it lacks, or a root commit; \
-                             fetch it or give parent_commit)",
-                            task.commit,
-                            repo.display()
-                        ),
-                        _ => format!(
-                            "unexpected answer from git: {}",
-                            super::patches::excerpt(&answer)
-                        ),
-                    };
-                    out.unresolved.push((task.commit.clone(), why));
-                }
-            }
+                Answer::Ambiguous => "the commit prefix is ambiguous in the clone".to_string(),
+                Answer::Missing => format!(
+                    "{}^ is not in the clone at {} (a commit it lacks, or a root commit; \
+                     fetch it or give parent_commit)",
+                    task.commit,
+                    repo.display()
+                ),
+                Answer::Other(other) => format!("unexpected answer from git: {other}"),
+            };
+            out.unresolved.push((task.commit.clone(), why));
         }
         Ok(out)
     }
+}
+
+/// What `git cat-file --batch-check` said of one query.
+enum Answer {
+    /// A commit, by its full hash.
+    Commit(String),
+    /// A prefix more than one object has.
+    Ambiguous,
+    /// Nothing in the clone.
+    Missing,
+    /// Anything else (another object type, an odd line), as an escaped excerpt.
+    Other(String),
+}
+
+/// Ask the clone at `repo` about each query (one `git cat-file --batch-check` process); one
+/// answer per query, in order. An error when git cannot run there or answers short.
+fn ask(repo: &Path, queries: &[String]) -> Result<Vec<Answer>, String> {
+    let input: String = queries.iter().map(|q| format!("{q}\n")).collect();
+    let lines = batch_check(repo, input)?;
+    if lines.len() != queries.len() {
+        return Err(format!(
+            "git cat-file answered {} of {} queries in {}",
+            lines.len(),
+            queries.len(),
+            repo.display()
+        ));
+    }
+    Ok(lines
+        .into_iter()
+        .map(|line| {
+            let mut words = line.split_whitespace();
+            let (first, kind) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            match (hex_commit(first), kind) {
+                (Ok(hash), "commit") => Answer::Commit(hash),
+                (_, "ambiguous") => Answer::Ambiguous,
+                (_, "missing") => Answer::Missing,
+                _ => Answer::Other(super::patches::excerpt(&line)),
+            }
+        })
+        .collect())
 }
 
 /// Run `git -C repo cat-file --batch-check` on `input` (one query per line) and return its

@@ -77,7 +77,6 @@ fn write_inner(columns: &[String], rows: &[Vec<Value>]) -> parquet::errors::Resu
     use parquet::file::writer::SerializedFileWriter;
     use parquet::schema::types::Type;
 
-    let cell = |r: &Vec<Value>, i: usize| r.get(i).cloned().unwrap_or(Value::Null);
     let kinds: Vec<Kind> = (0..columns.len())
         .map(|i| kind_of(rows.iter().filter_map(|r| r.get(i))))
         .collect();
@@ -111,7 +110,10 @@ fn write_inner(columns: &[String], rows: &[Vec<Value>]) -> parquet::errors::Resu
     let mut group = writer.next_row_group()?;
     let mut i = 0;
     while let Some(mut col) = group.next_column()? {
-        let cells: Vec<Value> = rows.iter().map(|r| cell(r, i)).collect();
+        let cells: Vec<&Value> = rows
+            .iter()
+            .map(|r| r.get(i).unwrap_or(&Value::Null))
+            .collect();
         let defs: Vec<i16> = cells.iter().map(|v| i16::from(!v.is_null())).collect();
         let present = cells.iter().filter(|v| !v.is_null());
         match kinds[i] {

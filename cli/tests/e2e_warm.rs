@@ -229,6 +229,24 @@ fn the_restart_setting_starts_a_server_per_job() {
         );
     }
     assert_eq!(starts_in(&w.path("art")), 4);
+    // A server per job rotates the rounds too: no build always starts after the other's
+    // teardown. Each round's order is recorded with its seed, and each build went first once.
+    let mut rounds: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for a in &attempts {
+        let s = a.serve.as_ref().unwrap();
+        assert!(s.order_seed.is_some(), "{s:?}");
+        rounds.insert(a.job.repeat, s.round_order.clone());
+    }
+    let firsts: BTreeSet<&String> = rounds.values().map(|o| &o[0]).collect();
+    assert_eq!(firsts.len(), 2, "{rounds:?}");
+    for (r, order) in &rounds {
+        let ran: Vec<String> = attempts
+            .iter()
+            .filter(|a| a.job.repeat == *r)
+            .map(|a| runner_core::report::label(a.job.variant, a.job.aa))
+            .collect();
+        assert_eq!(&ran, order, "round {r} ran in its recorded order");
+    }
 }
 
 #[test]

@@ -358,10 +358,10 @@ impl<'a> TaskRun<'a> {
                 attempt
             );
             let (result, mut serve) = match exec {
-                Exec::Restart { why } => {
+                Exec::Restart { why, order } => {
                     let run = self.engine.backend.execute(&envs, &self.plan.step, &cx);
                     let r = tracing::Instrument::instrument(run, span).await;
-                    (r, Exec::restart_record(why))
+                    (r, Exec::restart_record(why, order, job.repeat))
                 }
                 Exec::Warm(pool) => {
                     let run = pool.run(self.engine, job, &envs, &cx);

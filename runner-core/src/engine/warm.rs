@@ -27,14 +27,21 @@ pub(super) enum Exec<'p> {
     Restart {
         /// Why not warm servers (`None`: the step has no server).
         why: Option<String>,
+        /// The rotation's seed and each round's order, for serving steps: a fresh server per
+        /// job still follows the previous one's teardown, so no variant may always go first.
+        order: Option<(u64, BTreeMap<u32, Vec<String>>)>,
     },
     /// The task's warm servers.
     Warm(&'p mut Pool),
 }
 
 impl Exec<'_> {
-    /// The record of a restart attempt (serving steps).
-    pub(super) fn restart_record(why: &Option<String>) -> Option<ServeRecord> {
+    /// The record of a restart attempt (serving steps) of round `repeat`.
+    pub(super) fn restart_record(
+        why: &Option<String>,
+        order: &Option<(u64, BTreeMap<u32, Vec<String>>)>,
+        repeat: u32,
+    ) -> Option<ServeRecord> {
         why.as_ref().map(|w| ServeRecord {
             mode: ServeMode::Restart,
             why: Some(w.clone()),
@@ -43,8 +50,11 @@ impl Exec<'_> {
             wake_ms: None,
             sleep_ms: None,
             kv_cache: None,
-            round_order: Vec::new(),
-            order_seed: None,
+            round_order: order
+                .as_ref()
+                .and_then(|(_, o)| o.get(&repeat).cloned())
+                .unwrap_or_default(),
+            order_seed: order.as_ref().map(|(seed, _)| *seed),
         })
     }
 }

@@ -234,8 +234,20 @@ fn a_tokenizer_json_gives_exact_prompt_lengths_and_chat_sharegpt_goodput_work() 
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     assert!(!err.contains("APPROXIMATED"), "{err}");
     assert_eq!(metric(&out, "Maximum request concurrency:"), 3.0);
-    assert!(metric(&out, "Peak concurrent requests:") <= 3.0);
     let j = read_json(&dir.path().join("r.json"));
+    // At most 3 in flight: 10 waves of (5 ms to the first token + 3 more at 1 ms) take ≥ 80 ms,
+    // where 30 at once would take ~10 ms. Peak concurrency counts, as vLLM's client does, every
+    // request alive in a one-second bucket: within one second, that is all 30.
+    let duration = j["duration"].as_f64().unwrap();
+    assert!(
+        duration >= 0.075,
+        "30 requests, 3 at a time, in {duration} s"
+    );
+    let peak = metric(&out, "Peak concurrent requests:");
+    match duration < 1.0 {
+        true => assert_eq!(peak, 30.0),
+        false => assert!((3.0..=30.0).contains(&peak), "peak {peak}"),
+    }
     assert_eq!(j["tokenizer_approximated"], false);
     // The server counts words; every prompt is exactly prefix + drawn length tokens.
     for len in j["input_lens"].as_array().unwrap() {

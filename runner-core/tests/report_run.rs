@@ -182,6 +182,42 @@ fn markdown_and_json_say_it() {
 }
 
 #[test]
+fn the_rounds_steadiness_is_reported_and_an_unsteady_host_is_named() {
+    let (_d, store, run) = fixture();
+    let mut r = build(&store, &run, &ReportOptions::default()).unwrap();
+    // The fixture's runs wobble by under 1 %: 6 steady rounds, per-round ratios on each pair.
+    let t = &r.tasks[0];
+    let rounds = t.rounds.as_ref().expect("6 rounds of 4 runs");
+    assert_eq!(rounds.levels.len(), REPEATS as usize);
+    assert!(!rounds.unsteady && rounds.spread < 0.05, "{rounds:?}");
+    let hb = t.human_vs_baseline().unwrap();
+    let [lo, hi] = hb.round_ratios.expect("paired rounds carry their range");
+    assert!(lo <= hb.ratio.unwrap().value && hb.ratio.unwrap().value <= hi);
+    assert!(markdown(&r).contains("(each run over its variant's median, per round): spread"));
+    assert!(markdown(&r).contains("— steady"));
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["tasks"][0]["rounds"]["unsteady"], false);
+    assert!(
+        json["tasks"][0]["metrics"][0]["comparisons"][0]["comparison"]["round_ratios"].is_array()
+    );
+    // The GPU host's levels (three rounds of six ran 15–30 % slower): named, with the ranges.
+    let levels = [0.92, 0.92, 1.08, 1.15, 1.22, 0.91];
+    let t = &mut r.tasks[0];
+    let rounds = t.rounds.as_mut().unwrap();
+    for (l, v) in rounds.levels.iter_mut().zip(levels) {
+        l.level = v;
+    }
+    rounds.spread = 1.22 / 0.91 - 1.0;
+    rounds.unsteady = true;
+    let md = markdown(&r);
+    assert!(
+        md.contains("rounds 0.92 · 0.92 · 1.08 · 1.15 · 1.22 · 0.91 (each run over its variant's median, per round): spread 34 % — **unsteady**"),
+        "{md}"
+    );
+    assert!(md.contains("Per-round ratios: human/baseline "), "{md}");
+}
+
+#[test]
 fn same_seed_same_report() {
     let (_d, store, run) = fixture();
     let o = ReportOptions::default();

@@ -227,6 +227,12 @@ fn task_report(
             provenance: variant_provenance(attempts, side),
         });
     }
+    let rounds_levels = crate::stats::round_levels(
+        &variants
+            .iter()
+            .map(|v| rounds(&v.samples))
+            .collect::<Vec<_>>(),
+    );
     let (noise_floor, aa) = floor(&ok, primary.as_deref(), opts);
     let cmp = CompareOptions {
         resamples: opts.resamples,
@@ -297,6 +303,7 @@ fn task_report(
         cost: cost(attempts),
         servers: super::servers::servers(attempts),
         prepare: Vec::new(),
+        rounds: rounds_levels,
     }
 }
 

@@ -318,6 +318,17 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
+    let steadiness: Vec<(&TaskReport, String)> = r
+        .tasks
+        .iter()
+        .filter_map(|t| super::rounds::line(t).map(|l| (t, l)))
+        .collect();
+    if !steadiness.is_empty() {
+        out.push('\n');
+        for (t, l) in steadiness {
+            let _ = writeln!(out, "- {} {l}", code_cell(short(&t.commit)));
+        }
+    }
     let secondary: Vec<(&TaskReport, &MetricReport)> = r
         .tasks
         .iter()

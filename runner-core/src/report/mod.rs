@@ -12,6 +12,7 @@ mod collect;
 mod details;
 mod html;
 mod markdown;
+mod rounds;
 pub mod servers;
 mod svg;
 pub mod table;
@@ -217,6 +218,10 @@ pub struct TaskReport {
     /// Every try at preparing its builds, failed ones included (from the store), in order.
     #[serde(default)]
     pub prepare: Vec<crate::store::PrepareTry>,
+    /// How steady the rounds were on the primary metric (every variant's runs over its
+    /// median, per round), when at least 3 rounds ran 2 runs or more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<crate::stats::RoundLevels>,
 }
 
 impl TaskReport {

@@ -76,6 +76,10 @@ pub struct Comparison {
     /// the ratio is the paired one; `None` = unpaired medians.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paired_rounds: Option<usize>,
+    /// The lowest and highest per-round ratio, when paired: how much the difference itself
+    /// moved from round to round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_ratios: Option<[f64; 2]>,
 }
 
 /// Compare one metric over interleaved rounds: `(round, value)` per run on each side. With at
@@ -102,6 +106,7 @@ pub fn compare_rounds(
             };
             c.ratio = Some(r);
             c.paired_rounds = Some(pairs.len());
+            c.round_ratios = super::round_ratio_range(base, other);
         }
     }
     Some(c)
@@ -147,6 +152,7 @@ pub fn compare(
         largest_significant_effect: effect,
         reason,
         paired_rounds: None,
+        round_ratios: None,
     })
 }
 

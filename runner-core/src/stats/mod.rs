@@ -8,6 +8,7 @@
 mod adaptive;
 mod compare;
 mod mann_whitney;
+mod rounds;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -18,6 +19,7 @@ pub use compare::{
     COMPARE_SCHEMA_VERSION, CompareOptions, Comparison, DEFAULT_MIN_RUNS, compare, compare_rounds,
 };
 pub use mann_whitney::{MannWhitney, largest_significant_effect, mann_whitney};
+pub use rounds::{RoundLevel, RoundLevels, UNSTEADY_SPREAD, round_levels, round_ratio_range};
 
 /// Default bootstrap resamples.
 pub const DEFAULT_RESAMPLES: usize = 2000;

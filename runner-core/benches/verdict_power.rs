@@ -7,6 +7,14 @@
 //! `center_v × round_r × (1 + run_cv·N(0,1))`, where `round_r = (1 + round_cv·N(0,1))`, shared
 //! by every variant of the round, and round 0 is `first_round` slower.
 //!
+//! A third term, `effect_cv`, makes the difference itself vary by round: the other side's run is
+//! also multiplied by `(1 + effect_cv·N(0,1))`, drawn per round (A/A pairs included: on the
+//! host below even same-build pairs moved more than run noise explains). On the GPU host (warm servers,
+//! tiny CPU-bound model, 100-prompt runs, 6 rounds) the same-build runs gave a round CV of
+//! 16.5 % and a within-round run CV of 10 %, and the per-round agent/baseline log-ratio had an
+//! SD of 0.31 where run noise alone explains 0.14: an interaction of about 0.28
+//! (`POWER_RUN_CV=0.10 POWER_ROUND_CV=0.165 POWER_EFFECT_CV=0.28` replays that host).
+//!
 //! Two estimators of the ratio, judged against the ±2 % floor on a lower-is-better latency:
 //! - `unpaired`: medians of each side with a 95 % bootstrap CI (`stats::ratio`, what a report
 //!   did before pairing);
@@ -18,7 +26,7 @@
 //!
 //! `cargo bench -p runner-core --bench verdict_power`. Environment: `POWER_SIMS` (trials per
 //! cell, default 400), `POWER_RUN_CV` (0.12), `POWER_ROUND_CV` (0.05), `POWER_FIRST_ROUND`
-//! (0.07), `POWER_REPEATS` (comma-separated, default 3,6,10,15,20,30,40).
+//! (0.07), `POWER_EFFECT_CV` (0), `POWER_REPEATS` (comma-separated, default 3,6,10,15,20,30,40).
 
 use std::time::Instant;
 
@@ -44,6 +52,7 @@ struct Noise {
     run_cv: f64,
     round_cv: f64,
     first_round: f64,
+    effect_cv: f64,
 }
 
 /// One interleaved task: `repeats` rounds of (baseline, other); `effect` multiplies the other
@@ -53,9 +62,10 @@ fn task(repeats: usize, effect: f64, noise: &Noise, rng: &mut ChaCha8Rng) -> Vec
         .map(|r| {
             let first = if r == 0 { 1.0 + noise.first_round } else { 1.0 };
             let round = first * (1.0 + noise.round_cv * normal(rng));
+            let shift = (1.0 + noise.effect_cv * normal(rng)).max(0.05);
             let mut run =
                 |center: f64| center * round * (1.0 + noise.run_cv * normal(rng)).max(0.05);
-            (run(10.0), run(10.0 * effect))
+            (run(10.0), run(10.0 * effect * shift))
         })
         .collect()
 }
@@ -109,6 +119,7 @@ fn main() {
         run_cv: env_or("POWER_RUN_CV", 0.12),
         round_cv: env_or("POWER_ROUND_CV", 0.05),
         first_round: env_or("POWER_FIRST_ROUND", 0.07),
+        effect_cv: env_or("POWER_EFFECT_CV", 0.0),
     };
     let repeats: Vec<usize> = std::env::var("POWER_REPEATS")
         .unwrap_or_else(|_| "3,6,10,15,20,30,40".into())
@@ -116,11 +127,13 @@ fn main() {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     println!(
-        "verdict power: run CV {:.0} %, round CV {:.0} %, round 0 +{:.0} %, floor ±{:.0} %, \
-         {sims} trials per cell, 10 % true effect on a lower-is-better latency",
+        "verdict power: run CV {:.0} %, round CV {:.0} %, round 0 +{:.0} %, effect × round CV \
+         {:.0} %, floor ±{:.0} %, {sims} trials per cell, 10 % true effect on a lower-is-better \
+         latency",
         noise.run_cv * 100.0,
         noise.round_cv * 100.0,
         noise.first_round * 100.0,
+        noise.effect_cv * 100.0,
         FLOOR * 100.0
     );
     println!(

@@ -50,6 +50,27 @@ fn report(w: &World) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Each round's order is recorded with its seed, the attempts ran in it, and `firsts` distinct
+/// jobs went first.
+fn assert_rounds_rotate(attempts: &[AttemptRecord], firsts: usize) {
+    let mut rounds: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for a in attempts {
+        let s = a.serve.as_ref().unwrap();
+        assert!(s.order_seed.is_some(), "{s:?}");
+        rounds.insert(a.job.repeat, s.round_order.clone());
+    }
+    let first: BTreeSet<&String> = rounds.values().map(|o| &o[0]).collect();
+    assert_eq!(first.len(), firsts, "{rounds:?}");
+    for (r, order) in &rounds {
+        let ran: Vec<String> = attempts
+            .iter()
+            .filter(|a| a.job.repeat == *r)
+            .map(|a| runner_core::report::label(a.job.variant, a.job.aa))
+            .collect();
+        assert_eq!(&ran, order, "round {r} ran in its recorded order");
+    }
+}
+
 #[test]
 fn one_server_per_build_is_switched_between_jobs_in_rotating_order() {
     let w = World::with_configs(|sub, c| {
@@ -129,22 +150,7 @@ fn one_server_per_build_is_switched_between_jobs_in_rotating_order() {
         assert!(a.gpu_seconds > a.wall_s, "the start is in its GPU·s");
     }
     // Rotation: each round's order recorded with its seed, every job first once.
-    let mut rounds: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-    for a in &attempts {
-        let s = a.serve.as_ref().unwrap();
-        assert!(s.order_seed.is_some());
-        rounds.insert(a.job.repeat, s.round_order.clone());
-    }
-    let firsts: BTreeSet<&String> = rounds.values().map(|o| &o[0]).collect();
-    assert_eq!(firsts.len(), 3, "{rounds:?}");
-    for (r, order) in &rounds {
-        let ran: Vec<String> = attempts
-            .iter()
-            .filter(|a| a.job.repeat == *r)
-            .map(|a| runner_core::report::label(a.job.variant, a.job.aa))
-            .collect();
-        assert_eq!(&ran, order, "round {r} ran in its recorded order");
-    }
+    assert_rounds_rotate(&attempts, 3);
     // Still measured: the faster human build is faster.
     let tput = |v: Variant| -> f64 {
         let xs: Vec<f64> = attempts
@@ -230,23 +236,8 @@ fn the_restart_setting_starts_a_server_per_job() {
     }
     assert_eq!(starts_in(&w.path("art")), 4);
     // A server per job rotates the rounds too: no build always starts after the other's
-    // teardown. Each round's order is recorded with its seed, and each build went first once.
-    let mut rounds: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-    for a in &attempts {
-        let s = a.serve.as_ref().unwrap();
-        assert!(s.order_seed.is_some(), "{s:?}");
-        rounds.insert(a.job.repeat, s.round_order.clone());
-    }
-    let firsts: BTreeSet<&String> = rounds.values().map(|o| &o[0]).collect();
-    assert_eq!(firsts.len(), 2, "{rounds:?}");
-    for (r, order) in &rounds {
-        let ran: Vec<String> = attempts
-            .iter()
-            .filter(|a| a.job.repeat == *r)
-            .map(|a| runner_core::report::label(a.job.variant, a.job.aa))
-            .collect();
-        assert_eq!(&ran, order, "round {r} ran in its recorded order");
-    }
+    // teardown.
+    assert_rounds_rotate(&attempts, 2);
 }
 
 #[test]

@@ -116,6 +116,10 @@ fn html_is_self_contained_with_one_plot_per_task_and_the_distribution() {
     );
     assert!(page.contains("human speedup not reproduced: no_change"));
     assert!(page.contains("human/baseline speedup"));
+    assert!(
+        page.contains("(each run over its variant&#39;s median, per round): spread"),
+        "the rounds' steadiness is on the page"
+    );
     // Every repeat is a dot: 6 repeats × 4 sides + 6 × 3 + 6 baseline-only.
     assert_eq!(
         page.matches("<circle").count() - 4 - 2 - 4,

@@ -98,6 +98,9 @@ fn task_section(out: &mut String, t: &TaskReport) {
             );
         }
     }
+    if let Some(l) = super::rounds::line(t) {
+        let _ = write!(out, r#"<p class="muted">{}</p>"#, esc(&l.replace("**", "")));
+    }
     if !t.failures.is_empty() {
         out.push_str("<table><tr><th>failed</th><th>repeats</th><th>code</th><th>attempts</th><th>detail and evidence</th></tr>");
         for (f, repeats, attempts) in grouped_failures(&t.failures) {

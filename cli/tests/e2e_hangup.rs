@@ -2,7 +2,7 @@
 //! stopped, the run is recorded `interrupted` and `--resume` finishes it. On the local backend
 //! the runner sits on a real pseudo-terminal that is hung up (the kernel sends SIGHUP and the
 //! terminal stops taking writes); on the Docker backend, containers of the run are counted by
-//! their run-id label.
+//! their run-id label. A second signal ends the process at once, clean-up or not.
 
 mod common;
 
@@ -135,4 +135,61 @@ fn sighup_on_the_docker_backend_leaves_no_container_and_resume_finishes() {
         "containers left"
     );
     interrupted_then_resumed(&w, &run, || docker::containers(&run.0));
+}
+
+/// A second signal ends the process at once, even while the clean-up still waits for a server
+/// that ignores SIGTERM; what it left is for `gc`. The same run with one signal shows that the
+/// clean-up was indeed busy: it waits out the stop grace before the SIGKILL.
+#[test]
+fn a_second_signal_exits_at_once_while_the_clean_up_waits() {
+    let w = World::new(1.0, Some(perf_runner_tests::standin::Fault::HangUnkillable));
+    let human = &common::HUMAN[..12];
+    // Start a run, wait for the human build's server (it never becomes ready and ignores
+    // SIGTERM), signal once or twice; the seconds from the first signal to the exit.
+    let interrupt = |twice: bool| -> (Duration, RunId) {
+        // A 10 s grace (these tests use 2 s) leaves a wide window for the second signal.
+        let mut child = w
+            .cmd()
+            .args(w.run_args())
+            .args(["--repeats", "1"])
+            .env("PERF_RUNNER__LOCAL__STOP_GRACE_MS", "10000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until("the human server hanging", Duration::from_secs(120), || {
+            processes_under(w.dir.path())
+                .iter()
+                .any(|p| p.contains(human) && p.contains("api_server"))
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        signal(&child, libc::SIGINT);
+        let t = std::time::Instant::now();
+        if twice {
+            std::thread::sleep(Duration::from_millis(800));
+            signal(&child, libc::SIGINT);
+        }
+        let status = wait_exit(&mut child, Duration::from_secs(60));
+        assert_eq!(status.code(), Some(exit::INTERRUPTED));
+        let run = w.store().runs().unwrap()[0].id.clone();
+        (t.elapsed(), run)
+    };
+    let (once, run) = interrupt(false);
+    assert!(
+        once >= Duration::from_secs(8),
+        "one signal: the clean-up waits the grace for the unkillable server, not {once:?}"
+    );
+    assert!(processes_under(w.dir.path()).is_empty());
+    let (twice, run2) = interrupt(true);
+    assert_ne!(run, run2);
+    assert!(
+        twice < Duration::from_secs(5),
+        "a second signal exits at once, not after {twice:?}"
+    );
+    // The hung server outlived the runner; `gc` removes it by its run-id label.
+    assert!(!labelled(&run2).is_empty(), "the server is left for gc");
+    w.gc(&run2);
+    wait_until("gc's clean-up", Duration::from_secs(20), || {
+        labelled(&run2).is_empty()
+    });
 }

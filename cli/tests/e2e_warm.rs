@@ -169,6 +169,18 @@ fn one_server_per_build_is_switched_between_jobs_in_rotating_order() {
     );
     assert!(md.contains("KV-cache capacity differs"), "{md}");
     assert!(md.contains("inside measured windows"), "{md}");
+    // The steps ran on this host: its CPU over each measured client is beside the metrics,
+    // from /proc/stat, and per round in the report.
+    for a in &attempts {
+        let busy = a
+            .metrics
+            .get("host_cpu_busy_pct")
+            .expect("host CPU recorded");
+        assert!(busy > 0.0 && busy <= 100.0, "{busy}");
+        let steal = a.metrics.get("host_cpu_steal_pct").unwrap();
+        assert!((0.0..=100.0).contains(&steal), "{steal}");
+    }
+    assert!(md.contains("; host CPU busy "), "{md}");
     assert!(
         processes_under(w.dir.path()).is_empty(),
         "{:?}",

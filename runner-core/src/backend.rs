@@ -218,6 +218,10 @@ pub struct StepOutput {
     /// runtime × its GPU price table).
     #[serde(default)]
     pub cost_usd: Option<f64>,
+    /// The runner host's CPU use while the measured client ran, where the step ran on that
+    /// host (see [`crate::stepkit::host_cpu`]).
+    #[serde(default)]
+    pub host_cpu: Option<crate::stepkit::host_cpu::HostCpu>,
 }
 
 /// A place that prepares builds and executes steps.

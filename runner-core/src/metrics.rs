@@ -1,6 +1,6 @@
 //! Typed, unit-bearing metrics that keep their provenance.
 //!
-//! A metric key ends in its unit (`_rps`, `_tps`, `_ms`, `_s`) or is a count (`completed`,
+//! A metric key ends in its unit (`_rps`, `_tps`, `_ms`, `_s`, `_pct`) or is a count (`completed`,
 //! `num_requests`, `total_tokens` …). Each value records where it was read: file, line and the
 //! source text, so no number leaves the tool without its provenance.
 
@@ -40,6 +40,8 @@ pub enum Unit {
     Milliseconds,
     /// Seconds.
     Seconds,
+    /// A share, in percent.
+    Percent,
     /// A plain count.
     Count,
 }
@@ -55,6 +57,8 @@ impl Unit {
             Unit::Milliseconds
         } else if key.ends_with("_s") {
             Unit::Seconds
+        } else if key.ends_with("_pct") {
+            Unit::Percent
         } else {
             Unit::Count
         }
@@ -67,6 +71,7 @@ impl Unit {
             Unit::TokensPerSecond => "tok/s",
             Unit::Milliseconds => "ms",
             Unit::Seconds => "s",
+            Unit::Percent => "%",
             Unit::Count => "",
         }
     }
@@ -138,6 +143,7 @@ mod tests {
         assert_eq!(Unit::of_key("ttft_p99_ms"), Unit::Milliseconds);
         assert_eq!(Unit::of_key("latency_avg_s"), Unit::Seconds);
         assert_eq!(Unit::of_key("completed"), Unit::Count);
+        assert_eq!(Unit::of_key("host_cpu_busy_pct"), Unit::Percent);
         assert!(higher_is_better("output_throughput_tps"));
         assert!(!higher_is_better("tpot_mean_ms"));
     }

@@ -477,10 +477,14 @@ impl<'a> TaskRun<'a> {
         }
         let failure = vet::judge(&vetted, parsed.failure, &run_output);
         // Nothing of a client that did not run or did not exit 0 is a measurement.
-        let metrics = match vetted.client_failed {
+        let mut metrics = match vetted.client_failed {
             Some(_) => Metrics::new(),
             None => parsed.metrics,
         };
+        // Beside a measurement only: the host's CPU never stands in for a missing one.
+        if let (None, false, Some(cpu)) = (&failure, metrics.is_empty(), &output.host_cpu) {
+            crate::stepkit::host_cpu::add_to(&mut metrics, cpu);
+        }
         Outcome {
             failure,
             metrics,

@@ -45,6 +45,8 @@ pub enum MetricKind {
     RequestRate,
     /// A count of requests or tokens.
     Count,
+    /// A share in percent (0–100).
+    Share,
 }
 
 /// The kind of a metric key.
@@ -55,6 +57,7 @@ pub fn kind_of(key: &str) -> MetricKind {
         Unit::Seconds => MetricKind::Duration,
         Unit::TokensPerSecond => MetricKind::TokenThroughput,
         Unit::RequestsPerSecond => MetricKind::RequestRate,
+        Unit::Percent => MetricKind::Share,
         Unit::Count => MetricKind::Count,
     }
 }
@@ -80,6 +83,7 @@ pub fn check(key: &str, value: f64) -> Result<(), String> {
             }
             (true, MAX_COUNT, "a count")
         }
+        MetricKind::Share => (true, 100.0, "a share"),
     };
     if value < 0.0 {
         return Err(format!("{what} cannot be negative"));
@@ -142,6 +146,12 @@ mod tests {
         );
         assert_eq!(kind_of("request_throughput_rps"), MetricKind::RequestRate);
         assert_eq!(kind_of("completed"), MetricKind::Count);
+        assert_eq!(kind_of("host_cpu_busy_pct"), MetricKind::Share);
+        assert_eq!(check("host_cpu_steal_pct", 0.0), Ok(()));
+        assert_eq!(
+            check("host_cpu_busy_pct", 100.5),
+            Err("a share cannot exceed 1e2 %".into())
+        );
     }
 
     #[test]

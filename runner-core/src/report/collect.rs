@@ -227,12 +227,24 @@ fn task_report(
             provenance: variant_provenance(attempts, side),
         });
     }
-    let rounds_levels = crate::stats::round_levels(
+    let mut rounds_levels = crate::stats::round_levels(
         &variants
             .iter()
             .map(|v| rounds(&v.samples))
             .collect::<Vec<_>>(),
     );
+    for l in rounds_levels.iter_mut().flat_map(|r| r.levels.iter_mut()) {
+        let of_round = |key: &str| {
+            let xs: Vec<f64> = ok
+                .iter()
+                .filter(|(k, _)| k.repeat == l.round)
+                .filter_map(|(_, a)| a.metrics.get(key))
+                .collect();
+            crate::stats::median(&xs)
+        };
+        l.host_cpu_busy_pct = of_round("host_cpu_busy_pct");
+        l.host_cpu_steal_pct = of_round("host_cpu_steal_pct");
+    }
     let (noise_floor, aa) = floor(&ok, primary.as_deref(), opts);
     let cmp = CompareOptions {
         resamples: opts.resamples,

@@ -24,6 +24,13 @@ pub struct RoundLevel {
     pub level: f64,
     /// Runs in the round that counted.
     pub runs: usize,
+    /// Median busy share of the runner host's CPU over the round's measured clients, percent,
+    /// where recorded (`host_cpu_busy_pct`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_cpu_busy_pct: Option<f64>,
+    /// The same for the share stolen by the hypervisor (`host_cpu_steal_pct`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_cpu_steal_pct: Option<f64>,
 }
 
 /// The rounds' levels and their spread.
@@ -65,6 +72,8 @@ pub fn round_levels(sides: &[Vec<(u32, f64)>]) -> Option<RoundLevels> {
                 round,
                 level: median(&xs)?,
                 runs: xs.len(),
+                host_cpu_busy_pct: None,
+                host_cpu_steal_pct: None,
             })
         })
         .collect();

@@ -71,6 +71,7 @@ pub async fn run_step(
         policy,
         log: files.server_log(),
         files,
+        host_cpu: Default::default(),
     };
     life.prelude()?;
     let mut server = None;
@@ -126,6 +127,8 @@ pub(super) struct Life<'a> {
     pub(super) files: AttemptFiles,
     /// The server's log: the attempt's own, or a warm server's (which outlives attempts).
     pub(super) log: std::path::PathBuf,
+    /// The host's CPU over the measured client, once it ran (on this host).
+    pub(super) host_cpu: std::sync::Mutex<Option<super::host_cpu::HostCpu>>,
 }
 
 impl Life<'_> {
@@ -245,7 +248,18 @@ impl Life<'_> {
                 .collect(),
             benchmark_seconds,
             cost_usd: None,
+            host_cpu: match role {
+                Role::Client => self.host_cpu.lock().ok().and_then(|c| *c),
+                _ => None,
+            },
         }
+    }
+
+    /// Whether the step's processes run on this machine (their host is this host's name).
+    fn on_this_host(&self) -> bool {
+        self.rt
+            .host()
+            .is_some_and(|h| h == crate::store::hostname())
     }
 
     pub(super) fn cancelled(&self, when: &str) -> BackendError {
@@ -287,6 +301,10 @@ impl Life<'_> {
         server: &mut Option<Box<dyn Running>>,
     ) -> Result<(Exit, f64), BackendError> {
         let argv = self.fill(role, env, plan, port)?;
+        // The host's CPU over the measured client, where the step runs on the runner's host.
+        let cpu_from = (role == Role::Client && self.on_this_host())
+            .then(super::host_cpu::mark)
+            .flatten();
         let limit = Limit::phase(self.step.timeouts.benchmark_s, "benchmark_s", self.cx);
         match role {
             Role::Warmup => self.cx.progress.event("warmup", "warming up"),
@@ -313,6 +331,11 @@ impl Life<'_> {
             }
         };
         let secs = started.elapsed().as_secs_f64();
+        if let (Some(a), Some(b)) = (cpu_from, super::host_cpu::mark()) {
+            if let Ok(mut c) = self.host_cpu.lock() {
+                *c = super::host_cpu::between(a, b);
+            }
+        }
         // Whatever it left behind goes with it.
         p.stop(self.policy.stop_grace.min(CLIENT_GRACE)).await;
         let during = format!("while the {} ran", role.describe());

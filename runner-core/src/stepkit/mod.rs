@@ -14,6 +14,7 @@
 //! [`StepPlan`]: crate::plan::StepPlan
 //! [`Failure`]: crate::failure::Failure
 
+pub mod host_cpu;
 pub mod layout;
 pub mod lifecycle;
 pub mod placeholders;

@@ -176,6 +176,7 @@ fn life<'a>(
         policy: &kit.policy,
         files: AttemptFiles::of(cx),
         log,
+        host_cpu: Default::default(),
     }
 }
 

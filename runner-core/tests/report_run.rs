@@ -194,13 +194,15 @@ fn the_rounds_steadiness_is_reported_and_an_unsteady_host_is_named() {
     let [lo, hi] = hb.round_ratios.expect("paired rounds carry their range");
     assert!(lo <= hb.ratio.unwrap().value && hb.ratio.unwrap().value <= hi);
     assert!(markdown(&r).contains("(each run over its variant's median, per round): spread"));
-    assert!(markdown(&r).contains("— steady"));
+    assert!(markdown(&r).contains("— steady (p = "));
+    assert_eq!(rounds.tested_sides, 2, "the fixture has A/A repeats");
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["tasks"][0]["rounds"]["unsteady"], false);
     assert!(
         json["tasks"][0]["metrics"][0]["comparisons"][0]["comparison"]["round_ratios"].is_array()
     );
-    // The GPU host's levels (three rounds of six ran 15–30 % slower): named, with the ranges.
+    // The GPU host's levels (three rounds of six ran 15–30 % slower, the baseline and its A/A
+    // alike): named, with the test and the ranges.
     let levels = [0.92, 0.92, 1.08, 1.15, 1.22, 0.91];
     let t = &mut r.tasks[0];
     let rounds = t.rounds.as_mut().unwrap();
@@ -208,13 +210,17 @@ fn the_rounds_steadiness_is_reported_and_an_unsteady_host_is_named() {
         l.level = v;
     }
     rounds.spread = 1.22 / 0.91 - 1.0;
+    rounds.p_value = Some(0.017);
     rounds.unsteady = true;
     let md = markdown(&r);
     assert!(
-        md.contains("rounds 0.92 · 0.92 · 1.08 · 1.15 · 1.22 · 0.91 (each run over its variant's median, per round): spread 34 % — **unsteady**"),
+        md.contains("rounds 0.92 · 0.92 · 1.08 · 1.15 · 1.22 · 0.91 (each run over its variant's median, per round): spread 34 %; per-round ratios human/baseline "),
         "{md}"
     );
-    assert!(md.contains("Per-round ratios: human/baseline "), "{md}");
+    assert!(
+        md.contains("— **unsteady** (over 15 %, p = 0.017 that run noise alone moves the baseline and its A/A this much across rounds)"),
+        "{md}"
+    );
 }
 
 #[test]

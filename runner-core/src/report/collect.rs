@@ -227,12 +227,19 @@ fn task_report(
             provenance: variant_provenance(attempts, side),
         });
     }
-    let mut rounds_levels = crate::stats::round_levels(
-        &variants
-            .iter()
-            .map(|v| rounds(&v.samples))
-            .collect::<Vec<_>>(),
-    );
+    let all: Vec<Vec<(u32, f64)>> = variants.iter().map(|v| rounds(&v.samples)).collect();
+    // The baseline and its A/A are one build: what moves them alike is the host, not a variant.
+    let same_build: Vec<Vec<(u32, f64)>> = variants
+        .iter()
+        .filter(|v| v.variant == Variant::Baseline)
+        .map(|v| rounds(&v.samples))
+        .collect();
+    let tested = if same_build.len() == 2 {
+        &same_build
+    } else {
+        &all
+    };
+    let mut rounds_levels = crate::stats::round_levels(&all, tested);
     for l in rounds_levels.iter_mut().flat_map(|r| r.levels.iter_mut()) {
         let of_round = |key: &str| {
             let xs: Vec<f64> = ok

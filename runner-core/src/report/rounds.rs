@@ -29,9 +29,6 @@ pub(super) fn line(t: &TaskReport) -> Option<String> {
             let _ = write!(head, ", stolen {steal} %");
         }
     }
-    if !r.unsteady {
-        return Some(format!("{head} — steady"));
-    }
     let ranges: Vec<String> = t
         .metrics
         .first()
@@ -45,15 +42,25 @@ pub(super) fn line(t: &TaskReport) -> Option<String> {
                 .collect()
         })
         .unwrap_or_default();
-    let ranges = match ranges.is_empty() {
-        true => String::new(),
-        false => format!(" Per-round ratios: {}.", ranges.join(", ")),
+    if !ranges.is_empty() {
+        let _ = write!(head, "; per-round ratios {}", ranges.join(", "));
+    }
+    let on = match r.tested_sides {
+        2 => "the baseline and its A/A",
+        _ => "every variant",
     };
+    let test = match r.p_value {
+        Some(p) => format!("p = {p:.3} that run noise alone moves {on} this much across rounds"),
+        None => "too few paired rounds to test".to_string(),
+    };
+    if !r.unsteady {
+        return Some(format!("{head} — steady ({test})"));
+    }
     Some(format!(
-        "{head} — **unsteady** (over {:.0} %): something besides the variant moved between \
-         rounds. Pairing by round cancels a shift every build shares, not one that changes the \
-         difference itself; an inconclusive verdict here may be decided by more rounds or a \
-         quieter host.{ranges}",
+        "{head} — **unsteady** (over {:.0} %, {test}): something besides the variant moved \
+         between rounds. Pairing by round cancels a shift every build shares, not one that \
+         changes the difference itself; an inconclusive verdict here may be decided by more \
+         rounds or a quieter host.",
         UNSTEADY_SPREAD * 100.0
     ))
 }

@@ -269,7 +269,9 @@ fn print_servers(plan: &TaskPlan, settings: &Settings) {
             runner_core::stepkit::warm::DEV_MODE_ENV,
         ),
         runner_core::settings::Servers::Restart => {
-            println!("servers   restart: a fresh server for every job (engine.servers)")
+            println!(
+                "servers   restart: a fresh server for every job (engine.servers); rounds rotate"
+            )
         }
     }
 }

@@ -330,11 +330,11 @@ pub struct ServeRecord {
     /// What the engine allotted (KV cache), when its log says.
     #[serde(default)]
     pub kv_cache: Option<Capacity>,
-    /// Sleep mode: the jobs of this round in the order they ran (variants rotate across
-    /// rounds from a seeded start).
+    /// Serving steps: the jobs of this round in the order this process ran them (variants
+    /// rotate across rounds from a seeded start, in sleep and restart mode alike).
     #[serde(default)]
     pub round_order: Vec<String>,
-    /// Sleep mode: the seed of the rotation.
+    /// Serving steps: the seed of the rotation.
     #[serde(default)]
     pub order_seed: Option<u64>,
 }

@@ -106,7 +106,11 @@ fn label(job: &JobKey) -> String {
 }
 
 /// The jobs in the order they run: round by round (repeat), each round's jobs rotated by
-/// `seed + round`, so every variant goes first equally often. Also the order of each round.
+/// `seed + round`, so every variant goes first equally often, and in every other round the
+/// jobs after the first reversed, so no job always follows the same one (a rotation alone
+/// keeps each round's cyclic order: with three builds or more, a build would follow the same
+/// neighbour nearly every round). Also the order of each round. On a resume the rounds'
+/// remaining jobs are ordered among themselves.
 pub(super) fn rotate(jobs: &[JobKey], seed: u64) -> (Vec<JobKey>, BTreeMap<u32, Vec<String>>) {
     let mut rounds: BTreeMap<u32, Vec<JobKey>> = BTreeMap::new();
     for j in jobs {
@@ -118,6 +122,9 @@ pub(super) fn rotate(jobs: &[JobKey], seed: u64) -> (Vec<JobKey>, BTreeMap<u32, 
         let n = round.len() as u64;
         if n > 0 {
             round.rotate_left((seed.wrapping_add(u64::from(repeat)) % n) as usize);
+            if (seed >> 32).wrapping_add(u64::from(repeat)) % 2 == 1 {
+                round[1..].reverse();
+            }
         }
         orders.insert(repeat, round.iter().map(label).collect());
         out.extend(round);
@@ -383,5 +390,28 @@ mod tests {
         assert_eq!(rotate(&jobs, 7).1, orders);
         assert_ne!(rotate(&jobs, 8).1, orders);
         assert_ne!(seed(&RunId("a".into()), "c"), seed(&RunId("b".into()), "c"));
+    }
+
+    #[test]
+    fn no_job_keeps_following_the_same_one() {
+        // Three builds and an A/A over 6 rounds, run back to back: the job just before each
+        // one (across round ends too) varies. A rotation alone gave one predecessor 5 times
+        // in 6.
+        let vs = [Variant::Baseline, Variant::Human, Variant::Agent];
+        let jobs = interleaved_jobs("c", &vs, 6, true);
+        for s in [0u64, 7, 1 << 32, u64::MAX] {
+            let (ordered, orders) = rotate(&jobs, s);
+            let mut before: BTreeMap<(String, String), u32> = BTreeMap::new();
+            for w in ordered.windows(2) {
+                *before.entry((label(&w[1]), label(&w[0]))).or_default() += 1;
+            }
+            let most = before.values().copied().max().unwrap();
+            assert!(most <= 3, "seed {s}: {before:?}");
+            let mut firsts: BTreeMap<String, u32> = BTreeMap::new();
+            for order in orders.values() {
+                *firsts.entry(order[0].clone()).or_default() += 1;
+            }
+            assert!(firsts.values().all(|n| (1..=2).contains(n)), "{firsts:?}");
+        }
     }
 }

@@ -143,6 +143,7 @@ fn sighup_on_the_docker_backend_leaves_no_container_and_resume_finishes() {
 #[test]
 fn a_second_signal_exits_at_once_while_the_clean_up_waits() {
     let w = World::new(1.0, Some(perf_runner_tests::standin::Fault::HangUnkillable));
+    let _reaper = Reaper(w.dir.path());
     let human = &common::HUMAN[..12];
     // Start a run, wait for the human build's server (it never becomes ready and ignores
     // SIGTERM), signal once or twice; the seconds from the first signal to the exit.
@@ -179,7 +180,9 @@ fn a_second_signal_exits_at_once_while_the_clean_up_waits() {
         once >= Duration::from_secs(8),
         "one signal: the clean-up waits the grace for the unkillable server, not {once:?}"
     );
-    assert!(processes_under(w.dir.path()).is_empty());
+    wait_until("no process left", Duration::from_secs(10), || {
+        processes_under(w.dir.path()).is_empty()
+    });
     let (twice, run2) = interrupt(true);
     assert_ne!(run, run2);
     assert!(
@@ -192,4 +195,19 @@ fn a_second_signal_exits_at_once_while_the_clean_up_waits() {
     wait_until("gc's clean-up", Duration::from_secs(20), || {
         labelled(&run2).is_empty()
     });
+}
+
+/// SIGKILLs what still runs from a world's folder when dropped, so a failed assertion does not
+/// leave a server that ignores SIGTERM running.
+struct Reaper<'a>(&'a std::path::Path);
+
+impl Drop for Reaper<'_> {
+    fn drop(&mut self) {
+        for p in processes_under(self.0) {
+            if let Some(pid) = p.split(':').next().and_then(|x| x.parse::<i32>().ok()) {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
 }

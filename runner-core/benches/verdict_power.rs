@@ -62,7 +62,11 @@ fn task(repeats: usize, effect: f64, noise: &Noise, rng: &mut ChaCha8Rng) -> Vec
         .map(|r| {
             let first = if r == 0 { 1.0 + noise.first_round } else { 1.0 };
             let round = first * (1.0 + noise.round_cv * normal(rng));
-            let shift = (1.0 + noise.effect_cv * normal(rng)).max(0.05);
+            // Drawn only when asked for, so the default figures stay those of earlier runs.
+            let shift = match noise.effect_cv > 0.0 {
+                true => (1.0 + noise.effect_cv * normal(rng)).max(0.05),
+                false => 1.0,
+            };
             let mut run =
                 |center: f64| center * round * (1.0 + noise.run_cv * normal(rng)).max(0.05);
             (run(10.0), run(10.0 * effect * shift))

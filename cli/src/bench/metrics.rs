@@ -194,7 +194,9 @@ fn peaks(ok: &[(&Outcome, usize)]) -> (f64, usize) {
                 chunks[b] += 1;
             }
         }
-        if let (Some(first), Some(last)) = (bucket(o.start), bucket(o.start + o.latency)) {
+        // A request ending past the last bucket counts up to it, as vLLM's client clamps it.
+        let last = bucket(o.start + o.latency).unwrap_or(seconds - 1);
+        if let Some(first) = bucket(o.start).filter(|f| *f <= last) {
             alive[first] += 1;
             alive[last + 1] -= 1;
         }

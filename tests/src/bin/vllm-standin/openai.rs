@@ -44,6 +44,10 @@ pub async fn route<W: AsyncWrite + Unpin>(
     let (code, body) = match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/health" | "/ping") => json_reply(200, String::new()),
         ("GET", "/version") => json_reply(200, json!({"version": state.cfg.version}).to_string()),
+        ("GET", "/standin/peak_running") => json_reply(
+            200,
+            json!({"peak_running": state.peak_running.load(Ordering::SeqCst)}).to_string(),
+        ),
         ("GET", "/v1/models") => json_reply(200, models(state)),
         ("POST", "/v1/completions") => return generate(req, w, state, keep, false).await,
         ("POST", "/v1/chat/completions") => return generate(req, w, state, keep, true).await,
@@ -197,7 +201,8 @@ async fn generate<W: AsyncWrite + Unpin>(
             return Ok(code);
         }
     };
-    state.running.fetch_add(1, Ordering::SeqCst);
+    let now = state.running.fetch_add(1, Ordering::SeqCst) + 1;
+    state.peak_running.fetch_max(now, Ordering::SeqCst);
     let _running = Running(state);
     state
         .prompt_tokens

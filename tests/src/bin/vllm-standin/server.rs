@@ -32,6 +32,9 @@ pub struct State {
     pub requests: AtomicU64,
     /// Requests generating now.
     pub running: AtomicU64,
+    /// The most requests that were generating at once (`GET /standin/peak_running`: a test
+    /// double's own route, for checking a client's concurrency limit).
+    pub peak_running: AtomicU64,
     /// Prompt tokens since the last stats line.
     pub prompt_tokens: AtomicU64,
     /// Generated tokens since the last stats line.
@@ -115,6 +118,7 @@ pub async fn run(entry: &Entry, args: &Args, cfg: StandinConfig) -> i32 {
         max_model_len,
         requests: AtomicU64::new(0),
         running: AtomicU64::new(0),
+        peak_running: AtomicU64::new(0),
         prompt_tokens: AtomicU64::new(0),
         gen_tokens: AtomicU64::new(0),
         sleep: crate::sleep::Sleep::new(sleep_flag),

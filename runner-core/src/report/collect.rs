@@ -14,7 +14,7 @@ use crate::record::{AttemptRecord, JobKey, JobStatus, RunId, TaskStatus};
 use crate::samples::primary_metric;
 use crate::spec::Mode;
 use crate::stats::{CompareOptions, NoiseFloor, Verdict, compare_rounds, summarize};
-use crate::store::{Store, StoreError, TaskRow};
+use crate::store::{PrepareTry, Store, StoreError, TaskRow};
 use crate::task::Variant;
 
 /// Secondary metrics reported for serving tasks.
@@ -65,13 +65,12 @@ pub fn build(store: &Store, run: &RunId, opts: &ReportOptions) -> Result<Report,
             .filter(|(k, _)| k.commit == row.commit)
             .map(|(k, s)| (k, *s))
             .collect();
-        let mut t = task_report(row, &own, &own_jobs, opts);
-        t.prepare = prepare
+        let own_prepare: Vec<PrepareTry> = prepare
             .iter()
             .filter(|p| p.commit == row.commit)
             .cloned()
             .collect();
-        tasks.push(t);
+        tasks.push(task_report(row, &own, &own_jobs, own_prepare, opts));
     }
     let all: Vec<&AttemptRecord> = attempts.iter().collect();
     let meta = store.run_meta(run)?;
@@ -163,6 +162,7 @@ fn task_report(
     row: &TaskRow,
     attempts: &[&AttemptRecord],
     jobs: &BTreeMap<&JobKey, JobStatus>,
+    prepare: Vec<PrepareTry>,
     opts: &ReportOptions,
 ) -> TaskReport {
     let mode = mode_of(row, attempts);
@@ -321,7 +321,7 @@ fn task_report(
         failures: failures(attempts, jobs, &ok),
         cost: cost(attempts),
         servers: super::servers::servers(attempts),
-        prepare: Vec::new(),
+        prepare,
         rounds: rounds_levels,
     }
 }

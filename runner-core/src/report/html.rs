@@ -122,14 +122,7 @@ fn task_section(out: &mut String, t: &TaskReport) {
         }
         out.push_str("</table>");
     }
-    let retried: Vec<_> = t
-        .prepare
-        .iter()
-        .filter(|p| {
-            p.failure
-                .is_some_and(|f| f != crate::failure::Failure::Cancelled)
-        })
-        .collect();
+    let retried: Vec<_> = t.prepare.iter().filter(|p| p.failed()).collect();
     if !retried.is_empty() {
         out.push_str("<table><tr><th>prepare</th><th>try</th><th>code</th><th>seconds</th><th>detail</th></tr>");
         for p in retried {

@@ -397,15 +397,7 @@ pub fn markdown(r: &Report) -> String {
     let retried: Vec<_> = r
         .tasks
         .iter()
-        .flat_map(|t| {
-            t.prepare
-                .iter()
-                .filter(|p| {
-                    p.failure
-                        .is_some_and(|f| f != crate::failure::Failure::Cancelled)
-                })
-                .map(move |p| (t, p))
-        })
+        .flat_map(|t| t.prepare.iter().filter(|p| p.failed()).map(move |p| (t, p)))
         .collect();
     if !retried.is_empty() {
         out.push_str("\n## Failed prepare tries\n\n| commit | variant | try | code | seconds | detail |\n|---|---|---|---|---|---|\n");

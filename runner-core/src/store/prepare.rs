@@ -33,6 +33,13 @@ pub struct PrepareTry {
     pub detail: Option<String>,
 }
 
+impl PrepareTry {
+    /// Whether it failed for a reason worth listing (a cancelled try is the user's doing).
+    pub fn failed(&self) -> bool {
+        self.failure.is_some_and(|f| f != Failure::Cancelled)
+    }
+}
+
 impl Store {
     /// Keep one prepare try of `run`.
     pub fn record_prepare_try(&self, run: &RunId, t: &PrepareTry) -> Result<(), StoreError> {

@@ -213,18 +213,12 @@ pub async fn run(
                     esc(&spec.backend)
                 );
             }
-            let (backend, router) = route::make(&spec.backend, settings)?;
-            // A signal while the backend is checked (Modal's check may take a minute) ends
-            // the command at once: nothing was started yet.
-            let ok = tokio::select! {
-                ok = usable(backend.as_ref()) => ok?,
-                _ = cancel.cancelled() => return Ok(exit::INTERRUPTED),
-            };
-            if !ok {
-                return Ok(exit::BACKEND_UNAVAILABLE);
-            }
-            // Plans are made for this backend: can it run the native serving client?
-            let settings = &settings.clone().for_backend(&backend.capabilities());
+            let (backend, router, settings) =
+                match ready_backend(&spec.backend, settings, &cancel).await? {
+                    Ok(ready) => ready,
+                    Err(code) => return Ok(code),
+                };
+            let settings = &settings;
             let (_, tasks) = load_tasks(&spec, settings)?;
             let session = Session {
                 store: &store,
@@ -250,18 +244,12 @@ pub async fn run(
             if let Some(d) = &spec.dataset {
                 spec.dataset = Some(std::path::absolute(d).unwrap_or_else(|_| d.clone()));
             }
-            let (backend, router) = route::make(&spec.backend, settings)?;
-            // A signal while the backend is checked (Modal's check may take a minute) ends
-            // the command at once: nothing was started yet.
-            let ok = tokio::select! {
-                ok = usable(backend.as_ref()) => ok?,
-                _ = cancel.cancelled() => return Ok(exit::INTERRUPTED),
-            };
-            if !ok {
-                return Ok(exit::BACKEND_UNAVAILABLE);
-            }
-            // Plans are made for this backend: can it run the native serving client?
-            let settings = &settings.clone().for_backend(&backend.capabilities());
+            let (backend, router, settings) =
+                match ready_backend(&spec.backend, settings, &cancel).await? {
+                    Ok(ready) => ready,
+                    Err(code) => return Ok(code),
+                };
+            let settings = &settings;
             let (ds, tasks) = load_tasks(&spec, settings)?;
             if cancel.is_cancelled() {
                 errln!("interrupted before the run was written");
@@ -397,6 +385,27 @@ pub async fn run(
 
 /// Whether the backend can run jobs here; when not, says why on stderr (before any run is
 /// written, so that none is left `running`).
+/// The run's backend named `name` (with `auto`'s router), checked usable here, and the settings
+/// its plans are made for (can it run the native serving client?). `Err(code)`: the command
+/// ends with it — the backend is not usable, or a signal came while it was checked (Modal's
+/// check may take a minute; nothing was started yet).
+async fn ready_backend(
+    name: &str,
+    settings: &Settings,
+    cancel: &CancellationToken,
+) -> Result<Result<(Arc<dyn runner_core::Backend>, Option<Arc<Router>>, Settings), i32>> {
+    let (backend, router) = route::make(name, settings)?;
+    let ok = tokio::select! {
+        ok = usable(backend.as_ref()) => ok?,
+        _ = cancel.cancelled() => return Ok(Err(exit::INTERRUPTED)),
+    };
+    if !ok {
+        return Ok(Err(exit::BACKEND_UNAVAILABLE));
+    }
+    let settings = settings.clone().for_backend(&backend.capabilities());
+    Ok(Ok((backend, router, settings)))
+}
+
 async fn usable(backend: &dyn runner_core::Backend) -> Result<bool> {
     let health = backend.check().await?;
     if !health.usable {

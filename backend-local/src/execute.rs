@@ -144,7 +144,8 @@ impl StepRuntime for Processes<'_> {
     }
 
     fn host(&self) -> Option<String> {
-        step::hostname()
+        // The name the run lock and the host-CPU check use too.
+        Some(runner_core::store::hostname())
     }
 }
 

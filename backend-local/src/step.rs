@@ -53,15 +53,6 @@ pub fn child_env(step: &StepPlan, venv_dir: &Path, lease: &GpuLease) -> Vec<(Str
     env
 }
 
-/// This host's name.
-pub fn hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-}
-
 /// Best effort: `nvidia-smi.txt`, `pip-freeze.txt` (and `pip-freeze-client.txt` when the client
 /// runs in another build) in the artifact dir.
 pub async fn snapshots(

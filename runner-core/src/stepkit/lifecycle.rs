@@ -19,6 +19,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::host_cpu::HostCpu;
 use super::layout::AttemptFiles;
 use super::runtime::{Exit, Launch, Role, Running, StepRuntime};
 use crate::backend::{BackendError, JobEnvs, PreparedEnv, RunContext, StepOutput};
@@ -71,7 +72,6 @@ pub async fn run_step(
         policy,
         log: files.server_log(),
         files,
-        host_cpu: Default::default(),
     };
     life.prelude()?;
     let mut server = None;
@@ -127,8 +127,6 @@ pub(super) struct Life<'a> {
     pub(super) files: AttemptFiles,
     /// The server's log: the attempt's own, or a warm server's (which outlives attempts).
     pub(super) log: std::path::PathBuf,
-    /// The host's CPU over the measured client, once it ran (on this host).
-    pub(super) host_cpu: std::sync::Mutex<Option<super::host_cpu::HostCpu>>,
 }
 
 impl Life<'_> {
@@ -204,7 +202,7 @@ impl Life<'_> {
             None => None,
         };
         if let Some(w) = &self.step.warmup {
-            let (exit, _) = self
+            let (exit, _, _) = self
                 .run_to_end(Role::Warmup, w, client_env, port, server)
                 .await?;
             if !exit.success() {
@@ -213,20 +211,28 @@ impl Life<'_> {
                     "warmup",
                     &format!("the warm-up exited {exit}; the measured client is not run"),
                 );
-                return Ok(self.output(Role::Warmup, exit, 0.0));
+                return Ok(self.output(Role::Warmup, exit, 0.0, None));
             }
         }
-        let (exit, secs) = self
+        let (exit, secs, cpu) = self
             .run_to_end(Role::Client, &self.step.client, client_env, port, server)
             .await?;
         self.cx.progress.event(
             "benchmark",
             &format!("the client exited {exit} after {secs:.1} s"),
         );
-        Ok(self.output(Role::Client, exit, secs))
+        Ok(self.output(Role::Client, exit, secs, cpu))
     }
 
-    pub(super) fn output(&self, role: Role, exit: Exit, benchmark_seconds: f64) -> StepOutput {
+    /// The step's output after `role` ran; `host_cpu`: the runner host's CPU over the measured
+    /// client.
+    pub(super) fn output(
+        &self,
+        role: Role,
+        exit: Exit,
+        benchmark_seconds: f64,
+        host_cpu: Option<HostCpu>,
+    ) -> StepOutput {
         StepOutput {
             exit_code: exit.code,
             client_stdout: self.files.stdout(role),
@@ -248,10 +254,7 @@ impl Life<'_> {
                 .collect(),
             benchmark_seconds,
             cost_usd: None,
-            host_cpu: match role {
-                Role::Client => self.host_cpu.lock().ok().and_then(|c| *c),
-                _ => None,
-            },
+            host_cpu,
         }
     }
 
@@ -291,7 +294,8 @@ impl Life<'_> {
         }
     }
 
-    /// Run a client (or the warm-up) to its end; returns its exit and wall time.
+    /// Run a client (or the warm-up) to its end; returns its exit, its wall time and, for the
+    /// measured client on the runner's host, the host's CPU meanwhile.
     pub(super) async fn run_to_end(
         &self,
         role: Role,
@@ -299,7 +303,7 @@ impl Life<'_> {
         env: &PreparedEnv,
         port: Option<u16>,
         server: &mut Option<Box<dyn Running>>,
-    ) -> Result<(Exit, f64), BackendError> {
+    ) -> Result<(Exit, f64, Option<HostCpu>), BackendError> {
         let argv = self.fill(role, env, plan, port)?;
         // The host's CPU over the measured client, where the step runs on the runner's host.
         let cpu_from = (role == Role::Client && self.on_this_host())
@@ -331,11 +335,7 @@ impl Life<'_> {
             }
         };
         let secs = started.elapsed().as_secs_f64();
-        if let (Some(a), Some(b)) = (cpu_from, super::host_cpu::mark()) {
-            if let Ok(mut c) = self.host_cpu.lock() {
-                *c = super::host_cpu::between(a, b);
-            }
-        }
+        let cpu = cpu_from.and_then(|a| super::host_cpu::between(a, super::host_cpu::mark()?));
         // Whatever it left behind goes with it.
         p.stop(self.policy.stop_grace.min(CLIENT_GRACE)).await;
         let during = format!("while the {} ran", role.describe());
@@ -349,7 +349,7 @@ impl Life<'_> {
                 };
                 match gone {
                     Some(sx) => Err(self.server_died(server, sx, &during).await),
-                    None => Ok((exit, secs)),
+                    None => Ok((exit, secs, cpu)),
                 }
             }
             Ended::Exited(Err(e)) | Ended::ServerGone(Err(e)) => Err(e),

@@ -176,7 +176,6 @@ fn life<'a>(
         policy: &kit.policy,
         files: AttemptFiles::of(cx),
         log,
-        host_cpu: Default::default(),
     }
 }
 
@@ -258,7 +257,7 @@ impl WarmServer {
     async fn burn_in(&mut self, l: &Life<'_>) -> Result<(), BackendError> {
         l.cx.progress.event("server", "burn-in run (not scored)");
         let t = Instant::now();
-        let (exit, _) = l
+        let (exit, _, _) = l
             .run_to_end(
                 Role::Client,
                 &l.step.client,
@@ -370,7 +369,7 @@ async fn phases(
     switch.wake_ms = Some(server.switch(l, "/wake_up").await?);
     let mut out = None;
     if let Some(w) = &l.step.warmup {
-        let (exit, _) = l
+        let (exit, _, _) = l
             .run_to_end(Role::Warmup, w, client_env, port, &mut server.slot)
             .await?;
         if !exit.success() {
@@ -379,13 +378,13 @@ async fn phases(
                 "warmup",
                 &format!("the warm-up exited {exit}; the measured client is not run"),
             );
-            out = Some(l.output(Role::Warmup, exit, 0.0));
+            out = Some(l.output(Role::Warmup, exit, 0.0, None));
         }
     }
     let out = match out {
         Some(o) => o,
         None => {
-            let (exit, secs) = l
+            let (exit, secs, cpu) = l
                 .run_to_end(
                     Role::Client,
                     &l.step.client,
@@ -398,7 +397,7 @@ async fn phases(
                 "benchmark",
                 &format!("the client exited {exit} after {secs:.1} s"),
             );
-            l.output(Role::Client, exit, secs)
+            l.output(Role::Client, exit, secs, cpu)
         }
     };
     l.cx.progress.event("server", "putting the server to sleep");

@@ -106,7 +106,7 @@ pub fn compare_rounds(
             };
             c.ratio = Some(r);
             c.paired_rounds = Some(pairs.len());
-            c.round_ratios = super::round_ratio_range(base, other);
+            c.round_ratios = super::round_ratio_range(&pairs);
         }
     }
     Some(c)

@@ -194,17 +194,13 @@ fn spread_of(levels: &[RoundLevel]) -> f64 {
     hi / lo - 1.0
 }
 
-/// The lowest and highest per-round ratio `other / base` over the rounds both sides ran.
-pub fn round_ratio_range(base: &[(u32, f64)], other: &[(u32, f64)]) -> Option<[f64; 2]> {
-    let ratios: Vec<f64> = base
+/// The lowest and highest per-round ratio `other / base` over `(base, other)` pairs of runs of
+/// one round each.
+pub fn round_ratio_range(pairs: &[(f64, f64)]) -> Option<[f64; 2]> {
+    let ratios: Vec<f64> = pairs
         .iter()
-        .filter_map(|(r, b)| {
-            other
-                .iter()
-                .find(|(ro, _)| ro == r)
-                .map(|(_, o)| o / b)
-                .filter(|x| x.is_finite() && *x > 0.0)
-        })
+        .map(|(b, o)| o / b)
+        .filter(|x| x.is_finite() && *x > 0.0)
         .collect();
     if ratios.len() < 2 {
         return None;
@@ -250,7 +246,12 @@ mod tests {
         // Tested on every variant, the agent's opposite move hides it: no claim is made.
         let all = round_levels(&sides, &sides).unwrap();
         assert!(!all.unsteady && all.p_value.unwrap() > 0.05, "{all:?}");
-        let r = round_ratio_range(&sides[0], &sides[3]).unwrap();
+        let pairs: Vec<(f64, f64)> = sides[0]
+            .iter()
+            .zip(&sides[3])
+            .map(|(b, o)| (b.1, o.1))
+            .collect();
+        let r = round_ratio_range(&pairs).unwrap();
         assert!((r[0] - 8.47 / 8.05).abs() < 1e-12 && (r[1] - 10.85 / 5.53).abs() < 1e-12);
     }
 
@@ -297,6 +298,7 @@ mod tests {
         // Levels but nothing to test on: no p-value, never unsteady.
         let l = round_levels(&sides, &sides[..1]).unwrap();
         assert_eq!((l.p_value, l.unsteady), (None, false));
-        assert_eq!(round_ratio_range(&side(&[1.0]), &side(&[2.0])), None);
+        assert_eq!(round_ratio_range(&[(1.0, 2.0)]), None);
+        assert_eq!(round_ratio_range(&[(0.0, 2.0), (1.0, f64::NAN)]), None);
     }
 }

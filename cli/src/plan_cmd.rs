@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use runner_core::build::{Artifact, PatchSpec};
+use runner_core::build::Artifact;
 use runner_core::plan::{ClientBuild, PlanError, TaskPlan, plan_task};
-use runner_core::settings::{Limits, Settings};
+use runner_core::settings::Settings;
 use runner_core::task::{Variant, parse_variant_list};
 use runner_core::text::escape as esc;
 use runner_core::{Task, exit, text};
@@ -43,7 +43,9 @@ fn plan_of(
         None => vec![Variant::Baseline, Variant::Human],
     };
     let patch_spec = match &patch_path {
-        Some(p) if variants.contains(&Variant::Agent) => Some(patch_spec(p, &settings.limits)?),
+        Some(p) if variants.contains(&Variant::Agent) => {
+            Some(runner_core::session::patch_spec(p, &settings.limits)?)
+        }
         _ => None,
     };
     let plan = plan_task(&task, &variants, settings, patch_spec)?;
@@ -168,11 +170,6 @@ fn route_of(plan: &TaskPlan, settings: &Settings) -> Result<Option<crate::route:
         .enable_all()
         .build()?;
     Ok(Some(rt.block_on(router.route(&plan.step.gpu, true))))
-}
-
-/// An agent patch as planned (read within `limits`, safety-checked, hashed).
-pub fn patch_spec(path: &Path, limits: &Limits) -> Result<PatchSpec> {
-    Ok(runner_core::session::patch_spec(path, limits)?)
 }
 
 /// `plan --format json`.

@@ -326,7 +326,10 @@ fn an_unknown_model_is_an_http_404_per_request() {
     assert!(err.contains("does not exist"), "{err}");
 }
 
-/// A one-shot-per-connection HTTP server answering every request with `reply`.
+/// A one-shot-per-connection HTTP server answering every request with `reply`. A reply that
+/// ends cleanly must say `connection: close`: otherwise the client may pool the connection and
+/// send its next request on it just as this server drops it, and fail that request with
+/// "connection closed before message completed" instead of the reason under test.
 fn tiny_server(reply: &'static [u8]) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
@@ -386,15 +389,15 @@ fn malformed_events_and_resets_are_failed_requests_with_reasons() {
         (bad, "malformed SSE event"),
         (reset, "stream broken after 1 chunks"),
         (
-            &b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"[..],
+            &b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"[..],
             "stream ended without `data: [DONE]` after 0 chunks",
         ),
         (
-            &b"HTTP/1.1 200 OK\r\ncontent-length: 14\r\n\r\ndata: [DONE]\n\n"[..],
+            &b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 14\r\n\r\ndata: [DONE]\n\n"[..],
             "Never received a valid chunk",
         ),
         (
-            &b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy"[..],
+            &b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 4\r\n\r\nbusy"[..],
             "HTTP 503 Service Unavailable: busy",
         ),
     ] {

@@ -161,9 +161,13 @@ pub async fn prepare(a: &ServeArgs) -> Result<Setup> {
         .endpoint
         .clone()
         .unwrap_or_else(|| a.backend.default_endpoint().to_string());
+    // A pooled connection is dropped after 4 s idle: vLLM's server (uvicorn) closes an idle
+    // keep-alive connection after 5 s (VLLM_HTTP_TIMEOUT_KEEP_ALIVE), and a request sent on a
+    // connection the server is closing fails ("connection closed before message completed").
+    // At low request rates that would turn idle gaps into failed requests.
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_idle_timeout(Duration::from_secs(4))
         .pool_max_idle_per_host(usize::MAX)
         .build()
         .context("building the HTTP client")?;

@@ -134,7 +134,9 @@ async fn stream(t: &Target, body: Vec<u8>, st: Instant, o: &mut Outcome) -> Resu
             .map_err(|e| format!("stream broken after {} chunks: {}", o.chunks, chain(&e)))?;
         let now = Instant::now();
         let Some(bytes) = chunk else { break };
-        events.push(&bytes);
+        events
+            .push(&bytes)
+            .map_err(|e| format!("malformed stream after {} chunks: {e}", o.chunks))?;
         while let Some(data) = events.next_event() {
             handle(&data, now, st, &mut last, o, t.chat, &mut done)?;
         }

@@ -5,32 +5,51 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+/// The most unread bytes [`Events`] holds before the stream counts as malformed (the client reads
+/// every complete event after each push, so this bounds the one event still arriving): a server
+/// that never ends an event must not grow the client's memory without bound. vLLM's chunks are
+/// well under a megabyte even with log-probabilities.
+pub const MAX_EVENT_BYTES: usize = 16 << 20;
+
 /// Bytes received but not yet split into events.
 #[derive(Debug, Default)]
 pub struct Events {
     buf: Vec<u8>,
-    /// Start of the unread part of `buf`.
+    /// Start of the unread part of `buf` (the current event's first byte).
     pos: usize,
+    /// Start of the first line of the current event not yet known to be complete: a scan
+    /// resumes there, so an event that arrives in many pieces is scanned once, not once per
+    /// piece.
+    line: usize,
 }
 
 impl Events {
-    /// Appends received bytes.
-    pub fn push(&mut self, bytes: &[u8]) {
+    /// Appends received bytes; `Err` when the current event would pass [`MAX_EVENT_BYTES`].
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), String> {
+        if self.buf.len() - self.pos + bytes.len() > MAX_EVENT_BYTES {
+            return Err(format!(
+                "an SSE event longer than {} MiB (no blank line ends it)",
+                MAX_EVENT_BYTES >> 20
+            ));
+        }
         if self.pos > 0 && self.pos * 2 >= self.buf.len() {
             self.buf.drain(..self.pos);
+            self.line -= self.pos;
             self.pos = 0;
         }
         self.buf.extend_from_slice(bytes);
+        Ok(())
     }
 
     /// The next complete event's data (its `data:` lines joined by `\n`); events without data
     /// (comments, pings) are skipped.
     pub fn next_event(&mut self) -> Option<String> {
         loop {
-            let (end, next) = event_end(&self.buf[self.pos..])?;
-            let raw = &self.buf[self.pos..self.pos + end];
-            self.pos += next;
-            if let Some(data) = data_of(raw) {
+            let (end, next) = self.event_end()?;
+            let data = data_of(&self.buf[self.pos..end]);
+            self.pos = next;
+            self.line = next;
+            if let Some(data) = data {
                 return Some(data);
             }
         }
@@ -39,25 +58,25 @@ impl Events {
     /// At the end of the stream: what is left, as a last event (a server may end without the
     /// blank line after `data: [DONE]`).
     pub fn finish(&mut self) -> Option<String> {
-        let rest = &self.buf[self.pos..];
-        let data = data_of(rest);
+        let data = data_of(&self.buf[self.pos..]);
         self.pos = self.buf.len();
+        self.line = self.pos;
         data
     }
-}
 
-/// The end of the first event (before its blank line) and where the next one starts.
-fn event_end(b: &[u8]) -> Option<(usize, usize)> {
-    let mut line_start = 0;
-    while let Some(i) = memchr::memchr(b'\n', &b[line_start..]) {
-        let nl = line_start + i;
-        let line = &b[line_start..nl];
-        if line.is_empty() || line == b"\r" {
-            return Some((line_start, nl + 1));
+    /// The end of the current event (before its blank line) and where the next one starts,
+    /// both as offsets in `buf`; `None` until its blank line has arrived.
+    fn event_end(&mut self) -> Option<(usize, usize)> {
+        while let Some(i) = memchr::memchr(b'\n', &self.buf[self.line..]) {
+            let nl = self.line + i;
+            let line = &self.buf[self.line..nl];
+            if line.is_empty() || line == b"\r" {
+                return Some((self.line, nl + 1));
+            }
+            self.line = nl + 1;
         }
-        line_start = nl + 1;
+        None
     }
-    None
 }
 
 fn data_of(raw: &[u8]) -> Option<String> {
@@ -179,11 +198,11 @@ mod tests {
         for cut in 0..stream.len() {
             let mut e = Events::default();
             let mut got = Vec::new();
-            e.push(&stream[..cut]);
+            e.push(&stream[..cut]).unwrap();
             while let Some(d) = e.next_event() {
                 got.push(d);
             }
-            e.push(&stream[cut..]);
+            e.push(&stream[cut..]).unwrap();
             while let Some(d) = e.next_event() {
                 got.push(d);
             }
@@ -191,7 +210,7 @@ mod tests {
             assert_eq!(e.finish(), None);
         }
         let mut e = Events::default();
-        e.push(b"data: [DONE]");
+        e.push(b"data: [DONE]").unwrap();
         assert_eq!(e.next_event(), None);
         assert_eq!(e.finish().as_deref(), Some("[DONE]"));
     }
@@ -222,5 +241,97 @@ mod tests {
         assert!(payload("{\"choices\":[{\"text\":", false).is_err());
         assert!(payload("not json", false).is_err());
         assert!(payload(r#"{"choices":7}"#, false).is_err());
+    }
+
+    #[test]
+    fn an_event_that_never_ends_is_an_error_not_unbounded_memory() {
+        let mut e = Events::default();
+        let piece = vec![b'x'; 1 << 20];
+        e.push(b"data: ").unwrap();
+        let mut pushed = 0;
+        let err = loop {
+            match e.push(&piece) {
+                Ok(()) => pushed += 1,
+                Err(err) => break err,
+            }
+            assert_eq!(e.next_event(), None);
+            assert!(pushed <= MAX_EVENT_BYTES >> 20, "no limit");
+        };
+        assert!(err.contains("longer than 16 MiB"), "{err}");
+        // The limit is per event: many complete events, read as they come, never reach it.
+        let mut e = Events::default();
+        let event = format!("data: {}\n\n", "y".repeat(1 << 20));
+        for _ in 0..40 {
+            e.push(event.as_bytes()).unwrap();
+            assert_eq!(e.next_event().map(|d| d.len()), Some(1 << 20));
+        }
+    }
+
+    /// A stream's bytes: each event as `data:` lines (and maybe a comment), LF or CRLF endings.
+    fn render(events: &[(Vec<String>, bool)], crlf: bool) -> Vec<u8> {
+        let nl = if crlf { "\r\n" } else { "\n" };
+        let mut out = String::new();
+        for (lines, comment) in events {
+            if *comment {
+                out.push_str(&format!(": ping{nl}"));
+            }
+            for l in lines {
+                out.push_str(&format!("data: {l}{nl}"));
+            }
+            out.push_str(nl);
+        }
+        out.into_bytes()
+    }
+
+    proptest::proptest! {
+        /// However the network cuts a stream, the same events come out, in order.
+        #[test]
+        fn any_chunking_gives_the_same_events(
+            events in proptest::collection::vec(
+                (proptest::collection::vec("[^\r\n]{0,40}", 1..4), proptest::bool::ANY),
+                0..12,
+            ),
+            crlf in proptest::bool::ANY,
+            cuts in proptest::collection::vec(0usize..2000, 0..20),
+        ) {
+            let bytes = render(&events, crlf);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (bytes.len() + 1)).collect();
+            cuts.push(0);
+            cuts.push(bytes.len());
+            cuts.sort_unstable();
+            let mut e = Events::default();
+            let mut got = Vec::new();
+            for w in cuts.windows(2) {
+                e.push(&bytes[w[0]..w[1]]).unwrap();
+                while let Some(d) = e.next_event() {
+                    got.push(d);
+                }
+            }
+            proptest::prop_assert_eq!(e.finish(), None);
+            let want: Vec<String> = events.iter().map(|(l, _)| l.join("\n")).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+
+        /// Arbitrary bytes, cut anywhere, never panic, and every payload reads as a result.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            cut in 0usize..600,
+        ) {
+            let cut = cut.min(bytes.len());
+            let mut e = Events::default();
+            let mut n = 0;
+            for part in [&bytes[..cut], &bytes[cut..]] {
+                e.push(part).unwrap();
+                while let Some(d) = e.next_event() {
+                    let _ = payload(&d, n % 2 == 0);
+                    n += 1;
+                }
+            }
+            if let Some(d) = e.finish() {
+                let _ = payload(&d, false);
+            }
+            proptest::prop_assert!(n <= bytes.len());
+        }
     }
 }

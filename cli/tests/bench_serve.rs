@@ -385,7 +385,19 @@ fn malformed_events_and_resets_are_failed_requests_with_reasons() {
         .into_bytes()
         .into_boxed_slice(),
     );
+    // An error page of 4 MiB: the reason quotes its start.
+    let big: &'static [u8] = Box::leak(
+        format!(
+            "HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{}",
+            4 << 20,
+            "z".repeat(4 << 20)
+        )
+        .into_bytes()
+        .into_boxed_slice(),
+    );
+    let big_reason = format!("HTTP 500 Internal Server Error: {}…", "z".repeat(300));
     for (reply, reason) in [
+        (big, big_reason.as_str()),
         (bad, "malformed SSE event"),
         (reset, "stream broken after 1 chunks"),
         (

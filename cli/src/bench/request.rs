@@ -112,7 +112,7 @@ async fn stream(t: &Target, body: Vec<u8>, st: Instant, o: &mut Outcome) -> Resu
     let status = resp.status();
     if status != reqwest::StatusCode::OK {
         let reason = status.canonical_reason().unwrap_or("");
-        let text = resp.text().await.unwrap_or_default();
+        let text = error_body(resp).await;
         let mut excerpt: String = text.chars().take(300).collect();
         if excerpt.len() < text.len() {
             excerpt.push('…');
@@ -159,6 +159,20 @@ async fn stream(t: &Target, body: Vec<u8>, st: Instant, o: &mut Outcome) -> Resu
         ));
     }
     Ok(())
+}
+
+/// The start of an error response's body (at most 64 KiB are read: the excerpt needs far less, and
+/// a server's error page must not fill the client's memory).
+async fn error_body(mut resp: reqwest::Response) -> String {
+    const MAX: usize = 64 << 10;
+    let mut body = Vec::new();
+    while body.len() < MAX {
+        match resp.chunk().await {
+            Ok(Some(b)) => body.extend_from_slice(&b[..b.len().min(MAX - body.len())]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 fn handle(

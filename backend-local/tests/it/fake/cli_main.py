@@ -26,9 +26,12 @@ state = os.environ.get("FAKE_VLLM_STATE_DIR")
 
 
 def save(name, obj):
+    # Written whole, then renamed: a test that sees the file can read all of it.
     if state:
-        with open(os.path.join(state, name), "w") as f:
+        path = os.path.join(state, name)
+        with open(path + ".tmp", "w") as f:
             json.dump(obj, f)
+        os.replace(path + ".tmp", path)
 
 
 save("client.pid", os.getpid())

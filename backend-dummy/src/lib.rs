@@ -37,6 +37,7 @@ pub const DEFAULT_TOML: &str = r#"[dummy]
 # gpu_name = "NVIDIA H100 80GB HBM3 (dummy)"
 # base_latency_s = 1.0           # what a build of speed 1 measures
 # speed = { human = 1.25 }       # relative speed per variant (default 1)
+# wobble = { human = [1.0, 1.3] } # per variant, its n-th run's speed is also × the n-th factor (cycled)
 # oom = ["agent"]                # variants whose client runs out of memory
 "#;
 
@@ -54,6 +55,9 @@ pub struct DummyConfig {
     pub base_latency_s: f64,
     /// Relative speed per variant; unlisted variants have speed 1.
     pub speed: BTreeMap<Variant, f64>,
+    /// Per variant, factors its successive runs' speeds are multiplied by (cycled): a round
+    /// effect that does not cancel, for tests of inconclusive verdicts.
+    pub wobble: BTreeMap<Variant, Vec<f64>>,
     /// Variants whose client fails with CUDA's out-of-memory error (exit 1).
     pub oom: Vec<Variant>,
     /// How long each step takes, ms (cancellation ends it early).
@@ -68,6 +72,7 @@ impl Default for DummyConfig {
             engine_version: "0.0.0+dummy".into(),
             base_latency_s: 1.0,
             speed: BTreeMap::new(),
+            wobble: BTreeMap::new(),
             oom: Vec::new(),
             step_ms: 0,
         }
@@ -91,13 +96,31 @@ const BUILD_FILE: &str = "dummy-build.json";
 pub struct DummyBackend {
     config: DummyConfig,
     pool: lease::Pool,
+    /// Runs measured so far per variant (the index into its wobble).
+    runs: std::sync::Mutex<BTreeMap<Variant, usize>>,
 }
 
 impl DummyBackend {
+    /// The wobble factor of `variant`'s next run (1 without a wobble).
+    fn wobble(&self, variant: Variant) -> f64 {
+        let Some(f) = self.config.wobble.get(&variant).filter(|f| !f.is_empty()) else {
+            return 1.0;
+        };
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        let n = runs.entry(variant).or_default();
+        let x = f[*n % f.len()];
+        *n += 1;
+        x
+    }
+
     /// A backend with this configuration.
     pub fn new(config: DummyConfig) -> Self {
         let pool = lease::Pool::new(config.gpus, &config.gpu_name);
-        DummyBackend { config, pool }
+        DummyBackend {
+            config,
+            pool,
+            runs: std::sync::Mutex::new(BTreeMap::new()),
+        }
     }
 }
 
@@ -264,7 +287,8 @@ impl Backend for DummyBackend {
                 .speed
                 .get(&build.variant)
                 .copied()
-                .unwrap_or(1.0);
+                .unwrap_or(1.0)
+                * self.wobble(build.variant);
             let Some(m) = outputs::measure(step.mode, self.config.base_latency_s, speed) else {
                 return Err(err(
                     Failure::BadConfig,

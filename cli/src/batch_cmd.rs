@@ -513,6 +513,20 @@ fn print_summary(store: &Store, run: &RunId, floor: f64) -> Result<()> {
                     cmp.verdict.as_str(),
                     esc(&cmp.noise_floor.to_string())
                 );
+                if let Some(d) = cmp.rounds_to_decide {
+                    match d.rounds {
+                        Some(k) => outln!(
+                            "  {:<15} about {k} paired rounds would decide it at this run's \
+                             spread (--repeats {k}; the report says how this is estimated)",
+                            ""
+                        ),
+                        None => outln!(
+                            "  {:<15} more rounds would not decide it at this run's spread: \
+                             see the report",
+                            ""
+                        ),
+                    }
+                }
             }
         }
         for f in &t.failures {

@@ -33,19 +33,7 @@ fn human_faster_by_a_quarter() -> tempfile::TempDir {
 fn the_dummy_backend_runs_a_commit_from_the_command_line() {
     let dir = human_faster_by_a_quarter();
     let d = dir.path();
-    let o = run_in(
-        d,
-        &[
-            "run",
-            "e3580537",
-            "--backend",
-            "dummy",
-            "--variants",
-            "baseline,human",
-            "--repeats",
-            "2",
-        ],
-    );
+    let o = run_in(d, &cli::dummy_run(&["--repeats", "2"]));
     let (out, err) = (
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr),
@@ -81,21 +69,7 @@ fn the_dummy_backend_runs_a_commit_from_the_command_line() {
 fn run_and_gc_print_json_on_request() {
     let dir = human_faster_by_a_quarter();
     let d = dir.path();
-    let o = run_in(
-        d,
-        &[
-            "run",
-            "e3580537",
-            "--backend",
-            "dummy",
-            "--variants",
-            "baseline,human",
-            "--repeats",
-            "3",
-            "--format",
-            "json",
-        ],
-    );
+    let o = run_in(d, &cli::dummy_run(&["--repeats", "3", "--format", "json"]));
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -117,5 +91,45 @@ fn run_and_gc_print_json_on_request() {
     assert!(
         v["backends"].as_array().is_some_and(|b| !b.is_empty()),
         "{v}"
+    );
+}
+
+#[test]
+fn an_inconclusive_run_says_about_how_many_rounds_would_decide_it() {
+    // The human build is 1.25× faster, but its runs wobble by round (×1.0, ×1.4, ×0.8): three
+    // paired rounds cannot decide it against the ±2 % floor.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("perf-runner.toml"),
+        "[dummy]\nspeed = { human = 1.25 }\nwobble = { human = [1.0, 1.4, 0.8] }\n",
+    )
+    .unwrap();
+    let o = run_in(d, &cli::dummy_run(&["--repeats", "3"]));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("human/baseline  1.298 ["), "{out}");
+    // The same estimate the statistics give for these rounds.
+    let pairs = [(1.0, 1.25), (1.0, 1.25 * 1.4), (1.0, 1.25 * 0.8)];
+    let k = runner_core::stats::rounds_to_decide(&pairs, true, 0.02)
+        .unwrap()
+        .rounds
+        .unwrap();
+    assert!((10..40).contains(&k), "{k}");
+    assert!(
+        out.contains(&format!(
+            "about {k} paired rounds would decide it at this run's spread (--repeats {k};"
+        )),
+        "{out}"
+    );
+    let runs = json(&run_in(d, &["runs", "--format", "json"]));
+    let id = runs["runs"][0]["id"].as_str().unwrap().to_string();
+    let md = String::from_utf8_lossy(&run_in(d, &["report", &id]).stdout).into_owned();
+    assert!(
+        md.contains("human/baseline inconclusive: if its estimate 1.298 and its per-round spread")
+            && md.contains(&format!(
+                "`improved`, with a 90 % chance (3 ran; `--repeats {k}`)"
+            )),
+        "{md}"
     );
 }

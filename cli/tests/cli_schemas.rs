@@ -155,18 +155,7 @@ fn run_exports_and_gc_outputs_validate() {
     .unwrap();
     let run = output(
         d,
-        &[
-            "run",
-            "e3580537",
-            "--backend",
-            "dummy",
-            "--variants",
-            "baseline,human",
-            "--repeats",
-            "3",
-            "--format",
-            "json",
-        ],
+        &cli::dummy_run(&["--repeats", "3", "--format", "json"]),
         0,
     );
     assert_valid(d, "run", &run);

@@ -279,3 +279,63 @@ fn a_missing_run_is_a_clear_error() {
         "no run '20990101-000000-0000' in the results store"
     );
 }
+
+#[test]
+fn an_inconclusive_paired_verdict_says_about_how_many_rounds_would_decide_it() {
+    let (_d, store, run) = fixture();
+    let mut r = build(&store, &run, &ReportOptions::default()).unwrap();
+    // Decided comparisons carry no estimate; inconclusive paired ones do.
+    for c in &r.tasks[0].metrics[0].comparisons {
+        let c = &c.comparison;
+        assert_eq!(
+            c.rounds_to_decide.is_some(),
+            c.verdict == Verdict::Inconclusive && c.paired_rounds.is_some() && c.reason.is_none(),
+            "{c:?}"
+        );
+    }
+    // The GPU host's known-effect run: agent/baseline 1.418 over 6 rounds whose ratios
+    // spread 1.05–1.96, against a ±7.1 % floor.
+    let pairs: Vec<(f64, f64)> = [1.95, 1.96, 1.10, 1.05, 1.06, 1.74]
+        .iter()
+        .map(|x| (1.0, *x))
+        .collect();
+    let d = runner_core::stats::rounds_to_decide(&pairs, false, 0.071).unwrap();
+    let t = &mut r.tasks[0];
+    let ab = t.metrics[0]
+        .comparisons
+        .iter_mut()
+        .find(|c| c.pair == Pair::AgentVsBaseline)
+        .unwrap();
+    ab.comparison.verdict = Verdict::Inconclusive;
+    ab.comparison.rounds_to_decide = Some(d);
+    let k = d.rounds.unwrap();
+    let md = markdown(&r);
+    let line = md
+        .lines()
+        .find(|l| l.contains("agent/baseline inconclusive: if its estimate"))
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(
+        line.contains(&format!(
+            "(sd {:.3} of the log ratio) hold, about {k} paired rounds would decide it, as \
+             `regressed`, with a 90 % chance (6 ran; `--repeats {k}`)",
+            d.log_sd
+        )),
+        "{line}"
+    );
+    // Beyond the cap: more rounds are not the way.
+    let ab = r.tasks[0].metrics[0]
+        .comparisons
+        .iter_mut()
+        .find(|c| c.pair == Pair::AgentVsBaseline)
+        .unwrap();
+    ab.comparison.rounds_to_decide = Some(runner_core::stats::RoundsToDecide { rounds: None, ..d });
+    assert!(markdown(&r).contains("more than 1000 paired rounds would be needed"));
+    let json = serde_json::to_value(&r).unwrap();
+    let c = &json["tasks"][0]["metrics"][0]["comparisons"];
+    assert!(
+        c.as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["comparison"]["rounds_to_decide"]["toward"] == "regressed")
+    );
+}

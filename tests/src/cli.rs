@@ -21,6 +21,21 @@ pub fn run_in(bin: &str, dir: &Path, args: &[&str]) -> Output {
         .expect("perf-runner starts")
 }
 
+/// The arguments of `run` for the embedded dataset's commit `e3580537` on the test-only dummy
+/// backend, baseline and human builds, followed by `extra` (e.g. `--repeats 3`).
+pub fn dummy_run<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "run",
+        "e3580537",
+        "--backend",
+        "dummy",
+        "--variants",
+        "baseline,human",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
 /// The JSON on stdout of `o`, which must have exited `code` (else a panic with both streams).
 pub fn json_of(o: &Output, code: i32) -> Value {
     let (out, err) = (

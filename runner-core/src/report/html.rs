@@ -98,6 +98,9 @@ fn task_section(out: &mut String, t: &TaskReport) {
             );
         }
     }
+    for l in super::rounds::to_decide(t) {
+        let _ = write!(out, r#"<p class="muted">{}</p>"#, esc(&l.replace('`', "")));
+    }
     if let Some(l) = super::rounds::line(t) {
         let _ = write!(out, r#"<p class="muted">{}</p>"#, esc(&l.replace("**", "")));
     }

@@ -308,7 +308,7 @@ pub fn markdown(r: &Report) -> String {
     let whys: Vec<&TaskReport> = r.tasks.iter().filter(|t| t.primary_why.is_some()).collect();
     if !whys.is_empty() {
         out.push('\n');
-        for t in whys {
+        for t in &whys {
             let _ = writeln!(
                 out,
                 "- {} decides on {}: {}",
@@ -317,6 +317,17 @@ pub fn markdown(r: &Report) -> String {
                 cell(t.primary_why.as_deref().unwrap_or(""))
             );
         }
+    }
+    let to_decide: Vec<(&TaskReport, String)> = r
+        .tasks
+        .iter()
+        .flat_map(|t| super::rounds::to_decide(t).into_iter().map(move |l| (t, l)))
+        .collect();
+    if whys.is_empty() && !to_decide.is_empty() {
+        out.push('\n');
+    }
+    for (t, l) in to_decide {
+        let _ = writeln!(out, "- {} {l}", code_cell(short(&t.commit)));
     }
     let steadiness: Vec<(&TaskReport, String)> = r
         .tasks

@@ -64,3 +64,44 @@ pub(super) fn line(t: &TaskReport) -> Option<String> {
         UNSTEADY_SPREAD * 100.0
     ))
 }
+
+/// One line per inconclusive paired comparison of the task's primary metric: about how many
+/// paired rounds would decide it (see [`crate::stats::rounds_to_decide`]).
+pub(super) fn to_decide(t: &TaskReport) -> Vec<String> {
+    let Some(m) = t.metrics.first() else {
+        return Vec::new();
+    };
+    m.comparisons
+        .iter()
+        .filter_map(|pc| {
+            let c = &pc.comparison;
+            let d = c.rounds_to_decide?;
+            let ran = c.paired_rounds.unwrap_or(0);
+            let est = c
+                .ratio
+                .map_or(String::new(), |r| format!(" {:.3}", r.value));
+            let what = match d.toward {
+                crate::stats::Verdict::NoChange => "`no_change` (inside the noise floor)".into(),
+                v => format!("`{}`", v.as_str()),
+            };
+            let need = match d.rounds {
+                Some(k) => format!(
+                    "about {k} paired rounds would decide it, as {what}, with a 90 % chance \
+                     ({ran} ran; `--repeats {k}`)"
+                ),
+                None => format!(
+                    "more than {} paired rounds would be needed: the estimate sits too close \
+                     to the noise floor's edge for its spread; a quieter host or a longer \
+                     benchmark per run, not more rounds, would decide it",
+                    crate::stats::MAX_ROUNDS
+                ),
+            };
+            Some(format!(
+                "{} inconclusive: if its estimate{est} and its per-round spread (sd {:.3} of \
+                 the log ratio) hold, {need}",
+                pc.pair.label(),
+                d.log_sd
+            ))
+        })
+        .collect()
+}

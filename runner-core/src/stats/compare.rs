@@ -80,6 +80,10 @@ pub struct Comparison {
     /// moved from round to round.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub round_ratios: Option<[f64; 2]>,
+    /// When a paired comparison is inconclusive: about how many paired rounds would decide it,
+    /// at the effect and round-to-round spread this run measured ([`super::rounds_to_decide`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds_to_decide: Option<super::RoundsToDecide>,
 }
 
 /// Compare one metric over interleaved rounds: `(round, value)` per run on each side. With at
@@ -107,6 +111,10 @@ pub fn compare_rounds(
             c.ratio = Some(r);
             c.paired_rounds = Some(pairs.len());
             c.round_ratios = super::round_ratio_range(&pairs);
+            if c.verdict == Verdict::Inconclusive && c.reason.is_none() {
+                c.rounds_to_decide =
+                    super::rounds_to_decide(&pairs, c.higher_is_better, opts.floor.value);
+            }
         }
     }
     Some(c)
@@ -153,6 +161,7 @@ pub fn compare(
         reason,
         paired_rounds: None,
         round_ratios: None,
+        rounds_to_decide: None,
     })
 }
 

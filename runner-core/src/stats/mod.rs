@@ -8,6 +8,7 @@
 mod adaptive;
 mod compare;
 mod mann_whitney;
+mod needed;
 mod rounds;
 
 use rand::{Rng, SeedableRng};
@@ -19,6 +20,7 @@ pub use compare::{
     COMPARE_SCHEMA_VERSION, CompareOptions, Comparison, DEFAULT_MIN_RUNS, compare, compare_rounds,
 };
 pub use mann_whitney::{MannWhitney, largest_significant_effect, mann_whitney};
+pub use needed::{MAX_ROUNDS, RoundsToDecide, rounds_to_decide};
 pub use rounds::{RoundLevel, RoundLevels, UNSTEADY_SPREAD, round_levels, round_ratio_range};
 
 /// Default bootstrap resamples.
@@ -238,6 +240,17 @@ fn t975(df: usize) -> f64 {
 /// where a bootstrap is far too narrow). Pairing removes the round effect that unpaired medians
 /// carry as noise. `None` without two finite, positive pairs.
 pub fn paired_ratio(pairs: &[(f64, f64)]) -> Option<Ratio> {
+    let (n, mean, sd) = log_ratio_moments(pairs)?;
+    let half = t975(n - 1) * sd / (n as f64).sqrt();
+    Some(Ratio {
+        value: mean.exp(),
+        ci: [(mean - half).exp(), (mean + half).exp()],
+    })
+}
+
+/// Over the finite, positive pairs: how many, and the mean and sample standard deviation of
+/// their log ratios `ln(other/base)`; `None` with fewer than two.
+fn log_ratio_moments(pairs: &[(f64, f64)]) -> Option<(usize, f64, f64)> {
     let logs: Vec<f64> = pairs
         .iter()
         .filter(|(b, o)| b.is_finite() && o.is_finite() && *b > 0.0 && *o > 0.0)
@@ -249,11 +262,7 @@ pub fn paired_ratio(pairs: &[(f64, f64)]) -> Option<Ratio> {
     }
     let mean = logs.iter().sum::<f64>() / n as f64;
     let var = logs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    let half = t975(n - 1) * (var / n as f64).sqrt();
-    Some(Ratio {
-        value: mean.exp(),
-        ci: [(mean - half).exp(), (mean + half).exp()],
-    })
+    Some((n, mean, var.sqrt()))
 }
 
 /// The verdict of a ratio CI against a relative noise floor, direction-aware.

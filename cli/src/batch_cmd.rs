@@ -514,18 +514,21 @@ fn print_summary(store: &Store, run: &RunId, floor: f64) -> Result<()> {
                     esc(&cmp.noise_floor.to_string())
                 );
                 if let Some(d) = cmp.rounds_to_decide {
-                    match d.rounds {
-                        Some(k) => outln!(
-                            "  {:<15} about {k} paired rounds would decide it at this run's \
-                             spread (--repeats {k}; the report says how this is estimated)",
-                            ""
+                    let need = match d.rounds {
+                        Some(k) => format!(
+                            "about {k} paired rounds (--repeats {k}) would decide it as {}",
+                            d.toward.as_str()
                         ),
-                        None => outln!(
-                            "  {:<15} more rounds would not decide it at this run's spread: \
-                             see the report",
-                            ""
+                        None => format!(
+                            "more than {} paired rounds would be needed",
+                            runner_core::stats::MAX_ROUNDS
                         ),
-                    }
+                    };
+                    outln!(
+                        "  {:<15} {need}, with a 90 % chance if this estimate and its per-round \
+                         spread hold",
+                        ""
+                    );
                 }
             }
         }

@@ -118,7 +118,8 @@ fn an_inconclusive_run_says_about_how_many_rounds_would_decide_it() {
     assert!((10..40).contains(&k), "{k}");
     assert!(
         out.contains(&format!(
-            "about {k} paired rounds would decide it at this run's spread (--repeats {k};"
+            "about {k} paired rounds (--repeats {k}) would decide it as improved, with a 90 % \
+             chance if this estimate and its per-round spread hold"
         )),
         "{out}"
     );

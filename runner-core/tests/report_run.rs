@@ -329,7 +329,9 @@ fn an_inconclusive_paired_verdict_says_about_how_many_rounds_would_decide_it() {
         .find(|c| c.pair == Pair::AgentVsBaseline)
         .unwrap();
     ab.comparison.rounds_to_decide = Some(runner_core::stats::RoundsToDecide { rounds: None, ..d });
-    assert!(markdown(&r).contains("more than 1000 paired rounds would be needed"));
+    assert!(
+        markdown(&r).contains("more than 1000 paired rounds would be needed for a 90 % chance")
+    );
     let json = serde_json::to_value(&r).unwrap();
     let c = &json["tasks"][0]["metrics"][0]["comparisons"];
     assert!(

@@ -90,9 +90,9 @@ pub(super) fn to_decide(t: &TaskReport) -> Vec<String> {
                      ({ran} ran; `--repeats {k}`)"
                 ),
                 None => format!(
-                    "more than {} paired rounds would be needed: the estimate sits too close \
-                     to the noise floor's edge for its spread; a quieter host or a longer \
-                     benchmark per run, not more rounds, would decide it",
+                    "more than {} paired rounds would be needed for a 90 % chance: the \
+                     estimate is about the size of the noise floor, and more rounds are \
+                     unlikely to decide it",
                     crate::stats::MAX_ROUNDS
                 ),
             };

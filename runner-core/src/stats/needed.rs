@@ -1,12 +1,18 @@
 //! How many paired rounds an inconclusive comparison would need: a planning figure that turns
-//! "inconclusive" into "about N rounds would decide it, at the spread this run measured".
+//! "inconclusive" into "about N rounds would decide it, if the estimate and spread hold".
 //!
-//! The paired ratio's CI is `mean ± t·s/√n` on the per-round log ratios. If the true log ratio
-//! were the measured mean `m` and the round-to-round spread the measured `s`, then `n` rounds
-//! decide it with a 90 % chance once `(t975(n−1) + z90)·s/√n` fits in the distance from `m` to
-//! the edge of the noise-floor band that the CI must clear: beyond the band's near edge for a
-//! change, inside both edges for `no_change`. It is an estimate from the run's own numbers (the
-//! measured effect stands in for the true one), and says so wherever it is shown.
+//! The paired ratio's CI is `m̂ ± t975(k−1)·s/√k` on the per-round log ratios. Taking the
+//! measured mean `m` as the true log ratio and the measured spread `s` as the true one, the
+//! estimate after `k` rounds is about `N(m, s²/k)`, and the chance that its CI clears the noise
+//! floor's band `[ln(1−f), ln(1+f)]` is, with `se = s/√k` and `t = t975(k−1)`:
+//! - beyond the band's upper edge (a change): `Φ((m − ln(1+f))/se − t)`; below the lower edge
+//!   likewise;
+//! - inside the band (`no_change` needs both CI ends inside):
+//!   `Φ((ln(1+f) − m)/se − t) + Φ((m − ln(1−f))/se − t) − 1`.
+//!
+//! The figure is the smallest `k` where that chance reaches 90 %. It is an estimate from the
+//! run's own numbers (the measured effect stands in for the true one), and says so wherever it
+//! is shown.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,8 +21,8 @@ use super::{Verdict, log_ratio_moments, t975};
 /// The most rounds worth naming; beyond it the answer is "more than this".
 pub const MAX_ROUNDS: u32 = 1000;
 
-/// The one-sided 90 % normal quantile: the chance to decide, given the effect and the spread.
-const Z90: f64 = 1.2816;
+/// The chance to decide that the figure asks for.
+const CHANCE: f64 = 0.9;
 
 /// What more rounds would likely show, and how many it takes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -43,36 +49,51 @@ pub fn rounds_to_decide(
         return None;
     }
     let (_, m, s) = log_ratio_moments(pairs)?;
+    if !m.is_finite() || !s.is_finite() {
+        return None;
+    }
     let (up, down) = ((1.0 + floor).ln(), (1.0 - floor).ln());
-    // The room the CI's half-width has, and what clearing it would decide.
-    let (room, toward) = if m > up {
-        (
-            m - up,
-            if higher_is_better {
-                Verdict::Improved
-            } else {
-                Verdict::Regressed
-            },
-        )
+    let toward = if m > up {
+        if higher_is_better {
+            Verdict::Improved
+        } else {
+            Verdict::Regressed
+        }
     } else if m < down {
-        (
-            down - m,
-            if higher_is_better {
-                Verdict::Regressed
-            } else {
-                Verdict::Improved
-            },
-        )
+        if higher_is_better {
+            Verdict::Regressed
+        } else {
+            Verdict::Improved
+        }
     } else {
-        ((up - m).min(m - down), Verdict::NoChange)
+        Verdict::NoChange
     };
-    let rounds =
-        (2..=MAX_ROUNDS).find(|&k| (t975(k as usize - 1) + Z90) * s / f64::from(k).sqrt() <= room);
+    let rounds = (2..=MAX_ROUNDS).find(|&k| chance(m, s, up, down, k) >= CHANCE);
     Some(RoundsToDecide {
         rounds,
         toward,
         log_sd: s,
     })
+}
+
+/// The chance that `k` rounds decide, as the module says.
+fn chance(m: f64, s: f64, up: f64, down: f64, k: u32) -> f64 {
+    let t = t975(k as usize - 1);
+    // Φ(x) = P(Z ≤ x); a zero spread makes the estimate exact.
+    let phi = |room: f64| {
+        if s == 0.0 {
+            if room > 0.0 { 1.0 } else { 0.0 }
+        } else {
+            super::mann_whitney::upper_tail(-(room / (s / f64::from(k).sqrt()) - t))
+        }
+    };
+    if m > up {
+        phi(m - up)
+    } else if m < down {
+        phi(down - m)
+    } else {
+        (phi(up - m) + phi(m - down) - 1.0).max(0.0)
+    }
 }
 
 #[cfg(test)]
@@ -139,27 +160,47 @@ mod tests {
     #[test]
     fn the_estimate_holds_in_simulation() {
         // Draw rounds with the assumed effect and spread: at the named count, the paired CI
-        // clears the floor in about 90 % of trials (the estimate is a normal approximation).
+        // decides the named way in about 90 % of trials, for a change and for no change.
         use rand::{Rng, SeedableRng};
-        let (effect, sd, floor) = (0.15f64, 0.12, 0.03);
-        let d = rounds_to_decide(&pairs(effect, sd, 40), false, floor).unwrap();
-        let k = d.rounds.unwrap() as usize;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let mut normal = || {
-            let (u1, u2): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
-            (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-        };
-        let trials = 2000;
-        let decided = (0..trials)
-            .filter(|_| {
-                let p: Vec<(f64, f64)> = (0..k)
-                    .map(|_| (1.0, (effect + sd * normal()).exp()))
-                    .collect();
-                let r = super::super::paired_ratio(&p).unwrap();
-                super::super::verdict(&r, false, floor) == Verdict::Regressed
-            })
-            .count();
-        let rate = decided as f64 / trials as f64;
-        assert!((0.85..=0.96).contains(&rate), "{rate} at {k} rounds");
+        for (effect, sd, floor, want) in [
+            (0.15f64, 0.12, 0.03, Verdict::Regressed),
+            (0.0, 0.05, 0.05, Verdict::NoChange),
+            (0.02, 0.04, 0.05, Verdict::NoChange),
+        ] {
+            let d = rounds_to_decide(&pairs(effect, sd, 40), false, floor).unwrap();
+            assert_eq!(d.toward, want);
+            let k = d.rounds.unwrap() as usize;
+            let mut normal = || {
+                let (u1, u2): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
+                (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+            };
+            let trials = 4000;
+            let decided = (0..trials)
+                .filter(|_| {
+                    let p: Vec<(f64, f64)> = (0..k)
+                        .map(|_| (1.0, (effect + sd * normal()).exp()))
+                        .collect();
+                    let r = super::super::paired_ratio(&p).unwrap();
+                    super::super::verdict(&r, false, floor) == want
+                })
+                .count();
+            let rate = decided as f64 / trials as f64;
+            assert!(
+                (0.87..=0.95).contains(&rate),
+                "{rate} at {k} rounds for {want:?}"
+            );
+            // The count is the smallest: one round fewer falls short of the chance.
+            let (_, m, s) = log_ratio_moments(&pairs(effect, sd, 40)).unwrap();
+            let (up, down) = ((1.0 + floor).ln(), (1.0 - floor).ln());
+            assert!(chance(m, s, up, down, k as u32 - 1) < CHANCE);
+        }
+    }
+
+    #[test]
+    fn overflowing_ratios_give_no_estimate_rather_than_nan() {
+        let p = [(1e-300, 1e300), (1.0, 1.0), (1e-300, 1e300)];
+        let d = rounds_to_decide(&p, false, 0.02);
+        assert!(d.is_none_or(|d| d.log_sd.is_finite()), "{d:?}");
     }
 }

@@ -383,8 +383,6 @@ pub async fn run(
     Ok(code)
 }
 
-/// Whether the backend can run jobs here; when not, says why on stderr (before any run is
-/// written, so that none is left `running`).
 /// The run's backend named `name` (with `auto`'s router), checked usable here, and the settings
 /// its plans are made for (can it run the native serving client?). `Err(code)`: the command
 /// ends with it — the backend is not usable, or a signal came while it was checked (Modal's
@@ -406,6 +404,8 @@ async fn ready_backend(
     Ok(Ok((backend, router, settings)))
 }
 
+/// Whether the backend can run jobs here; when not, says why on stderr (before any run is
+/// written, so that none is left `running`).
 async fn usable(backend: &dyn runner_core::Backend) -> Result<bool> {
     let health = backend.check().await?;
     if !health.usable {

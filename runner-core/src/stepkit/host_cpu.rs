@@ -59,7 +59,7 @@ fn parse(stat: &str) -> Option<Mark> {
     Some(Mark { busy, steal, total })
 }
 
-/// The window from `start` to now (or to `end`).
+/// The window from `start` to `end`; `None` when no time passed or the counters went back.
 pub fn between(start: Mark, end: Mark) -> Option<HostCpu> {
     let total = end.total.checked_sub(start.total).filter(|t| *t > 0)? as f64;
     let busy = end.busy.checked_sub(start.busy)? as f64;

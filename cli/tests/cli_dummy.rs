@@ -18,15 +18,20 @@ fn json(o: &Output) -> serde_json::Value {
     })
 }
 
-/// A folder whose config makes the dummy's human build 1.25× the baseline.
-fn human_faster_by_a_quarter() -> tempfile::TempDir {
+/// A folder whose `perf-runner.toml` is `[dummy]` followed by `settings`.
+fn dummy_folder(settings: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("perf-runner.toml"),
-        "[dummy]\nspeed = { human = 1.25 }\n",
+        format!("[dummy]\n{settings}"),
     )
     .unwrap();
     dir
+}
+
+/// A folder whose config makes the dummy's human build 1.25× the baseline.
+fn human_faster_by_a_quarter() -> tempfile::TempDir {
+    dummy_folder("speed = { human = 1.25 }\n")
 }
 
 #[test]
@@ -98,13 +103,8 @@ fn run_and_gc_print_json_on_request() {
 fn an_inconclusive_run_says_about_how_many_rounds_would_decide_it() {
     // The human build is 1.25× faster, but its runs wobble by round (×1.0, ×1.4, ×0.8): three
     // paired rounds cannot decide it against the ±2 % floor.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = dummy_folder("speed = { human = 1.25 }\nwobble = { human = [1.0, 1.4, 0.8] }\n");
     let d = dir.path();
-    std::fs::write(
-        d.join("perf-runner.toml"),
-        "[dummy]\nspeed = { human = 1.25 }\nwobble = { human = [1.0, 1.4, 0.8] }\n",
-    )
-    .unwrap();
     let o = run_in(d, &cli::dummy_run(&["--repeats", "3"]));
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}");

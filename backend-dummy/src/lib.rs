@@ -79,6 +79,26 @@ impl Default for DummyConfig {
     }
 }
 
+impl DummyConfig {
+    /// Each `speed` or `wobble` entry that is not a finite number above 0, named by its key
+    /// (`dummy.wobble.human[2] = 0`).
+    pub fn bad_speeds(&self) -> Vec<String> {
+        let ok = |x: f64| x.is_finite() && x > 0.0;
+        let speeds = self
+            .speed
+            .iter()
+            .filter(|(_, x)| !ok(**x))
+            .map(|(v, x)| format!("dummy.speed.{v} = {x}"));
+        let wobbles = self.wobble.iter().flat_map(|(v, f)| {
+            f.iter()
+                .enumerate()
+                .filter(|(_, x)| !ok(**x))
+                .map(move |(i, x)| format!("dummy.wobble.{v}[{i}] = {x}"))
+        });
+        speeds.chain(wobbles).collect()
+    }
+}
+
 /// What `prepare` records in a build's environment folder, and `execute` reads back.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct BuildRecord {
@@ -156,16 +176,28 @@ impl Backend for DummyBackend {
     }
 
     async fn check(&self) -> Result<Health, BackendError> {
-        Ok(Health {
-            usable: true,
-            checks: vec![HealthCheck {
-                name: "gpus".into(),
-                ok: true,
+        let bad = self.config.bad_speeds();
+        let mut checks = vec![HealthCheck {
+            name: "gpus".into(),
+            ok: true,
+            detail: format!(
+                "{} fictional × {} (test only)",
+                self.config.gpus, self.config.gpu_name
+            ),
+        }];
+        if !bad.is_empty() {
+            checks.push(HealthCheck {
+                name: "speeds".into(),
+                ok: false,
                 detail: format!(
-                    "{} fictional × {} (test only)",
-                    self.config.gpus, self.config.gpu_name
+                    "{}: every speed and wobble factor must be a finite number above 0",
+                    bad.join(", ")
                 ),
-            }],
+            });
+        }
+        Ok(Health {
+            usable: bad.is_empty(),
+            checks,
         })
     }
 

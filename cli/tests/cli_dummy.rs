@@ -134,3 +134,15 @@ fn an_inconclusive_run_says_about_how_many_rounds_would_decide_it() {
         "{md}"
     );
 }
+
+#[test]
+fn impossible_speeds_make_the_backend_unusable_and_are_named() {
+    let dir = dummy_folder("speed = { agent = -1.0 }\nwobble = { human = [1.0, 0.0] }\n");
+    let o = run_in(dir.path(), &cli::dummy_run(&["--repeats", "3"]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(5), "{err}");
+    assert!(err.contains("dummy.speed.agent = -1"), "{err}");
+    assert!(err.contains("dummy.wobble.human[1] = 0"), "{err}");
+    let runs = json(&run_in(dir.path(), &["runs", "--format", "json"]));
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(0), "{runs}");
+}
